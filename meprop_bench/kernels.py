@@ -59,11 +59,15 @@ class RowGrad(NamedTuple):
 
 
 class Gradients(NamedTuple):
-    """What a backward kernel returns: input, weight and bias gradients."""
+    """What a backward kernel returns: input, weight and bias gradients.
 
-    dx: torch.Tensor
+    ``dx`` and ``db`` are None when the caller said it needs no input or bias
+    gradient (a first layer, a layer without bias): they are then never computed.
+    """
+
+    dx: torch.Tensor | None
     dw: torch.Tensor | RowGrad
-    db: torch.Tensor
+    db: torch.Tensor | None
 
     def dense_dw(self) -> torch.Tensor:
         """The weight gradient as a full tensor, whatever form the kernel returned."""
@@ -78,11 +82,19 @@ class KernelFn(Protocol):
         w: torch.Tensor,
         k: int,
         generator: torch.Generator | None = None,
+        *,
+        need_dx: bool = True,
+        need_db: bool = True,
     ) -> Gradients: ...
 
 
-def _dense(dy, x, w, k, generator=None):
-    return Gradients(dy @ w, dy.t() @ x, dy.sum(0))
+def _db(dy, need_db):
+    """The bias gradient Σ dy over the batch (always dense), if it is needed."""
+    return dy.sum(0) if need_db else None
+
+
+def _dense(dy, x, w, k, generator=None, *, need_dx=True, need_db=True):
+    return Gradients(dy @ w if need_dx else None, dy.t() @ x, _db(dy, need_db))
 
 
 def _select_per_example(method, dy, k, generator):
@@ -94,10 +106,11 @@ def _select_per_example(method, dy, k, generator):
 def _per_example_masked(method):
     """Zero all but the kept entries of dy, then the dense products (the authors' form)."""
 
-    def kernel(dy, x, w, k, generator=None):
+    def kernel(dy, x, w, k, generator=None, *, need_dx=True, need_db=True):
         idx = _select_per_example(method, dy, k, generator)
         masked = torch.zeros_like(dy).scatter_(1, idx, dy.gather(1, idx))
-        return Gradients(masked @ w, masked.t() @ x, dy.sum(0))
+        dx = masked @ w if need_dx else None
+        return Gradients(dx, masked.t() @ x, _db(dy, need_db))
 
     return kernel
 
@@ -109,7 +122,7 @@ def _per_example_sparse(method):
     arithmetic and ``searchsorted`` rather than ``bincount``, so no size is read back.
     """
 
-    def kernel(dy, x, w, k, generator=None):
+    def kernel(dy, x, w, k, generator=None, *, need_dx=True, need_db=True):
         b, n = dy.shape
         idx = _select_per_example(method, dy, k, generator).sort(dim=1).values
         vals = dy.gather(1, idx).reshape(-1)
@@ -121,7 +134,8 @@ def _per_example_sparse(method):
         cols_sorted = cols[order]
         crow_t = torch.searchsorted(cols_sorted, torch.arange(n + 1, device=dy.device))
         dyt_csr = torch.sparse_csr_tensor(crow_t, rows[order], vals[order], (n, b))
-        return Gradients(torch.sparse.mm(dy_csr, w), torch.sparse.mm(dyt_csr, x), dy.sum(0))
+        dx = torch.sparse.mm(dy_csr, w) if need_dx else None
+        return Gradients(dx, torch.sparse.mm(dyt_csr, x), _db(dy, need_db))
 
     return kernel
 
@@ -134,13 +148,14 @@ def _per_example_rowunion(method):
     on CUDA.
     """
 
-    def kernel(dy, x, w, k, generator=None):
+    def kernel(dy, x, w, k, generator=None, *, need_dx=True, need_db=True):
         idx = _select_per_example(method, dy, k, generator)
         union = torch.unique(idx)
         pos = torch.searchsorted(union, idx)
         sub = dy.new_zeros((dy.shape[0], union.numel())).scatter_(1, pos, dy.gather(1, idx))
         rows = RowGrad(union, sub.t() @ x, dy.shape[1])
-        return Gradients(sub @ w.index_select(0, union), rows, dy.sum(0))
+        dx = sub @ w.index_select(0, union) if need_dx else None
+        return Gradients(dx, rows, _db(dy, need_db))
 
     return kernel
 
@@ -148,12 +163,13 @@ def _per_example_rowunion(method):
 def _unified(compact):
     """Gather the k shared columns of dy and rows of W, then two k-wide dense GEMMs."""
 
-    def kernel(dy, x, w, k, generator=None):
+    def kernel(dy, x, w, k, generator=None, *, need_dx=True, need_db=True):
         idx = unified_topk(dy, k)
         sub = dy.index_select(1, idx)
         rows = RowGrad(idx, sub.t() @ x, dy.shape[1])
         dw = rows if compact else rows.to_dense()
-        return Gradients(sub @ w.index_select(0, idx), dw, dy.sum(0))
+        dx = sub @ w.index_select(0, idx) if need_dx else None
+        return Gradients(dx, dw, _db(dy, need_db))
 
     return kernel
 
@@ -265,11 +281,16 @@ def backward(
     method: str = "topk",
     strategy: str | None = None,
     generator: torch.Generator | None = None,
+    *,
+    need_dx: bool = True,
+    need_db: bool = True,
 ) -> Gradients:
     """Run one backward kernel after validating its inputs.
 
     ``k`` is a count, or a float in (0, 1] meaning a fraction of n (ignored by
-    ``dense`` beyond validation). ``generator`` feeds ``randk``.
+    ``dense`` beyond validation). ``generator`` feeds ``randk``. ``need_dx`` /
+    ``need_db`` False skip the input / bias gradient (returned as None).
     """
     kernel = get_kernel(method, strategy)
-    return kernel.fn(dy, x, w, check_inputs(dy, x, w, k), generator)
+    k = check_inputs(dy, x, w, k)
+    return kernel.fn(dy, x, w, k, generator, need_dx=need_dx, need_db=need_db)

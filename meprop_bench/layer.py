@@ -21,21 +21,20 @@ class _MePropFunction(torch.autograd.Function):
     def forward(ctx, x, weight, bias, kernel: Kernel, k: int, sparse_grad: bool):
         ctx.save_for_backward(x, weight)
         ctx.kernel, ctx.k, ctx.sparse_grad = kernel, k, sparse_grad
-        ctx.has_bias = bias is not None
         return F.linear(x, weight, bias)
 
     @staticmethod
     def backward(ctx, dy):
         x, weight = ctx.saved_tensors
+        need_dx, need_dw, need_db = ctx.needs_input_grad[:3]
         x2 = x.reshape(-1, x.shape[-1])
         dy2 = dy.reshape(-1, dy.shape[-1])
-        grads = ctx.kernel.fn(dy2, x2, weight, ctx.k)
-        dw = grads.dw
+        grads = ctx.kernel.fn(dy2, x2, weight, ctx.k, need_dx=need_dx, need_db=need_db)
+        dw = grads.dw if need_dw else None
         if isinstance(dw, RowGrad):
             dw = dw.to_sparse_coo() if ctx.sparse_grad else dw.to_dense()
-        dx = grads.dx.reshape(x.shape) if ctx.needs_input_grad[0] else None
-        db = grads.db if ctx.has_bias else None
-        return dx, dw, db, None, None, None
+        dx = grads.dx.reshape(x.shape) if need_dx else None
+        return dx, dw, grads.db, None, None, None
 
 
 class MePropLinear(nn.Linear):

@@ -133,6 +133,19 @@ def test_tied_selection_is_repeatable():
     assert unified.unique().numel() == 17 and torch.equal(unified, unified.sort().values)
 
 
+@pytest.mark.parametrize("method,strategy", ALL)
+def test_unneeded_gradients_are_skipped(method, strategy):
+    dy, x, w = make(12, 7, 30)
+    seed = 3
+    full = backward(dy, x, w, 5, method, strategy, torch.Generator().manual_seed(seed))
+    part = backward(
+        dy, x, w, 5, method, strategy, torch.Generator().manual_seed(seed),
+        need_dx=False, need_db=False,
+    )  # fmt: skip
+    assert part.dx is None and part.db is None
+    torch.testing.assert_close(part.dense_dw(), full.dense_dw(), rtol=0, atol=0)
+
+
 def test_compact_strategies_return_sorted_unique_rows():
     dy, x, w = make(20, 9, 60)
     for key, kern in KERNELS.items():

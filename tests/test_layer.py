@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 from reference import masked_grads, per_example_mask, unified_mask
 from torch import nn
 
-from meprop_bench import KERNELS, MePropInputError, MePropLinear, swap_linear
+from meprop_bench import KERNELS, MePropInputError, MePropLinear, backward, swap_linear
 
 ALL = sorted(KERNELS)
 
@@ -90,11 +92,24 @@ def test_sparse_grad_needs_compact_strategy():
     assert MePropLinear(4, 8, k=2, method="topk", sparse_grad=True).strategy == "rowunion"
 
 
-def test_no_input_gradient_when_input_does_not_need_one():
-    layer = MePropLinear(4, 8, k=2)
-    x = torch.randn(3, 4)
+@pytest.mark.parametrize("x_grad", [True, False])
+@pytest.mark.parametrize("bias", [True, False])
+def test_backward_computes_only_the_gradients_autograd_needs(x_grad, bias):
+    layer = MePropLinear(4, 8, bias=bias, k=2, method="unified")
+    asked = []
+    kernel_fn = layer.kernel.fn
+
+    def spy(*args, **kwargs):
+        asked.append(kwargs)
+        return kernel_fn(*args, **kwargs)
+
+    layer.kernel = dataclasses.replace(layer.kernel, fn=spy)
+    x = torch.randn(3, 4, requires_grad=x_grad)
     layer(x).sum().backward()
-    assert x.grad is None and layer.weight.grad is not None
+    assert asked == [{"need_dx": x_grad, "need_db": bias}]
+    assert (x.grad is not None) == x_grad
+    want = backward(torch.ones(3, 8), x.detach(), layer.weight.detach(), 2, "unified")
+    torch.testing.assert_close(layer.weight.grad, want.dense_dw())
 
 
 @pytest.mark.parametrize(
