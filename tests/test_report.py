@@ -158,6 +158,7 @@ from meprop_bench.report import (  # noqa: E402
     load_benchmarks,
     load_trainings,
     pair_speedups,
+    tables,
     time_split,
     training_runs,
     training_summary,
@@ -217,6 +218,26 @@ def test_pairing_picks_the_dense_case_of_the_same_shape_and_threads(tmp_path):
     assert row["ci_low"] <= row["speedup"] <= row["ci_high"]
     assert row["ideal"] == pytest.approx(8.0)
     assert row["efficiency"] == pytest.approx(row["speedup"] / 8)
+
+
+def test_speedup_table_says_the_threads_only_when_they_vary(tmp_path):
+    def table(thread_counts):
+        cases = [
+            kernel_case(suite, method, strategy, 64, k, threads=t, median=median)
+            for t in thread_counts
+            for suite, method, strategy, k, median in (
+                ("layer", "dense", "dense", 64, 8e-3 / t),
+                ("layer", "unified", "compact", 8, 1e-3),
+            )
+        ]
+        name = "-".join(map(str, thread_counts))
+        frame = load_benchmarks([write(tmp_path / f"{name}.json", bench_doc(cases))])
+        return tables.speedup_table(pair_speedups(frame).speedups, "layer")
+
+    assert "threads" not in table([2]).columns
+    both = table([1, 2])
+    assert list(both["threads"]) == ["1", "2"]
+    assert list(both["speedup"]) == ["8.00x", "4.00x"]
 
 
 def test_pairing_stays_within_a_file(tmp_path):

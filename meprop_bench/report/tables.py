@@ -45,6 +45,11 @@ def _share(value: float) -> str:
     return f"{value:.0%}" if math.isfinite(value) else "-"
 
 
+def _threads(value: float) -> str:
+    """A case's thread count; a case run at the process's default has none recorded."""
+    return "default" if pd.isna(value) else str(int(value))
+
+
 def _pct(value: float) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value * 100:.2f}"
 
@@ -54,13 +59,14 @@ def speedup_table(speedups: pd.DataFrame, suite: str) -> pd.DataFrame:
     if speedups.empty:
         return pd.DataFrame()
     frame = speedups[speedups["suite"] == suite].sort_values(
-        ["device_name", "grads", "n", "B", "k", "kernel"], na_position="first"
+        ["device_name", "grads", "n", "B", "k", "kernel", "threads"], na_position="first"
     )
     width = frame["hidden"] if suite == "train_step" else frame["n"]
     table = pd.DataFrame(
         {
             "device": frame["device_name"],
             "kernel": frame["kernel"],
+            "threads": frame["threads"].map(_threads),
             "dY": frame["grads"].fillna("-"),
             "B": frame["B"].astype(int),
             "n": width.astype(int),
@@ -74,8 +80,8 @@ def speedup_table(speedups: pd.DataFrame, suite: str) -> pd.DataFrame:
             "rounds": frame["rounds"].astype(int),
         }
     )  # fmt: skip
-    # One device: the inputs section names it; several: each row says which.
-    return table if table["device"].nunique() > 1 else table.drop(columns="device")
+    # One device or thread count: the inputs section names it; several: each row says which.
+    return table.drop(columns=[c for c in ("device", "threads") if table[c].nunique() < 2])
 
 
 def split_table(split: pd.DataFrame) -> pd.DataFrame:
