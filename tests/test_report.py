@@ -240,6 +240,22 @@ def test_speedup_table_says_the_threads_only_when_they_vary(tmp_path):
     assert list(both["speedup"]) == ["8.00x", "4.00x"]
 
 
+def test_paper_comparison_names_each_rows_threads(tmp_path):
+    cases = [
+        kernel_case("paper", method, strategy, 500, k, batch=50, threads=t, median=median)
+        for t in (1, 2)
+        for method, strategy, k, median in (
+            ("dense", "dense", 500, 1e-3),
+            ("unified", "compact", 20, 1e-4),
+        )
+    ]
+    frame = load_benchmarks([write(tmp_path / "p.json", bench_doc(cases))])
+    table = tables.paper_comparison(pair_speedups(frame).speedups)
+    mnist = table[table["paper"] == "Table 1 MNIST (adam)"]
+    cases = list(mnist["measured case"])
+    assert len(cases) == 2 and "threads=1" in cases[0] and "threads=2" in cases[1]
+
+
 def test_pairing_stays_within_a_file(tmp_path):
     dense_cases = [kernel_case("backward", "dense", "dense", 64, 64, batch=8)]
     sparse_cases = [kernel_case("backward", "topk", "masked", 64, 8, batch=8)]

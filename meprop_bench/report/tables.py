@@ -189,15 +189,20 @@ def paper_comparison(speedups: pd.DataFrame) -> pd.DataFrame:
     rows = []
     published = published_speedups()
     if speedups.empty:
-        speedups = pd.DataFrame(columns=["suite", "B", "n", "d_in", "hidden", "k", "kernel"])
+        speedups = pd.DataFrame(
+            columns=["suite", "B", "n", "d_in", "hidden", "k", "kernel", "threads"]
+        )
     for (table, task), group in published.groupby(["table", "task"], sort=False):
         matched = False
         for _, pub in group.iterrows():
             found, what = _matches(speedups, pub)
-            for _, m in found.sort_values(["B", "kernel"]).iterrows():
+            for _, m in found.sort_values(["B", "kernel", "threads"]).iterrows():
                 matched = True
                 optimizer = f" ({pub['optimizer']})" if pub["optimizer"] else ""
-                case = f"{m['kernel']}, B={int(m['B'])}, n={int(m['n'])}, {m['suite']} suite"
+                threads = "" if pd.isna(m["threads"]) else f", threads={int(m['threads'])}"
+                case = (
+                    f"{m['kernel']}, B={int(m['B'])}, n={int(m['n'])}{threads}, {m['suite']} suite"
+                )
                 rows.append(
                     {
                         "paper": f"{table} {task}{optimizer}",
