@@ -7,6 +7,7 @@ records what was skipped and why.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,11 +191,14 @@ def speedup_vs_batch(data: ReportData) -> Figure:
 def _heatmap(data: pd.DataFrame, limit: float, **_: object) -> None:
     table = data.pivot_table(index="n", columns="k_share", values="speedup", aggfunc="median")
     ax = plt.gca()
-    sns.heatmap(
-        np.log2(table), annot=table.map(lambda v: f"{v:.1f}x"), fmt="", cmap="vlag_r",
-        center=0, vmin=-limit, vmax=limit, cbar=False, ax=ax,
-        xticklabels=[f"{v:g}" for v in table.columns], yticklabels=list(table.index),
-    )  # fmt: skip
+    with warnings.catch_warnings():
+        # seaborn's own use of a matplotlib API due for deprecation; nothing a user can act on
+        warnings.filterwarnings("ignore", "The set_bad function", PendingDeprecationWarning)
+        sns.heatmap(
+            np.log2(table), annot=table.map(lambda v: f"{v:.1f}x"), fmt="", cmap="vlag_r",
+            center=0, vmin=-limit, vmax=limit, cbar=False, ax=ax,
+            xticklabels=[f"{v:g}" for v in table.columns], yticklabels=list(table.index),
+        )  # fmt: skip
     ax.grid(False)
 
 
