@@ -24,6 +24,7 @@ from typing import NamedTuple, Protocol
 
 import torch
 
+from meprop_bench import workspace
 from meprop_bench.errors import MePropInputError
 from meprop_bench.selection import randk_per_example, resolve_k, topk_per_example, unified_topk
 
@@ -108,7 +109,7 @@ def _per_example_masked(method):
 
     def kernel(dy, x, w, k, generator=None, *, need_dx=True, need_db=True):
         idx = _select_per_example(method, dy, k, generator)
-        masked = torch.zeros_like(dy).scatter_(1, idx, dy.gather(1, idx))
+        masked = workspace.zeros_like(dy, "masked").scatter_(1, idx, dy.gather(1, idx))
         dx = masked @ w if need_dx else None
         return Gradients(dx, masked.t() @ x, _db(dy, need_db))
 
@@ -154,7 +155,7 @@ def _per_example_rowunion(method):
         pos = torch.searchsorted(union, idx)
         sub = dy.new_zeros((dy.shape[0], union.numel())).scatter_(1, pos, dy.gather(1, idx))
         rows = RowGrad(union, sub.t() @ x, dy.shape[1])
-        dx = sub @ w.index_select(0, union) if need_dx else None
+        dx = sub @ workspace.index_select(w, 0, union, "rows") if need_dx else None
         return Gradients(dx, rows, _db(dy, need_db))
 
     return kernel
@@ -168,7 +169,7 @@ def _unified(compact):
         sub = dy.index_select(1, idx)
         rows = RowGrad(idx, sub.t() @ x, dy.shape[1])
         dw = rows if compact else rows.to_dense()
-        dx = sub @ w.index_select(0, idx) if need_dx else None
+        dx = sub @ workspace.index_select(w, 0, idx, "rows") if need_dx else None
         return Gradients(dx, dw, _db(dy, need_db))
 
     return kernel

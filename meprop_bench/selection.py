@@ -15,6 +15,7 @@ import numbers
 
 import torch
 
+from meprop_bench import workspace
 from meprop_bench.errors import MePropInputError
 
 
@@ -39,7 +40,7 @@ def resolve_k(k: int | float, n: int) -> int:
 
 def topk_per_example(dy: torch.Tensor, k: int) -> torch.Tensor:
     """Indices (B x k) of the k largest |dY| entries of each row: the original meProp."""
-    return dy.abs().topk(k, dim=1, sorted=False).indices
+    return workspace.abs_of(dy).topk(k, dim=1, sorted=False).indices
 
 
 def unified_topk(dy: torch.Tensor, k: int) -> torch.Tensor:
@@ -51,7 +52,7 @@ def unified_topk(dy: torch.Tensor, k: int) -> torch.Tensor:
     gradient be a coalesced sparse tensor.
     """
     acc = torch.promote_types(dy.dtype, torch.float32)
-    score = dy.abs().sum(0, dtype=acc)
+    score = workspace.abs_of(dy).sum(0, dtype=acc)
     return score.topk(k, sorted=False).indices.sort().values
 
 
