@@ -16,7 +16,7 @@ import torch
 
 from meprop_bench.cli import parse_dtype, parse_k, positive_int, resolve_device, run_main
 from meprop_bench.kernels import KERNELS, check_inputs, get_kernel
-from meprop_bench.machine import describe, threads
+from meprop_bench.machine import describe, machine_info, threads
 from meprop_bench.results import envelope, write_new_json
 from meprop_bench.timing import make_timer, measure_interleaved, paired_ratio
 
@@ -66,6 +66,7 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
     fns = {kern.name: (lambda kern=kern: kern.fn(dy, x, w, k)) for kern in [dense, *kernels]}
     with threads(args.threads) as n_threads:
         times = measure_interleaved(fns, make_timer(device), args.rounds, args.warmup)
+        machine = machine_info()
     rows = []
     for name, m in times.items():
         ratio = paired_ratio(times[dense.name], m)
@@ -87,7 +88,7 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
         "threads": n_threads, "rounds": args.rounds, "warmup": args.warmup, "seed": args.seed,
         "input": "synthetic gaussian",
     }  # fmt: skip
-    return envelope(SCHEMA, SCHEMA_VERSION, params=params, results=rows)
+    return envelope(SCHEMA, SCHEMA_VERSION, machine=machine, params=params, results=rows)
 
 
 def format_table(result: dict[str, Any]) -> str:

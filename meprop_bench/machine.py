@@ -125,9 +125,10 @@ def machine_info() -> dict[str, Any]:
 
 def describe(info: dict[str, Any]) -> str:
     """One line naming the machine, for reports and terminal output."""
+    n_threads = info["torch_threads"]
     line = (
         f"{info['cpu_model']} ({info['cpu_count']} cores, {info['cpu_capability']}), "
-        f"torch {info['torch']}, {info['blas']}, {info['torch_threads']} threads"
+        f"torch {info['torch']}, {info['blas']}, {n_threads} thread{'s' * (n_threads != 1)}"
     )
     for gpu in info.get("gpus", []):
         line += f"; GPU {gpu['name']} (CUDA {gpu['cuda_runtime']}, driver {gpu['driver']})"

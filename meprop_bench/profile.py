@@ -35,7 +35,7 @@ from meprop_bench.cli import DTYPES, parse_k, positive_int, resolve_device, run_
 from meprop_bench.grid import parse_devices
 from meprop_bench.inputs import case_inputs
 from meprop_bench.kernels import KERNELS, METHODS
-from meprop_bench.machine import threads
+from meprop_bench.machine import machine_info, threads
 from meprop_bench.opstats import BACKWARD, CATEGORIES, SELECT, OpStats, write_csv
 from meprop_bench.results import envelope, write_new_json
 
@@ -399,6 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with threads(args.threads) as thread_count:
         part = run_torch_profiler(step, torch.device(case.device), args.duration,
                                   out_dir / FILES["trace"])  # fmt: skip
+        machine = machine_info()
     files = write_tables(part.stats, out_dir)
     print(format_summary(case, part))
     spy = PySpyResult(False, args.native, message="skipped (--no-py-spy)")
@@ -408,8 +409,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"py-spy: {spy.message}", file=sys.stderr)
     files.update(spy.files)
     manifest = envelope(
-        SCHEMA, SCHEMA_VERSION, case=asdict(case), case_id=case.case_id, threads=thread_count,
-        duration_s=args.duration, warmup=WARMUP,
+        SCHEMA, SCHEMA_VERSION, machine=machine, case=asdict(case), case_id=case.case_id,
+        threads=thread_count, duration_s=args.duration, warmup=WARMUP,
         torch_profiler={"iterations": part.stats.iterations, "windows": part.windows,
                         "wall_s": round(part.wall_s, 3),
                         "ms_per_iteration": round(part.stats.ms_per_iteration, 6),

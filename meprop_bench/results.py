@@ -14,15 +14,22 @@ from meprop_bench import __version__
 from meprop_bench.machine import machine_info
 
 
-def envelope(schema: str, version: int, **payload: Any) -> dict[str, Any]:
-    """Wrap ``payload`` with what a reader needs to trust and reproduce it."""
+def envelope(
+    schema: str, version: int, *, machine: dict[str, Any] | None = None, **payload: Any
+) -> dict[str, Any]:
+    """Wrap ``payload`` with what a reader needs to trust and reproduce it.
+
+    ``machine`` is the :func:`machine_info` taken while the work ran (inside its
+    thread setting, so the thread counts it records are the ones used); by default,
+    taken now.
+    """
     return {
         "schema": schema,
         "schema_version": version,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "meprop_bench_version": __version__,
         "argv": list(sys.argv),
-        "machine": machine_info(),
+        "machine": machine_info() if machine is None else machine,
         **payload,
     }
 

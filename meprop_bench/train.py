@@ -50,7 +50,7 @@ from meprop_bench.cli import parse_k, positive_int, resolve_device, run_main
 from meprop_bench.data import DATASETS, MnistData, Split, load_data, minibatches
 from meprop_bench.errors import MePropInputError
 from meprop_bench.kernels import METHODS
-from meprop_bench.machine import threads
+from meprop_bench.machine import machine_info, threads
 from meprop_bench.models import build_mlp
 from meprop_bench.results import envelope, write_new_json
 from meprop_bench.selection import resolve_k
@@ -388,12 +388,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{run['best_epoch']}, test {run['test_acc_at_best']:.4f} ({run['wall_s']:.1f} s)"
             )
             runs.append(run)
+        machine = machine_info()
     config = vars(args)
     if args.experiment:
         config.update(method=None, k=None, hidden=None, dropout=None)
     doc = envelope(
         SCHEMA,
         SCHEMA_VERSION,
+        machine=machine,
         experiment=args.experiment,
         config=config,
         data=data.describe(),

@@ -73,12 +73,14 @@ def test_model_shape_and_meprop_layers():
 def test_cli_writes_a_valid_file_and_never_clobbers(tmp_path, capsys):
     out = tmp_path / "run.json"
     argv = ["--method", "topk", "--k", "0.25", "--hidden", "16", "--epochs", "2",
-            "--seeds", "0", "1", "--out", str(out), "--threads", "1"]  # fmt: skip
+            "--seeds", "0", "1", "--out", str(out), "--threads", "2"]  # fmt: skip
     assert run_main(main, argv) == 0
     doc = json.loads(out.read_text())
     validate_training(doc)
     assert doc["schema"] == "meprop-bench/training" and doc["experiment"] is None
     assert doc["config"]["seeds"] == [0, 1] and doc["config"]["lr"] == 0.001
+    # The machine as the runs had it (2 threads), not as the process does (1, the fixture's).
+    assert doc["machine"]["torch_threads"] == 2
     assert [(r["seed"], r["k"], r["label"]) for r in doc["runs"]] == [
         (0, 4, "topk k=4 h=16"),
         (1, 4, "topk k=4 h=16"),

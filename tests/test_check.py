@@ -1,0 +1,55 @@
+"""``python -m meprop_bench.check``: its JSON, its figures and its usage errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from meprop_bench.check import main
+from meprop_bench.cli import run_main
+
+TINY = ["-B", "4", "--d-in", "8", "--n", "16", "--k", "0.25", "--rounds", "5", "--warmup", "1"]
+
+
+def test_json_holds_the_samples_and_their_per_round_speedups(tmp_path, capsys):
+    out = tmp_path / "check.json"
+    argv = [*TINY, "--kernels", "unified/compact", "topk/masked", "--threads", "1"]
+    assert run_main(main, [*argv, "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["schema"] == "meprop-bench/check" and doc["schema_version"] == 1
+    params = doc["params"]
+    assert (params["k"], params["ideal_speedup"], params["threads"]) == (4, 4.0, 1)
+    # The machine is described as the run had it: with the requested thread count.
+    assert doc["machine"]["torch_threads"] == 1
+    rows = {row["kernel"]: row for row in doc["results"]}
+    assert list(rows) == ["dense/dense", "unified/compact", "topk/masked"]
+    dense = np.array(rows["dense/dense"]["samples_s"])
+    for row in rows.values():
+        samples = np.array(row["samples_s"])
+        assert len(samples) == 5 and row["median_s"] == pytest.approx(np.median(samples))
+        assert row["speedup"] == pytest.approx(np.median(dense / samples))
+    printed = capsys.readouterr().out
+    assert "unified/compact" in printed and ", 1 thread\n" in printed
+
+
+def test_an_existing_result_is_never_overwritten(tmp_path, capsys):
+    out = tmp_path / "check.json"
+    out.write_text("earlier")
+    assert run_main(main, [*TINY, "--kernels", "unified/compact", "--json", str(out)]) == 2
+    assert out.read_text() == "earlier"
+    assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--kernels", "unified/nope"], "unknown strategy 'nope'"),
+        (["--k", "99"], "k=99 is out of range"),
+        (["--device", "cuda:7"], "cuda"),
+    ],
+)
+def test_usage_errors_name_the_problem(argv, message, capsys):
+    assert run_main(main, [*TINY, *argv]) == 2
+    assert message in capsys.readouterr().err
