@@ -26,7 +26,13 @@ import torch
 
 from meprop_bench import workspace
 from meprop_bench.errors import MePropInputError
-from meprop_bench.selection import randk_per_example, resolve_k, topk_per_example, unified_topk
+from meprop_bench.selection import (
+    batch_sum,
+    randk_per_example,
+    resolve_k,
+    topk_per_example,
+    unified_topk,
+)
 
 # torch warns once per process that CSR support is beta and that sparse invariant
 # checks are off by default; both are known here (tests turn the checks on).
@@ -91,7 +97,7 @@ class KernelFn(Protocol):
 
 def _db(dy, need_db):
     """The bias gradient Σ dy over the batch (always dense), if it is needed."""
-    return dy.sum(0) if need_db else None
+    return batch_sum(dy) if need_db else None
 
 
 def _dense(dy, x, w, k, generator=None, *, need_dx=True, need_db=True):

@@ -38,6 +38,18 @@ def resolve_k(k: int | float, n: int) -> int:
     return max(1, min(n, round(float(k) * n)))
 
 
+def batch_sum(t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Σ over the batch (dim 0) of a B x n tensor: ``t.sum(0, dtype=dtype)``.
+
+    float32 and float64 take a GEMV against a ones vector instead, which BLAS streams at
+    full bandwidth: on the development CPU it took 0.09 ms to ``sum(0)``'s 0.13 ms at
+    B=256, n=4096, and the unified backward needs two such sums (score and bias).
+    """
+    if t.dtype in (torch.float32, torch.float64) and dtype in (None, t.dtype):
+        return torch.mv(t.t(), t.new_ones(t.shape[0]))
+    return t.sum(0, dtype=dtype)
+
+
 def topk_per_example(dy: torch.Tensor, k: int) -> torch.Tensor:
     """Indices (B x k) of the k largest |dY| entries of each row: the original meProp."""
     return workspace.abs_of(dy).topk(k, dim=1, sorted=False).indices
@@ -52,7 +64,7 @@ def unified_topk(dy: torch.Tensor, k: int) -> torch.Tensor:
     gradient be a coalesced sparse tensor.
     """
     acc = torch.promote_types(dy.dtype, torch.float32)
-    score = workspace.abs_of(dy).sum(0, dtype=acc)
+    score = batch_sum(workspace.abs_of(dy), dtype=acc)
     return score.topk(k, sorted=False).indices.sort().values
 
 

@@ -9,7 +9,12 @@ from reference import index_mask, masked_grads, per_example_mask, unified_mask
 
 from meprop_bench import KERNELS, MePropInputError, RowGrad, backward, get_kernel
 from meprop_bench.kernels import strategies
-from meprop_bench.selection import randk_per_example, topk_per_example, unified_topk
+from meprop_bench.selection import (
+    batch_sum,
+    randk_per_example,
+    topk_per_example,
+    unified_topk,
+)
 
 ALL = sorted(KERNELS)
 SHAPES = [(1, 1, 1), (7, 5, 13), (32, 64, 48), (16, 200, 300)]  # (B, d_in, n)
@@ -144,6 +149,24 @@ def test_unneeded_gradients_are_skipped(method, strategy):
     )  # fmt: skip
     assert part.dx is None and part.db is None
     torch.testing.assert_close(part.dense_dw(), full.dense_dw(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_batch_sum_is_the_sum_over_the_batch(dtype):
+    t = torch.randn(37, 11, dtype=dtype, generator=torch.Generator().manual_seed(0))
+    got = batch_sum(t[:, ::2])  # non-contiguous too
+    assert got.dtype == dtype
+    torch.testing.assert_close(got, t[:, ::2].sum(0))
+
+
+def test_half_precision_scores_cannot_overflow():
+    """|dY| summed over a batch overflows float16 (max 65504); the score does not, so
+    the column that really is largest is the one kept."""
+    dy = torch.full((64, 6), 2000.0, dtype=torch.float16)
+    dy[:, 3] = 3000.0
+    assert torch.isinf(dy.abs().sum(0)).all()
+    assert torch.isfinite(batch_sum(dy.abs(), dtype=torch.float32)).all()
+    assert unified_topk(dy, 1).tolist() == [3]
 
 
 def test_compact_strategies_return_sorted_unique_rows():
