@@ -20,36 +20,55 @@ import threading
 import torch
 
 
+class _Slot:
+    """One growable buffer and the shaped views of it handed out so far."""
+
+    def __init__(self, numel: int, dtype: torch.dtype) -> None:
+        self.buffer = torch.empty(numel, dtype=dtype)
+        self.views: dict[tuple[int, ...], torch.Tensor] = {}
+
+
 class _Slots(threading.local):
     def __init__(self) -> None:
-        self.buffers: dict[tuple[str, torch.dtype], torch.Tensor] = {}
+        self.slots: dict[tuple[str, torch.dtype], _Slot] = {}
 
 
 _SLOTS = _Slots()
+_MAX_VIEWS = 32
 
 
 def scratch(slot: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor | None:
     """An uninitialised ``shape`` tensor of ``like``'s dtype, reused across calls for
     the same ``slot`` on this thread; None where no scratch may be used: off the CPU,
-    or when autograd would record the op writing into it (out= ops do not support it)."""
-    if like.device.type != "cpu" or (torch.is_grad_enabled() and like.requires_grad):
+    or when autograd would record the op writing into it (out= ops do not support it).
+
+    A repeated request is a dictionary look-up (the view is kept), since the kernels
+    ask on every call and at small shapes every microsecond shows.
+    """
+    if not like.is_cpu or (like.requires_grad and torch.is_grad_enabled()):
         return None
+    entry = _SLOTS.slots.get((slot, like.dtype))
+    if entry is not None:
+        view = entry.views.get(shape)
+        if view is not None:
+            return view
     need = math.prod(shape)
-    key = (slot, like.dtype)
-    buf = _SLOTS.buffers.get(key)
-    if buf is None or buf.numel() < need:
-        buf = _SLOTS.buffers[key] = torch.empty(need, dtype=like.dtype)
-    return buf[:need].view(shape)
+    if entry is None or entry.buffer.numel() < need:
+        entry = _SLOTS.slots[(slot, like.dtype)] = _Slot(need, like.dtype)
+    if len(entry.views) >= _MAX_VIEWS:  # shapes that vary call to call (rowunion's union)
+        entry.views.clear()
+    view = entry.views[shape] = entry.buffer[:need].view(shape)
+    return view
 
 
 def release() -> None:
     """Free this thread's scratch buffers (they are made again when next needed)."""
-    _SLOTS.buffers.clear()
+    _SLOTS.slots.clear()
 
 
 def held_bytes() -> int:
     """Bytes of scratch this thread holds."""
-    return sum(b.numel() * b.element_size() for b in _SLOTS.buffers.values())
+    return sum(e.buffer.numel() * e.buffer.element_size() for e in _SLOTS.slots.values())
 
 
 def abs_of(t: torch.Tensor, slot: str = "abs") -> torch.Tensor:

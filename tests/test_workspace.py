@@ -32,6 +32,15 @@ def test_a_slot_is_reused_and_grows_only_when_asked_for_more():
     assert workspace.held_bytes() == 0
 
 
+def test_shapes_that_vary_do_not_pile_up_views():
+    like = torch.empty(0)
+    for rows in range(1, 200):
+        view = workspace.scratch("rows", (rows, 4), like)
+        assert view.shape == (rows, 4)
+    assert workspace.held_bytes() == 199 * 4 * 4
+    assert len(workspace._SLOTS.slots[("rows", torch.float32)].views) <= workspace._MAX_VIEWS
+
+
 def test_dtypes_and_threads_get_their_own_buffers():
     mine = workspace.scratch("s", (16,), torch.empty(0))
     assert workspace.scratch("s", (16,), torch.empty(0, dtype=torch.float64)).dtype == torch.float64
