@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from meprop_bench import allocator
 from meprop_bench.cli import parse_dtype, parse_k, positive_int, resolve_device, run_main
 from meprop_bench.kernels import KERNELS, check_inputs, get_kernel
 from meprop_bench.machine import describe, machine_info, threads
@@ -49,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=positive_int, default=15, help="timed rounds")
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic inputs")
+    parser.add_argument(
+        "--malloc",
+        choices=allocator.MODES,
+        default="default",
+        help="C allocator setting; steady stops repeated allocations page-faulting "
+        "(see meprop_bench.allocator)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the results here")
     parser.add_argument("--force", action="store_true", help="let --json overwrite a file")
     return parser
@@ -57,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run_check(args: argparse.Namespace) -> dict[str, Any]:
     """Time dense and the chosen kernels; return rows ready to print or save."""
     device = resolve_device(args.device, "--device")
+    allocator.set_mode(args.malloc)
     kernels = [get_kernel(*name.split("/", 1)) for name in args.kernels]
     gen = torch.Generator().manual_seed(args.seed)
     shapes = ((args.batch, args.n), (args.batch, args.d_in), (args.n, args.d_in))
@@ -79,6 +88,7 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
                 "speedup": ratio.median,
                 "speedup_q1": ratio.q1,
                 "speedup_q3": ratio.q3,
+                "minor_faults_median": m.median_faults,
                 "samples_s": list(m.samples),
             }
         )
@@ -99,13 +109,16 @@ def format_table(result: dict[str, Any]) -> str:
         f"machine: {describe(result['machine'])}\n"
     )
     lines = [f"{'kernel':<18}{'median ms':>11}{'IQR ms':>9}{'speedup':>9}  {'[q1-q3]':<15}"
-             f"{'ideal n/k':>9}{'of ideal':>9}"]  # fmt: skip
+             f"{'ideal n/k':>9}{'of ideal':>9}{'faults':>8}"]  # fmt: skip
     for r in result["results"]:
+        faults = r["minor_faults_median"]
         lines.append(
             f"{r['kernel']:<18}{r['median_s'] * 1e3:>11.3f}{(r['q3_s'] - r['q1_s']) * 1e3:>9.3f}"
             f"{r['speedup']:>8.1f}x  [{r['speedup_q1']:.1f}-{r['speedup_q3']:.1f}]".ljust(64)
             + f"{p['ideal_speedup']:>9.1f}{r['speedup'] / p['ideal_speedup']:>9.0%}"
+            + (f"{faults:>8.0f}" if faults is not None else f"{'-':>8}")
         )
+    lines.append("faults: median minor page faults per call (CPU; see meprop_bench.allocator)")
     return head + "\n".join(lines)
 
 

@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from meprop_bench import allocator
+
 
 @contextmanager
 def threads(count: int | None) -> Iterator[int]:
@@ -116,6 +118,7 @@ def machine_info() -> dict[str, Any]:
             {k: pool.get(k) for k in ("user_api", "internal_api", "num_threads", "version")}
             for pool in threadpool_info()
         ],
+        "allocator": allocator.info(),
         "cuda_available": torch.cuda.is_available(),
     }
     if torch.cuda.is_available():
@@ -130,6 +133,8 @@ def describe(info: dict[str, Any]) -> str:
         f"{info['cpu_model']} ({info['cpu_count']} cores, {info['cpu_capability']}), "
         f"torch {info['torch']}, {info['blas']}, {n_threads} thread{'s' * (n_threads != 1)}"
     )
+    if info.get("allocator", {}).get("mode", "default") != "default":
+        line += f", malloc {info['allocator']['mode']}"
     for gpu in info.get("gpus", []):
         line += f"; GPU {gpu['name']} (CUDA {gpu['cuda_runtime']}, driver {gpu['driver']})"
     return line

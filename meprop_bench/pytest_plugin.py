@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 import pytest
 import torch
 
+from meprop_bench import allocator
 from meprop_bench.cases import Case
 from meprop_bench.errors import MePropInputError
 from meprop_bench.grid import Grid, apply_overrides, select_profile
@@ -61,6 +63,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for axis, text in AXES.items():
         group.addoption(f"--meprop-{axis}", default=None, metavar="LIST", help=text)
     group.addoption(
+        "--meprop-malloc",
+        default="default",
+        metavar="MODE",
+        help="C allocator setting: default (leave malloc alone) or steady (glibc: mmap only "
+        "from 32 MiB, never trim, so repeated allocations stop page-faulting); see "
+        "meprop_bench.allocator",
+    )
+    group.addoption(
         "--meprop-partial",
         default=None,
         metavar="PATH",
@@ -81,6 +91,10 @@ def pytest_configure(config: pytest.Config) -> None:
         slowdown_fraction()
     except MePropInputError as err:
         raise pytest.UsageError(str(err)) from None
+    try:
+        allocator.set_mode(config.getoption("meprop_malloc"))
+    except MePropInputError as err:
+        raise pytest.UsageError(f"--meprop-malloc: {err}") from None
     config.stash[GRID_KEY] = grid
     config.stash[PROFILE_KEY] = profile
     config.stash[PARTIAL_KEY] = PartialResults(config)
@@ -254,14 +268,20 @@ class CaseBench:
                 bench.extra_info["injected_slowdown"] = fraction
             clock = SampleClock(timer.name)
             bench._timer = clock  # pytest-benchmark has no public hook for its clock
+            faults: list[int] = []
 
             def one_round() -> None:
                 if setup is not None:
                     setup()
                 with gc_disabled():
                     clock.advance(timer(fn))
+                if timer.last_faults is not None:
+                    faults.append(timer.last_faults)
 
             bench.pedantic(one_round, rounds=self.grid.rounds, warmup_rounds=self.grid.warmup)
+            timed = faults[-self.grid.rounds :]  # the warm-up rounds came first
+            if timed:
+                bench.extra_info["minor_faults_per_call"] = statistics.median(timed)
 
 
 @pytest.fixture

@@ -22,14 +22,22 @@ from dataclasses import dataclass
 
 import torch
 
+from meprop_bench.allocator import minor_faults
+
 Fn = Callable[[], object]
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """Raw per-call samples in seconds, with the robust statistics we report."""
+    """Raw per-call samples in seconds, with the robust statistics we report, and the
+    minor page faults of each call where the timer counts them (CPU)."""
 
     samples: tuple[float, ...]
+    faults: tuple[int, ...] = ()
+
+    @property
+    def median_faults(self) -> float | None:
+        return statistics.median(self.faults) if self.faults else None
 
     def quantile(self, q: float) -> float:
         return _quantile(self.samples, q)
@@ -64,14 +72,23 @@ def _quantile(values: tuple[float, ...] | list[float], q: float) -> float:
 
 
 class CpuTimer:
-    """Host wall time of one synchronous call."""
+    """Host wall time of one synchronous call, and the minor page faults it took
+    (``last_faults``; read outside the timed interval): a multi-MB temporary that
+    malloc hands back to the kernel is refaulted on every call (see
+    :mod:`meprop_bench.allocator`), which explains many a surprising sample."""
 
     name = "perf_counter"
 
+    def __init__(self) -> None:
+        self.last_faults: int | None = None
+
     def __call__(self, fn: Fn) -> float:
+        faults = minor_faults()
         start = time.perf_counter()
         fn()
-        return time.perf_counter() - start
+        elapsed = time.perf_counter() - start
+        self.last_faults = minor_faults() - faults
+        return elapsed
 
 
 class CudaTimer:
@@ -84,6 +101,7 @@ class CudaTimer:
     """
 
     name = "cuda_event"
+    last_faults = None  # host page faults say nothing of the GPU's time
 
     def __init__(self, device: torch.device | str = "cuda", flush_l2: bool = True) -> None:
         self.device = torch.device(device)
@@ -146,6 +164,7 @@ def measure_interleaved(
     if rounds < 1 or warmup < 0:
         raise ValueError(f"need rounds >= 1 and warmup >= 0, got {rounds}, {warmup}")
     samples: dict[str, list[float]] = {name: [] for name in fns}
+    faults: dict[str, list[int]] = {name: [] for name in fns}
     with gc_disabled():
         for _ in range(warmup):
             for fn in fns.values():
@@ -153,7 +172,9 @@ def measure_interleaved(
         for _ in range(rounds):
             for name, fn in fns.items():
                 samples[name].append(timer(fn))
-    return {name: Measurement(tuple(s)) for name, s in samples.items()}
+                if timer.last_faults is not None:
+                    faults[name].append(timer.last_faults)
+    return {name: Measurement(tuple(samples[name]), tuple(faults[name])) for name in fns}
 
 
 def paired_ratio(baseline: Measurement, other: Measurement) -> Measurement:

@@ -63,13 +63,15 @@ def test_backward_json_has_case_fields_raw_samples_and_machine(tmp_path):
     proc = sweep_backward(out, "dense,unified")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = json.loads(out.read_text())
-    for key in ("torch", "blas", "cpu_capability", "torch_threads", "threadpools"):
+    for key in ("torch", "blas", "cpu_capability", "torch_threads", "threadpools", "allocator"):
         assert key in doc["machine_info"], key
+    assert doc["machine_info"]["allocator"]["mode"] == "default"
     benches = doc["benchmarks"]
     assert [b["extra_info"]["method"] for b in benches] == ["dense", "unified", "unified"]
     for b in benches:
         info = b["extra_info"]
         assert len(b["stats"]["data"]) == 3 and b["stats"]["rounds"] == 3
+        assert info["minor_faults_per_call"] >= 0
         assert {
             "strategy",
             "device",
@@ -152,7 +154,8 @@ def test_recover_rejects_a_file_that_is_not_partial_results(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "option,value", [("--meprop-ks", "0.01,abc"), ("--meprop-profile", "huge")]
+    "option,value",
+    [("--meprop-ks", "0.01,abc"), ("--meprop-profile", "huge"), ("--meprop-malloc", "fast")],
 )
 def test_malformed_option_is_a_usage_error(option, value):
     proc = run_suites("suites", "--benchmark-disable", option, value)

@@ -1,0 +1,95 @@
+"""The C allocator under torch's CPU tensors: the page faults it costs, and a steady
+setting that removes them.
+
+torch allocates CPU tensors with the C library's malloc. glibc serves a block over its
+mmap threshold (128 KiB at first, then raised to the size of each such block freed, up
+to 32 MiB) with a fresh mmap and may trim the heap top back to the kernel, so the
+first write to every 4 KiB page of a new multi-MB tensor takes a page fault. Which
+blocks do depends on what the process allocated before: one kernel's time can change
+by 3x with the case that ran ahead of it (on the development machine
+``unified/scatter`` at B=50, n=500 took 0.17 or 0.6 ms, 64 or 212 faults a call).
+
+The CPU timer therefore counts minor page faults per call (every result records the
+median), and ``set_mode("steady")`` fixes glibc's thresholds (mmap only from 32 MiB,
+never trim) so that freed blocks under 32 MiB stay in the heap for reuse. That made the
+faults of every kernel at that shape vanish (0.6 ms back to 0.16 for the one above),
+but it is no guarantee: a block that fits no freed hole (heap fragmentation) still gets
+fresh pages, and blocks over 32 MiB (a dense 4096 x 4096 float32 weight gradient is 64
+MiB) are mmapped and fault on every call whatever the mode. jemalloc or tcmalloc
+through ``LD_PRELOAD`` are the other cure; what is preloaded is recorded.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import resource
+from typing import Any
+
+from meprop_bench.errors import MePropInputError
+
+MODES = ("default", "steady")
+
+# mallopt parameters (glibc malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD_MAX = 32 << 20  # glibc's ceiling on 64-bit
+_NEVER_TRIM = (1 << 31) - 1
+
+_mode = "default"
+
+
+def minor_faults() -> int:
+    """Minor page faults this process (all its threads) has taken so far."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def _glibc() -> ctypes.CDLL | None:
+    if platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+def set_mode(mode: str) -> None:
+    """Apply an allocator mode: ``default`` leaves malloc alone; ``steady`` fixes
+    glibc's mmap threshold at 32 MiB and turns heap trimming off, for this process.
+
+    ``steady`` cannot be undone within the process. It needs glibc, and refuses when
+    another malloc is preloaded (its settings would not apply).
+    """
+    global _mode
+    if mode not in MODES:
+        choices = ", ".join(MODES)
+        raise MePropInputError(f"unknown allocator mode {mode!r}; choose one of: {choices}")
+    if mode == "default":
+        if _mode != "default":
+            raise MePropInputError("the steady allocator setting cannot be undone in this process")
+        return
+    libc = _glibc()
+    if libc is None:
+        raise MePropInputError("the steady allocator setting needs glibc malloc; this is not glibc")
+    if os.environ.get("LD_PRELOAD"):
+        raise MePropInputError(
+            f"LD_PRELOAD={os.environ['LD_PRELOAD']} replaces malloc; the steady setting "
+            "tunes glibc's and would not apply (leave it at default)"
+        )
+    ok = libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX) and libc.mallopt(
+        _M_TRIM_THRESHOLD, _NEVER_TRIM
+    )
+    if not ok:
+        raise MePropInputError("glibc refused the steady allocator setting (mallopt failed)")
+    _mode = "steady"
+
+
+def info() -> dict[str, Any]:
+    """What a result file records of the allocator."""
+    name, version = platform.libc_ver()
+    return {
+        "libc": f"{name} {version}".strip() or "unknown",
+        "mode": _mode,
+        "ld_preload": os.environ.get("LD_PRELOAD", ""),
+    }

@@ -1,0 +1,73 @@
+"""Page-fault counting in the CPU timer, and the allocator modes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from meprop_bench import allocator
+from meprop_bench.errors import MePropInputError
+from meprop_bench.machine import machine_info
+from meprop_bench.timing import CpuTimer, measure_interleaved
+
+linux_only = pytest.mark.skipif(sys.platform != "linux", reason="page-fault counts are Linux's")
+MIB_64 = 16 << 20  # float32 elements: over glibc's largest mmap threshold, so always fresh
+HUGE_PAGES = 32  # 2 MiB pages in 64 MiB
+
+
+@linux_only
+def test_timer_counts_the_page_faults_of_the_call():
+    timer = CpuTimer()
+    timer(lambda: torch.ones(MIB_64))  # 64 MiB first touched inside the call
+    assert timer.last_faults >= HUGE_PAGES  # one a page at least, even if pages are 2 MiB
+    timer(lambda: None)
+    assert timer.last_faults < HUGE_PAGES
+
+
+@linux_only
+def test_measurements_carry_faults_per_call():
+    times = measure_interleaved(
+        {"fresh": lambda: torch.ones(MIB_64), "none": lambda: None}, CpuTimer(), rounds=3
+    )
+    assert len(times["fresh"].faults) == 3 and len(times["none"].faults) == 3
+    assert times["fresh"].median_faults > times["none"].median_faults
+
+
+def test_modes_are_checked(monkeypatch):
+    with pytest.raises(MePropInputError, match="unknown allocator mode 'fast'"):
+        allocator.set_mode("fast")
+    monkeypatch.setenv("LD_PRELOAD", "libjemalloc.so.2")
+    with pytest.raises(MePropInputError, match=r"LD_PRELOAD=libjemalloc\.so\.2 replaces malloc"):
+        allocator.set_mode("steady")
+    allocator.set_mode("default")  # leaving malloc alone is always possible
+    assert machine_info()["allocator"]["mode"] == "default"
+
+
+@pytest.mark.skipif(allocator._glibc() is None, reason="the steady setting tunes glibc malloc")
+def test_steady_mode_is_applied_and_recorded(tmp_path):
+    """In a child process: the setting is process-wide and cannot be undone."""
+    out = tmp_path / "check.json"
+    argv = ["-B", "4", "--d-in", "8", "--n", "16", "--k", "4", "--kernels", "unified/compact",
+            "--rounds", "3", "--malloc", "steady", "--json", str(out)]  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "meprop_bench.check", *argv], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "malloc steady" in proc.stdout
+    doc = json.loads(out.read_text())
+    assert doc["machine"]["allocator"]["mode"] == "steady"
+    assert all(isinstance(r["minor_faults_median"], (int, float)) for r in doc["results"])
+    code = (
+        "from meprop_bench import allocator\n"
+        "allocator.set_mode('steady')\n"
+        "try:\n"
+        "    allocator.set_mode('default')\n"
+        "except Exception as err:\n"
+        "    print(err)\n"
+    )
+    undo = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "cannot be undone" in undo.stdout
