@@ -165,6 +165,7 @@ from meprop_bench.report import (  # noqa: E402
 )
 from meprop_bench.report.__main__ import main as report_main  # noqa: E402
 from meprop_bench.report.plots import PLOTS  # noqa: E402
+from meprop_bench.report.speedup import across_runs  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -238,6 +239,28 @@ def test_speedup_table_says_the_threads_only_when_they_vary(tmp_path):
     both = table([1, 2])
     assert list(both["threads"]) == ["1", "2"]
     assert list(both["speedup"]) == ["8.00x", "4.00x"]
+
+
+def test_repeated_runs_get_a_median_and_range_of_their_speedups(tmp_path):
+    def run(name, sparse_median):
+        cases = [
+            kernel_case("layer", "dense", "dense", 64, 64, median=8e-3),
+            kernel_case("layer", "unified", "compact", 64, 8, median=sparse_median),
+        ]
+        return write(tmp_path / f"{name}.json", bench_doc(cases))
+
+    files = [run("a", 1e-3), run("b", 2e-3), run("c", 4e-3)]
+    one = pair_speedups(load_benchmarks(files[:1])).speedups
+    assert across_runs(one).empty  # a single run has no spread to show
+    speedups = pair_speedups(load_benchmarks(files)).speedups
+    repeats = across_runs(speedups)
+    assert len(repeats) == 1
+    row = repeats.iloc[0]
+    assert row["runs"] == 3
+    assert row["speedup"] == pytest.approx(4.0)  # the median of 8x, 4x and 2x
+    assert (row["speedup_min"], row["speedup_max"]) == pytest.approx((2.0, 8.0))
+    table = tables.across_runs_table(repeats)
+    assert list(table["range over runs"]) == ["2.00-8.00x"]
 
 
 def test_paper_comparison_names_each_rows_threads(tmp_path):

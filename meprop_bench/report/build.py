@@ -17,7 +17,7 @@ from meprop_bench.report.load import PathLike, find_inputs, load_benchmarks, loa
 from meprop_bench.report.load import machines as read_machines
 from meprop_bench.report.plots import PlotFile, ReportData, write_plots
 from meprop_bench.report.render import Document, to_html, to_markdown
-from meprop_bench.report.speedup import pair_speedups, time_split
+from meprop_bench.report.speedup import across_runs, pair_speedups, time_split
 
 # A directory holding any of these is a report (or the main job's inputs for one).
 REPORT_FILES = ("index.html", "summary.md")
@@ -56,7 +56,9 @@ def build_report(
 ) -> Report:
     """Read the benchmark and training JSON in ``paths`` (files or directories) and
     write the report into ``out_dir``: ``plots/*.png|svg``, ``summary.md``,
-    ``index.html``, and the tidy frames as ``speedups.csv`` and ``training_runs.csv``."""
+    ``index.html``, and the tidy frames as ``speedups.csv`` (with
+    ``speedups_across_runs.csv`` when a case was run more than once) and
+    ``training_runs.csv``."""
     out_dir = Path(out_dir)
     ensure_free(out_dir, force)
     inputs = find_inputs(paths)
@@ -99,6 +101,9 @@ def build_report(
     (out_dir / "summary.md").write_text(to_markdown(doc))
     (out_dir / "index.html").write_text(to_html(doc))
     data.speedups.to_csv(out_dir / "speedups.csv", index=False)
+    repeats = across_runs(data.speedups)
+    if not repeats.empty:
+        repeats.to_csv(out_dir / "speedups_across_runs.csv", index=False)
     runs.to_csv(out_dir / "training_runs.csv", index=False)
     return Report(
         out_dir,

@@ -135,6 +135,32 @@ def pair_speedups(bench: pd.DataFrame) -> Pairing:
     return Pairing(pd.DataFrame(rows), unpaired)
 
 
+# What makes two speedups (from different files) the same measurement, repeated.
+REPEAT_COLUMNS = ("machine", "device_name", "suite", "paper_shape", "pair_key", "threads",
+                  "kernel", "sparse_grad", "grads", "dtype", "B", "n", "hidden", "k")  # fmt: skip
+
+
+def across_runs(speedups: pd.DataFrame) -> pd.DataFrame:
+    """Speedups measured in more than one file (repeated runs of the same case on the
+    same machine): per case the number of runs, the median speedup over the runs and
+    their range, and the median dense and sparse times. On a shared machine a single
+    run's ratio can be off by 10%; the spread over runs shows by how much."""
+    if speedups.empty or speedups["source"].nunique() < 2:
+        return pd.DataFrame()
+    keys = list(REPEAT_COLUMNS)
+    groups = speedups.groupby(keys, dropna=False, sort=True)
+    frame = groups.agg(
+        runs=("source", "nunique"),
+        speedup=("speedup", "median"),
+        speedup_min=("speedup", "min"),
+        speedup_max=("speedup", "max"),
+        dense_median=("dense_median", "median"),
+        sparse_median=("sparse_median", "median"),
+        ideal=("ideal", "first"),
+    ).reset_index()
+    return frame[frame["runs"] > 1].reset_index(drop=True)
+
+
 # Which backward kernels use which selection (test_selection's ``selection`` name).
 SELECTION_OF = {"topk": "topk", "unified": "unified", "randk": "randk"}
 

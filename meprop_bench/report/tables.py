@@ -84,6 +84,33 @@ def speedup_table(speedups: pd.DataFrame, suite: str) -> pd.DataFrame:
     return table.drop(columns=[c for c in ("device", "threads") if table[c].nunique() < 2])
 
 
+def across_runs_table(repeats: pd.DataFrame) -> pd.DataFrame:
+    """One row per case measured in several runs: median speedup over the runs, range."""
+    if repeats.empty:
+        return pd.DataFrame()
+    frame = repeats.sort_values(["suite", "device_name", "grads", "n", "B", "k", "kernel",
+                                 "threads"], na_position="first")  # fmt: skip
+    width = frame["hidden"].where(frame["suite"] == "train_step", frame["n"])
+    table = pd.DataFrame(
+        {
+            "suite": frame["suite"],
+            "device": frame["device_name"],
+            "kernel": frame["kernel"],
+            "threads": frame["threads"].map(_threads),
+            "B": frame["B"].astype(int),
+            "n": width.astype(int),
+            "k": frame["k"].astype(int),
+            "runs": frame["runs"].astype(int),
+            "dense": frame["dense_median"].map(_ms),
+            "sparse": frame["sparse_median"].map(_ms),
+            "speedup": frame["speedup"].map(_x),
+            "range over runs": list(map(_interval, frame["speedup_min"], frame["speedup_max"])),
+            "ideal": frame["ideal"].map(_x),
+        }
+    )
+    return table.drop(columns=[c for c in ("device", "threads") if table[c].nunique() < 2])
+
+
 def split_table(split: pd.DataFrame) -> pd.DataFrame:
     """Selection time against the whole sparse backward, per case."""
     if split.empty:
