@@ -24,8 +24,12 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
-import resource
 from typing import Any
+
+try:
+    import resource
+except ImportError:  # Windows: no getrusage, so no fault counts
+    resource = None  # type: ignore[assignment]
 
 from meprop_bench.errors import MePropInputError
 
@@ -40,8 +44,11 @@ _NEVER_TRIM = (1 << 31) - 1
 _mode = "default"
 
 
-def minor_faults() -> int:
-    """Minor page faults this process (all its threads) has taken so far."""
+def minor_faults() -> int | None:
+    """Minor page faults this process (all its threads) has taken so far; None where
+    the system does not count them."""
+    if resource is None:
+        return None
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
@@ -55,34 +62,36 @@ def _glibc() -> ctypes.CDLL | None:
 
 
 def set_mode(mode: str) -> None:
-    """Apply an allocator mode: ``default`` leaves malloc alone; ``steady`` fixes
-    glibc's mmap threshold at 32 MiB and turns heap trimming off, for this process.
+    """Apply an allocator mode: ``default`` changes nothing (after ``steady`` the
+    process stays steady: it cannot be undone); ``steady`` fixes glibc's mmap threshold
+    at 32 MiB and turns heap trimming off, for this process.
 
-    ``steady`` cannot be undone within the process. It needs glibc, and refuses when
-    another malloc is preloaded (its settings would not apply).
+    ``steady`` needs glibc malloc: it refuses on another C library, or when a malloc
+    replacement (jemalloc, tcmalloc, mimalloc...) is preloaded.
     """
     global _mode
     if mode not in MODES:
         choices = ", ".join(MODES)
         raise MePropInputError(f"unknown allocator mode {mode!r}; choose one of: {choices}")
-    if mode == "default":
-        if _mode != "default":
-            raise MePropInputError("the steady allocator setting cannot be undone in this process")
+    if mode == "default" or _mode == "steady":
         return
     libc = _glibc()
     if libc is None:
         raise MePropInputError("the steady allocator setting needs glibc malloc; this is not glibc")
-    if os.environ.get("LD_PRELOAD"):
+    preload = os.environ.get("LD_PRELOAD", "")
+    if "malloc" in preload:
         raise MePropInputError(
-            f"LD_PRELOAD={os.environ['LD_PRELOAD']} replaces malloc; the steady setting "
-            "tunes glibc's and would not apply (leave it at default)"
+            f"LD_PRELOAD={preload} replaces malloc; the steady setting tunes glibc's and "
+            "would not apply (leave it at default)"
         )
-    ok = libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX) and libc.mallopt(
-        _M_TRIM_THRESHOLD, _NEVER_TRIM
-    )
-    if not ok:
-        raise MePropInputError("glibc refused the steady allocator setting (mallopt failed)")
-    _mode = "steady"
+    if not libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX):
+        raise MePropInputError("glibc refused the steady allocator setting (M_MMAP_THRESHOLD)")
+    _mode = "steady"  # the threshold alone already changed how malloc behaves
+    if not libc.mallopt(_M_TRIM_THRESHOLD, _NEVER_TRIM):
+        raise MePropInputError(
+            "glibc took the 32 MiB mmap threshold but refused to stop trimming "
+            "(M_TRIM_THRESHOLD); the process is steady in part"
+        )
 
 
 def info() -> dict[str, Any]:

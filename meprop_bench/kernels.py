@@ -18,6 +18,7 @@ tensor, whose zero-filling alone costs a memset of n x d_in values whatever k is
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
@@ -104,6 +105,18 @@ def _dense(dy, x, w, k, generator=None, *, need_dx=True, need_db=True):
     return Gradients(dy @ w if need_dx else None, dy.t() @ x, _db(dy, need_db))
 
 
+def _with_scratch(kernel: KernelFn) -> KernelFn:
+    """``kernel`` with its CPU temporaries in reused scratch buffers (see
+    :mod:`meprop_bench.workspace`), unless autograd could record its ops."""
+
+    @functools.wraps(kernel)
+    def run(dy, x, w, k, generator=None, *, need_dx=True, need_db=True):
+        with workspace.enabled_for(dy, x, w):
+            return kernel(dy, x, w, k, generator, need_dx=need_dx, need_db=need_db)
+
+    return run
+
+
 def _select_per_example(method, dy, k, generator):
     if method == "randk":
         return randk_per_example(dy, k, generator)
@@ -119,7 +132,7 @@ def _per_example_masked(method):
         dx = masked @ w if need_dx else None
         return Gradients(dx, masked.t() @ x, _db(dy, need_db))
 
-    return kernel
+    return _with_scratch(kernel)
 
 
 def _per_example_sparse(method):
@@ -144,7 +157,7 @@ def _per_example_sparse(method):
         dx = torch.sparse.mm(dy_csr, w) if need_dx else None
         return Gradients(dx, torch.sparse.mm(dyt_csr, x), _db(dy, need_db))
 
-    return kernel
+    return _with_scratch(kernel)
 
 
 def _per_example_rowunion(method):
@@ -164,7 +177,7 @@ def _per_example_rowunion(method):
         dx = sub @ workspace.index_select(w, 0, union, "rows") if need_dx else None
         return Gradients(dx, rows, _db(dy, need_db))
 
-    return kernel
+    return _with_scratch(kernel)
 
 
 def _unified(compact):
@@ -178,7 +191,7 @@ def _unified(compact):
         dx = sub @ workspace.index_select(w, 0, idx, "rows") if need_dx else None
         return Gradients(dx, dw, _db(dy, need_db))
 
-    return kernel
+    return _with_scratch(kernel)
 
 
 @dataclass(frozen=True)

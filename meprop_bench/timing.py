@@ -87,7 +87,8 @@ class CpuTimer:
         start = time.perf_counter()
         fn()
         elapsed = time.perf_counter() - start
-        self.last_faults = minor_faults() - faults
+        if faults is not None:
+            self.last_faults = minor_faults() - faults
         return elapsed
 
 

@@ -24,28 +24,50 @@ class _Slot:
     """One growable buffer and the shaped views of it handed out so far."""
 
     def __init__(self, numel: int, dtype: torch.dtype) -> None:
-        self.buffer = torch.empty(numel, dtype=dtype)
+        with torch.inference_mode(False):  # a normal tensor, usable in and out of it
+            self.buffer = torch.empty(numel, dtype=dtype)
         self.views: dict[tuple[int, ...], torch.Tensor] = {}
 
 
 class _Slots(threading.local):
     def __init__(self) -> None:
         self.slots: dict[tuple[str, torch.dtype], _Slot] = {}
+        self.enabled = False
 
 
 _SLOTS = _Slots()
 _MAX_VIEWS = 32
 
 
+class enabled_for:
+    """Allow scratch within the block, for a computation on ``inputs``, unless autograd
+    could record it: with grad mode on and an input that requires grad, an op may save
+    a scratch tensor for its backward, which the next call would overwrite. Outside
+    such a block :func:`scratch` gives nothing, so only code written for it reuses
+    memory."""
+
+    __slots__ = ("_allow", "_before")
+
+    def __init__(self, *inputs: torch.Tensor) -> None:
+        self._allow = not (torch.is_grad_enabled() and any(t.requires_grad for t in inputs))
+
+    def __enter__(self) -> None:
+        self._before = _SLOTS.enabled
+        _SLOTS.enabled = self._allow
+
+    def __exit__(self, *exc: object) -> None:
+        _SLOTS.enabled = self._before
+
+
 def scratch(slot: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor | None:
     """An uninitialised ``shape`` tensor of ``like``'s dtype, reused across calls for
-    the same ``slot`` on this thread; None where no scratch may be used: off the CPU,
-    or when autograd would record the op writing into it (out= ops do not support it).
+    the same ``slot`` on this thread; None outside an :class:`enabled_for` block that
+    allows it, and off the CPU.
 
     A repeated request is a dictionary look-up (the view is kept), since the kernels
     ask on every call and at small shapes every microsecond shows.
     """
-    if not like.is_cpu or (like.requires_grad and torch.is_grad_enabled()):
+    if not (_SLOTS.enabled and like.is_cpu):
         return None
     entry = _SLOTS.slots.get((slot, like.dtype))
     if entry is not None:
@@ -57,7 +79,8 @@ def scratch(slot: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tens
         entry = _SLOTS.slots[(slot, like.dtype)] = _Slot(need, like.dtype)
     if len(entry.views) >= _MAX_VIEWS:  # shapes that vary call to call (rowunion's union)
         entry.views.clear()
-    view = entry.views[shape] = entry.buffer[:need].view(shape)
+    with torch.inference_mode(False):
+        view = entry.views[shape] = entry.buffer[:need].view(shape)
     return view
 
 

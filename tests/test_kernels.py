@@ -7,7 +7,7 @@ import pytest
 import torch
 from reference import index_mask, masked_grads, per_example_mask, unified_mask
 
-from meprop_bench import KERNELS, MePropInputError, RowGrad, backward, get_kernel
+from meprop_bench import KERNELS, MePropInputError, RowGrad, backward, get_kernel, selection
 from meprop_bench.kernels import strategies
 from meprop_bench.selection import (
     batch_sum,
@@ -153,10 +153,12 @@ def test_unneeded_gradients_are_skipped(method, strategy):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_batch_sum_is_the_sum_over_the_batch(dtype):
-    t = torch.randn(37, 11, dtype=dtype, generator=torch.Generator().manual_seed(0))
+    # 512 x 150 after slicing: over the 64K elements from which the GEMV path is taken
+    t = torch.randn(512, 300, dtype=dtype, generator=torch.Generator().manual_seed(0))
+    assert t[:, ::2].numel() >= selection._GEMV_MIN_ELEMENTS
     got = batch_sum(t[:, ::2])  # non-contiguous too
     assert got.dtype == dtype
-    torch.testing.assert_close(got, t[:, ::2].sum(0))
+    torch.testing.assert_close(got, t[:, ::2].sum(0), **TOL[dtype])
 
 
 def test_half_precision_scores_cannot_overflow():

@@ -261,6 +261,7 @@ def test_repeated_runs_get_a_median_and_range_of_their_speedups(tmp_path):
     assert (row["speedup_min"], row["speedup_max"]) == pytest.approx((2.0, 8.0))
     table = tables.across_runs_table(repeats)
     assert list(table["range over runs"]) == ["2.00-8.00x"]
+    assert "dY" not in table.columns  # one gradient source: said once, not per row
 
 
 def test_paper_comparison_names_each_rows_threads(tmp_path):

@@ -1,5 +1,5 @@
 """Scratch buffers: reused within a thread, never shared across threads, never the
-memory of a returned gradient, and kept out of autograd's way."""
+memory of a returned gradient, and kept out of autograd's and inference mode's way."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import threading
 import pytest
 import torch
 
-from meprop_bench import KERNELS, workspace
+from meprop_bench import KERNELS, MePropLinear, backward, workspace
+
+LIKE = torch.empty(0)
 
 
 @pytest.fixture(autouse=True)
@@ -19,48 +21,51 @@ def fresh():
 
 
 def test_a_slot_is_reused_and_grows_only_when_asked_for_more():
-    like = torch.empty(0)
-    first = workspace.scratch("s", (4, 8), like)
-    again = workspace.scratch("s", (2, 3), like)
-    assert again.data_ptr() == first.data_ptr() and again.shape == (2, 3)
-    assert workspace.held_bytes() == 32 * 4
-    bigger = workspace.scratch("s", (10, 10), like)
-    assert bigger.shape == (10, 10) and workspace.held_bytes() == 100 * 4
-    other = workspace.scratch("t", (4, 8), like)
-    assert other.data_ptr() != bigger.data_ptr()
+    with workspace.enabled_for(LIKE):
+        first = workspace.scratch("s", (4, 8), LIKE)
+        again = workspace.scratch("s", (2, 3), LIKE)
+        assert again.data_ptr() == first.data_ptr() and again.shape == (2, 3)
+        assert workspace.held_bytes() == 32 * 4
+        bigger = workspace.scratch("s", (10, 10), LIKE)
+        assert bigger.shape == (10, 10) and workspace.held_bytes() == 100 * 4
+        other = workspace.scratch("t", (4, 8), LIKE)
+        assert other.data_ptr() != bigger.data_ptr()
     workspace.release()
     assert workspace.held_bytes() == 0
 
 
 def test_shapes_that_vary_do_not_pile_up_views():
-    like = torch.empty(0)
-    for rows in range(1, 200):
-        view = workspace.scratch("rows", (rows, 4), like)
-        assert view.shape == (rows, 4)
+    with workspace.enabled_for(LIKE):
+        for rows in range(1, 200):
+            assert workspace.scratch("rows", (rows, 4), LIKE).shape == (rows, 4)
     assert workspace.held_bytes() == 199 * 4 * 4
     assert len(workspace._SLOTS.slots[("rows", torch.float32)].views) <= workspace._MAX_VIEWS
 
 
 def test_dtypes_and_threads_get_their_own_buffers():
-    mine = workspace.scratch("s", (16,), torch.empty(0))
-    assert workspace.scratch("s", (16,), torch.empty(0, dtype=torch.float64)).dtype == torch.float64
+    with workspace.enabled_for(LIKE):
+        mine = workspace.scratch("s", (16,), LIKE)
+        doubles = workspace.scratch("s", (16,), torch.empty(0, dtype=torch.float64))
+    assert doubles.dtype == torch.float64
     seen = []
-    worker = threading.Thread(
-        target=lambda: seen.append(workspace.scratch("s", (16,), torch.empty(0)).data_ptr())
-    )
+
+    def other_thread() -> None:
+        with workspace.enabled_for(LIKE):
+            seen.append(workspace.scratch("s", (16,), LIKE).data_ptr())
+
+    worker = threading.Thread(target=other_thread)
     worker.start()
     worker.join()
     assert seen and seen[0] != mine.data_ptr()
 
 
-def test_no_scratch_where_autograd_records():
+def test_no_scratch_outside_a_block_or_where_autograd_could_record():
+    assert workspace.scratch("s", (3,), LIKE) is None  # only code written for it
     leaf = torch.ones(3, requires_grad=True)
-    assert workspace.scratch("s", (3,), leaf) is None
-    with torch.no_grad():
-        assert workspace.scratch("s", (3,), leaf) is not None
-    magnitudes = workspace.abs_of(leaf * -2)
-    magnitudes.sum().backward()
-    assert torch.equal(leaf.grad, torch.full((3,), 2.0))
+    with workspace.enabled_for(LIKE, leaf):  # any input that needs a gradient
+        assert workspace.scratch("s", (3,), LIKE) is None
+    with torch.no_grad(), workspace.enabled_for(LIKE, leaf):
+        assert workspace.scratch("s", (3,), LIKE) is not None
 
 
 @pytest.mark.parametrize("key", sorted(KERNELS))
@@ -78,8 +83,24 @@ def test_results_survive_the_next_call(key):
         assert torch.equal(got, want), key
 
 
-def test_kernels_stay_differentiable_under_grad_mode():
-    dy, x, w = (torch.randn(s, requires_grad=True) for s in ((6, 12), (6, 5), (12, 5)))
-    grads = KERNELS[("unified", "compact")].fn(dy, x, w, 4)
-    grads.dx.sum().backward()
-    assert w.grad is not None and w.grad.abs().sum() > 0
+@pytest.mark.parametrize("method", ["topk", "randk", "unified"])
+def test_double_backward_through_two_layers(method):
+    """A gradient penalty (create_graph=True): each layer's backward runs with grad mode
+    on and its tensors saved for the second backward, which a shared scratch buffer
+    overwritten by the other layer's backward would corrupt."""
+    torch.manual_seed(0)
+    a, b = (MePropLinear(16, 32, k=4, method=method) for _ in range(2))
+    x = torch.randn(8, 16, requires_grad=True)
+    (gx,) = torch.autograd.grad(a(x).sum() + b(x).sum(), x, create_graph=True)
+    gx.pow(2).sum().backward()
+    assert a.weight.grad is not None and b.weight.grad is not None
+
+
+def test_inference_mode_first_does_not_poison_later_training():
+    dy, x, w = torch.randn(8, 32), torch.randn(8, 16), torch.randn(32, 16)
+    with torch.inference_mode():
+        backward(dy, x, w, 4, "topk")
+        backward(dy, x, w, 4, "unified")
+    layer = MePropLinear(16, 32, k=4)
+    layer(torch.randn(8, 16, requires_grad=True)).sum().backward()
+    assert layer.weight.grad is not None

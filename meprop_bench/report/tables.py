@@ -67,7 +67,7 @@ def speedup_table(speedups: pd.DataFrame, suite: str) -> pd.DataFrame:
             "device": frame["device_name"],
             "kernel": frame["kernel"],
             "threads": frame["threads"].map(_threads),
-            "dY": frame["grads"].fillna("-"),
+            "dY": frame["grads"].astype(object).fillna("-"),
             "B": frame["B"].astype(int),
             "n": width.astype(int),
             "k": frame["k"].astype(int),
@@ -94,9 +94,12 @@ def across_runs_table(repeats: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(
         {
             "suite": frame["suite"],
+            "shape": frame["paper_shape"].astype(object).fillna("-"),
             "device": frame["device_name"],
             "kernel": frame["kernel"],
             "threads": frame["threads"].map(_threads),
+            "dY": frame["grads"].astype(object).fillna("-"),
+            "dtype": frame["dtype"].astype(object).fillna("-"),
             "B": frame["B"].astype(int),
             "n": width.astype(int),
             "k": frame["k"].astype(int),
@@ -108,7 +111,9 @@ def across_runs_table(repeats: pd.DataFrame) -> pd.DataFrame:
             "ideal": frame["ideal"].map(_x),
         }
     )
-    return table.drop(columns=[c for c in ("device", "threads") if table[c].nunique() < 2])
+    # What every row shares is said once, in the inputs section; what varies, per row.
+    constant = [c for c in ("shape", "device", "threads", "dY", "dtype") if table[c].nunique() < 2]
+    return table.drop(columns=constant)
 
 
 def split_table(split: pd.DataFrame) -> pd.DataFrame:
