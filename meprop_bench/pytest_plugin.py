@@ -67,8 +67,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="default",
         metavar="MODE",
         help="C allocator setting: default (leave malloc alone) or steady (glibc: mmap only "
-        "from 32 MiB, never trim, so repeated allocations stop page-faulting); see "
-        "meprop_bench.allocator",
+        "from 32 MiB, never trim, which mostly stops repeated allocations page-faulting); "
+        "see meprop_bench.allocator",
     )
     group.addoption(
         "--meprop-partial",
