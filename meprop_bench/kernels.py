@@ -69,15 +69,16 @@ class RowGrad(NamedTuple):
 class Gradients(NamedTuple):
     """What a backward kernel returns: input, weight and bias gradients.
 
-    ``dx`` and ``db`` are None when the caller said it needs no input or bias
-    gradient (a first layer, a layer without bias): they are then never computed.
+    A gradient the caller said it does not need (the input's of a first layer, the
+    weight's of a frozen layer, the bias's of a layer without one) is None: it is
+    never computed.
     """
 
     dx: torch.Tensor | None
-    dw: torch.Tensor | RowGrad
+    dw: torch.Tensor | RowGrad | None
     db: torch.Tensor | None
 
-    def dense_dw(self) -> torch.Tensor:
+    def dense_dw(self) -> torch.Tensor | None:
         """The weight gradient as a full tensor, whatever form the kernel returned."""
         return self.dw.to_dense() if isinstance(self.dw, RowGrad) else self.dw
 
@@ -92,6 +93,7 @@ class KernelFn(Protocol):
         generator: torch.Generator | None = None,
         *,
         need_dx: bool = True,
+        need_dw: bool = True,
         need_db: bool = True,
     ) -> Gradients: ...
 
@@ -101,8 +103,9 @@ def _db(dy, need_db):
     return batch_sum(dy) if need_db else None
 
 
-def _dense(dy, x, w, k, generator=None, *, need_dx=True, need_db=True):
-    return Gradients(dy @ w if need_dx else None, dy.t() @ x, _db(dy, need_db))
+def _dense(dy, x, w, k, generator=None, *, need_dx=True, need_dw=True, need_db=True):
+    dx = dy @ w if need_dx else None
+    return Gradients(dx, dy.t() @ x if need_dw else None, _db(dy, need_db))
 
 
 def _with_scratch(kernel: KernelFn) -> KernelFn:
@@ -110,9 +113,9 @@ def _with_scratch(kernel: KernelFn) -> KernelFn:
     :mod:`meprop_bench.workspace`), unless autograd could record its ops."""
 
     @functools.wraps(kernel)
-    def run(dy, x, w, k, generator=None, *, need_dx=True, need_db=True):
+    def run(dy, x, w, k, generator=None, **needs):
         with workspace.enabled_for(dy, x, w):
-            return kernel(dy, x, w, k, generator, need_dx=need_dx, need_db=need_db)
+            return kernel(dy, x, w, k, generator, **needs)
 
     return run
 
@@ -126,11 +129,12 @@ def _select_per_example(method, dy, k, generator):
 def _per_example_masked(method):
     """Zero all but the kept entries of dy, then the dense products (the authors' form)."""
 
-    def kernel(dy, x, w, k, generator=None, *, need_dx=True, need_db=True):
+    def kernel(dy, x, w, k, generator=None, *, need_dx=True, need_dw=True, need_db=True):
         idx = _select_per_example(method, dy, k, generator)
         masked = workspace.zeros_like(dy, "masked").scatter_(1, idx, dy.gather(1, idx))
         dx = masked @ w if need_dx else None
-        return Gradients(dx, masked.t() @ x, _db(dy, need_db))
+        dw = masked.t() @ x if need_dw else None
+        return Gradients(dx, dw, _db(dy, need_db))
 
     return _with_scratch(kernel)
 
@@ -142,20 +146,22 @@ def _per_example_sparse(method):
     arithmetic and ``searchsorted`` rather than ``bincount``, so no size is read back.
     """
 
-    def kernel(dy, x, w, k, generator=None, *, need_dx=True, need_db=True):
+    def kernel(dy, x, w, k, generator=None, *, need_dx=True, need_dw=True, need_db=True):
         b, n = dy.shape
         idx = _select_per_example(method, dy, k, generator).sort(dim=1).values
         vals = dy.gather(1, idx).reshape(-1)
         cols = idx.reshape(-1)
-        rows = torch.arange(b, device=dy.device).repeat_interleave(k)
-        crow = torch.arange(0, b * k + 1, k, device=dy.device)
-        dy_csr = torch.sparse_csr_tensor(crow, cols, vals, (b, n))
-        order = torch.argsort(cols, stable=True)
-        cols_sorted = cols[order]
-        crow_t = torch.searchsorted(cols_sorted, torch.arange(n + 1, device=dy.device))
-        dyt_csr = torch.sparse_csr_tensor(crow_t, rows[order], vals[order], (n, b))
-        dx = torch.sparse.mm(dy_csr, w) if need_dx else None
-        return Gradients(dx, torch.sparse.mm(dyt_csr, x), _db(dy, need_db))
+        dx = dw = None
+        if need_dx:
+            crow = torch.arange(0, b * k + 1, k, device=dy.device)
+            dx = torch.sparse.mm(torch.sparse_csr_tensor(crow, cols, vals, (b, n)), w)
+        if need_dw:
+            rows = torch.arange(b, device=dy.device).repeat_interleave(k)
+            order = torch.argsort(cols, stable=True)
+            crow_t = torch.searchsorted(cols[order], torch.arange(n + 1, device=dy.device))
+            dyt_csr = torch.sparse_csr_tensor(crow_t, rows[order], vals[order], (n, b))
+            dw = torch.sparse.mm(dyt_csr, x)
+        return Gradients(dx, dw, _db(dy, need_db))
 
     return _with_scratch(kernel)
 
@@ -168,12 +174,12 @@ def _per_example_rowunion(method):
     on CUDA.
     """
 
-    def kernel(dy, x, w, k, generator=None, *, need_dx=True, need_db=True):
+    def kernel(dy, x, w, k, generator=None, *, need_dx=True, need_dw=True, need_db=True):
         idx = _select_per_example(method, dy, k, generator)
         union = torch.unique(idx)
         pos = torch.searchsorted(union, idx)
         sub = dy.new_zeros((dy.shape[0], union.numel())).scatter_(1, pos, dy.gather(1, idx))
-        rows = RowGrad(union, sub.t() @ x, dy.shape[1])
+        rows = RowGrad(union, sub.t() @ x, dy.shape[1]) if need_dw else None
         dx = sub @ workspace.index_select(w, 0, union, "rows") if need_dx else None
         return Gradients(dx, rows, _db(dy, need_db))
 
@@ -183,11 +189,13 @@ def _per_example_rowunion(method):
 def _unified(compact):
     """Gather the k shared columns of dy and rows of W, then two k-wide dense GEMMs."""
 
-    def kernel(dy, x, w, k, generator=None, *, need_dx=True, need_db=True):
+    def kernel(dy, x, w, k, generator=None, *, need_dx=True, need_dw=True, need_db=True):
         idx = unified_topk(dy, k)
         sub = dy.index_select(1, idx)
-        rows = RowGrad(idx, sub.t() @ x, dy.shape[1])
-        dw = rows if compact else rows.to_dense()
+        dw = None
+        if need_dw:
+            rows = RowGrad(idx, sub.t() @ x, dy.shape[1])
+            dw = rows if compact else rows.to_dense()
         dx = sub @ workspace.index_select(w, 0, idx, "rows") if need_dx else None
         return Gradients(dx, dw, _db(dy, need_db))
 
@@ -303,14 +311,16 @@ def backward(
     generator: torch.Generator | None = None,
     *,
     need_dx: bool = True,
+    need_dw: bool = True,
     need_db: bool = True,
 ) -> Gradients:
     """Run one backward kernel after validating its inputs.
 
     ``k`` is a count, or a float in (0, 1] meaning a fraction of n (ignored by
-    ``dense`` beyond validation). ``generator`` feeds ``randk``. ``need_dx`` /
-    ``need_db`` False skip the input / bias gradient (returned as None).
+    ``dense`` beyond validation). ``generator`` feeds ``randk``. ``need_dx``,
+    ``need_dw`` and ``need_db`` False skip that gradient (returned as None).
     """
     kernel = get_kernel(method, strategy)
     k = check_inputs(dy, x, w, k)
-    return kernel.fn(dy, x, w, k, generator, need_dx=need_dx, need_db=need_db)
+    needs = dict(need_dx=need_dx, need_dw=need_dw, need_db=need_db)
+    return kernel.fn(dy, x, w, k, generator, **needs)

@@ -29,8 +29,9 @@ class _MePropFunction(torch.autograd.Function):
         need_dx, need_dw, need_db = ctx.needs_input_grad[:3]
         x2 = x.reshape(-1, x.shape[-1])
         dy2 = dy.reshape(-1, dy.shape[-1])
-        grads = ctx.kernel.fn(dy2, x2, weight, ctx.k, need_dx=need_dx, need_db=need_db)
-        dw = grads.dw if need_dw else None
+        needs = dict(need_dx=need_dx, need_dw=need_dw, need_db=need_db)
+        grads = ctx.kernel.fn(dy2, x2, weight, ctx.k, **needs)
+        dw = grads.dw
         if isinstance(dw, RowGrad):
             dw = dw.to_sparse_coo() if ctx.sparse_grad else dw.to_dense()
         dx = grads.dx.reshape(x.shape) if need_dx else None

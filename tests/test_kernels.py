@@ -149,6 +149,12 @@ def test_unneeded_gradients_are_skipped(method, strategy):
     )  # fmt: skip
     assert part.dx is None and part.db is None
     torch.testing.assert_close(part.dense_dw(), full.dense_dw(), rtol=0, atol=0)
+    frozen = backward(
+        dy, x, w, 5, method, strategy, torch.Generator().manual_seed(seed), need_dw=False
+    )
+    assert frozen.dw is None and frozen.dense_dw() is None
+    torch.testing.assert_close(frozen.dx, full.dx, rtol=0, atol=0)
+    torch.testing.assert_close(frozen.db, full.db, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -94,8 +94,12 @@ def test_sparse_grad_needs_compact_strategy():
 
 @pytest.mark.parametrize("x_grad", [True, False])
 @pytest.mark.parametrize("bias", [True, False])
-def test_backward_computes_only_the_gradients_autograd_needs(x_grad, bias):
+@pytest.mark.parametrize("frozen", [False, True])
+def test_backward_computes_only_the_gradients_autograd_needs(x_grad, bias, frozen):
+    if frozen and not x_grad:
+        pytest.skip("nothing needs a gradient: autograd does not run the backward")
     layer = MePropLinear(4, 8, bias=bias, k=2, method="unified")
+    layer.weight.requires_grad_(not frozen)
     asked = []
     kernel_fn = layer.kernel.fn
 
@@ -106,10 +110,15 @@ def test_backward_computes_only_the_gradients_autograd_needs(x_grad, bias):
     layer.kernel = dataclasses.replace(layer.kernel, fn=spy)
     x = torch.randn(3, 4, requires_grad=x_grad)
     layer(x).sum().backward()
-    assert asked == [{"need_dx": x_grad, "need_db": bias}]
+    assert asked == [{"need_dx": x_grad, "need_dw": not frozen, "need_db": bias}]
     assert (x.grad is not None) == x_grad
     want = backward(torch.ones(3, 8), x.detach(), layer.weight.detach(), 2, "unified")
-    torch.testing.assert_close(layer.weight.grad, want.dense_dw())
+    if frozen:
+        assert layer.weight.grad is None
+    else:
+        torch.testing.assert_close(layer.weight.grad, want.dense_dw())
+    if x_grad:
+        torch.testing.assert_close(x.grad, want.dx)
 
 
 @pytest.mark.parametrize(
