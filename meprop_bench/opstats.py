@@ -1,10 +1,10 @@
 """Where a backward's time goes: torch.profiler events sorted into categories.
 
-Each profiled iteration runs inside a ``meprop::backward`` range and each call of a
-selection function inside a ``meprop::select`` range (see
-:func:`meprop_bench.profile.selection_labelled`). Every operator the kernel calls
-directly (a *top-level* operator) gets a category from its name, or ``selection``
-inside a select range; the operators it calls in turn count toward the same
+Each profiled iteration runs inside a ``meprop::backward`` range, each call of a
+selection function inside a ``meprop::select`` range and each bias gradient inside a
+``meprop::bias`` range (see :func:`meprop_bench.profile.ranges_labelled`). Every
+operator the kernel calls directly (a *top-level* operator) gets a category from its
+name, or its range's category; the operators it calls in turn count toward the same
 category, so an ``aten::empty`` inside ``aten::topk`` is selection time. Summing
 exclusive (self) times this way, the categories add up to the whole backward.
 """
@@ -22,6 +22,10 @@ from torch.autograd import DeviceType
 
 BACKWARD = "meprop::backward"
 SELECT = "meprop::select"
+BIAS = "meprop::bias"
+# Ranges whose every operator belongs to one category, whatever its name (the score's
+# GEMV is selection, the bias's GEMV is bias, not product).
+RANGE_CATEGORY = {SELECT: "selection", BIAS: "bias"}
 
 CATEGORIES: dict[str, str] = {
     "selection": "choosing the kept entries: |dY|, its column sums, top-k, random draws",
@@ -29,7 +33,7 @@ CATEGORIES: dict[str, str] = {
     "gather/scatter": "moving kept values: index_select, gather, scatter_, index_copy_, index",
     "product": "the matrix products: mm, addmm, sparse mm (with their own output buffers)",
     "allocation": "explicit buffers: zeros, zeros_like, new_zeros, empty, fill",
-    "bias": "the dense bias gradient dY.sum(0)",
+    "bias": "the dense bias gradient: dY summed over the batch (sum, or a GEMV)",
     "other": "views, transposes, dtype conversions and anything unlisted",
     "python": "interpreter and dispatch time between operators",
 }
@@ -108,8 +112,9 @@ class OpStats:
         for child in event.cpu_children:
             if inherited is not None:
                 self._add(child, inherited, inherited)
-            elif child.name == SELECT:
-                self._add(child, "selection", "selection")
+            elif child.name in RANGE_CATEGORY:
+                category = RANGE_CATEGORY[child.name]
+                self._add(child, category, category)
             else:
                 category = op_category(child.name)
                 self._add(child, category, category)

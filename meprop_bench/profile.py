@@ -36,7 +36,7 @@ from meprop_bench.grid import parse_devices
 from meprop_bench.inputs import case_inputs
 from meprop_bench.kernels import KERNELS, METHODS
 from meprop_bench.machine import machine_info, threads
-from meprop_bench.opstats import BACKWARD, CATEGORIES, SELECT, OpStats, write_csv
+from meprop_bench.opstats import BACKWARD, BIAS, CATEGORIES, SELECT, OpStats, write_csv
 from meprop_bench.results import envelope, write_new_json
 
 SCHEMA = "meprop-bench/profile"
@@ -57,6 +57,7 @@ FILES = {
 PY_SPY_FORMATS = {"flame": "flamegraph", "speedscope": "speedscope"}
 # The functions kernels.py calls to choose the kept entries; labelled while profiling.
 SELECTION_FUNCTIONS = ("topk_per_example", "randk_per_example", "unified_topk")
+BIAS_FUNCTION = "_db"  # the kernels' bias gradient
 _PERMISSION_SIGNS = ("permission denied", "operation not permitted", "os error 1)",
                      "os error 13)", "ptrace")  # fmt: skip
 
@@ -195,22 +196,25 @@ def prepare_dir(path: Path, force: bool) -> Path:
     return path
 
 
-def _labelled(fn: Callable[..., Any]) -> Callable[..., Any]:
+def _labelled(fn: Callable[..., Any], label: str) -> Callable[..., Any]:
     @wraps(fn)
     def labelled(*args: Any, **kwargs: Any) -> Any:
-        with record_function(SELECT):
+        with record_function(label):
             return fn(*args, **kwargs)
 
     return labelled
 
 
 @contextmanager
-def selection_labelled() -> Iterator[None]:
+def ranges_labelled() -> Iterator[None]:
     """While inside, every selection call the kernels make runs in a ``meprop::select``
-    range. kernels.py is not changed: its module globals are patched, then restored."""
+    range and every bias gradient in a ``meprop::bias`` range. kernels.py is not
+    changed: its module globals are patched, then restored."""
+    labels = {**dict.fromkeys(SELECTION_FUNCTIONS, SELECT), BIAS_FUNCTION: BIAS}
     with ExitStack() as stack:
-        for name in SELECTION_FUNCTIONS:
-            stack.enter_context(mock.patch.object(kernels, name, _labelled(getattr(kernels, name))))
+        for name, label in labels.items():
+            labelled = _labelled(getattr(kernels, name), label)
+            stack.enter_context(mock.patch.object(kernels, name, labelled))
         yield
 
 
@@ -249,7 +253,7 @@ def run_torch_profiler(
     """Profile ``step`` for ``duration`` seconds (at least one iteration); write the
     first window's Chrome trace to ``trace``. A discarded warm-up window first also
     takes the profiler's own start-up out of the measured time."""
-    with selection_labelled():
+    with ranges_labelled():
         _profile_window(step, device, WARMUP, math.inf)
         stats = OpStats(with_device=device.type == "cuda")
         start = time.perf_counter()
