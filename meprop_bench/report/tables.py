@@ -7,6 +7,7 @@ renders them with :func:`markdown`, ``index.html`` with pandas' ``to_html``.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pandas as pd
 
@@ -54,6 +55,29 @@ def _pct(value: float) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value * 100:.2f}"
 
 
+def _case_columns(frame: pd.DataFrame) -> dict[str, Any]:
+    """The columns that name a paired case and give its two times and their ratio (the
+    width is the hidden size for a training step, n otherwise)."""
+    width = frame["hidden"].where(frame["suite"] == "train_step", frame["n"])
+    return {
+        "device": frame["device_name"],
+        "kernel": frame["kernel"],
+        "threads": frame["threads"].map(_threads),
+        "dY": frame["grads"].astype(object).fillna("-"),
+        "B": frame["B"].astype(int),
+        "n": width.astype(int),
+        "k": frame["k"].astype(int),
+        "dense": frame["dense_median"].map(_ms),
+        "sparse": frame["sparse_median"].map(_ms),
+        "speedup": frame["speedup"].map(_x),
+    }
+
+
+def _drop_constant(table: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Drop those of ``columns`` that hold one value: the inputs section says it once."""
+    return table.drop(columns=[c for c in columns if table[c].nunique() < 2])
+
+
 def speedup_table(speedups: pd.DataFrame, suite: str) -> pd.DataFrame:
     """One row per paired sparse case of ``suite``: shape, times, speedup and interval."""
     if speedups.empty:
@@ -61,27 +85,16 @@ def speedup_table(speedups: pd.DataFrame, suite: str) -> pd.DataFrame:
     frame = speedups[speedups["suite"] == suite].sort_values(
         ["device_name", "grads", "n", "B", "k", "kernel", "threads"], na_position="first"
     )
-    width = frame["hidden"] if suite == "train_step" else frame["n"]
     table = pd.DataFrame(
         {
-            "device": frame["device_name"],
-            "kernel": frame["kernel"],
-            "threads": frame["threads"].map(_threads),
-            "dY": frame["grads"].astype(object).fillna("-"),
-            "B": frame["B"].astype(int),
-            "n": width.astype(int),
-            "k": frame["k"].astype(int),
-            "dense": frame["dense_median"].map(_ms),
-            "sparse": frame["sparse_median"].map(_ms),
-            "speedup": frame["speedup"].map(_x),
+            **_case_columns(frame),
             "95% interval": list(map(_interval, frame["ci_low"], frame["ci_high"])),
             "ideal": frame["ideal"].map(_x),
             "efficiency": frame["efficiency"].map(_share),
             "rounds": frame["rounds"].astype(int),
         }
-    )  # fmt: skip
-    # One device or thread count: the inputs section names it; several: each row says which.
-    return table.drop(columns=[c for c in ("device", "threads") if table[c].nunique() < 2])
+    )
+    return _drop_constant(table, ("device", "threads"))
 
 
 def across_runs_table(repeats: pd.DataFrame) -> pd.DataFrame:
@@ -90,30 +103,18 @@ def across_runs_table(repeats: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     frame = repeats.sort_values(["suite", "device_name", "grads", "n", "B", "k", "kernel",
                                  "threads"], na_position="first")  # fmt: skip
-    width = frame["hidden"].where(frame["suite"] == "train_step", frame["n"])
     table = pd.DataFrame(
         {
             "suite": frame["suite"],
             "shape": frame["paper_shape"].astype(object).fillna("-"),
-            "device": frame["device_name"],
-            "kernel": frame["kernel"],
-            "threads": frame["threads"].map(_threads),
-            "dY": frame["grads"].astype(object).fillna("-"),
             "dtype": frame["dtype"].astype(object).fillna("-"),
-            "B": frame["B"].astype(int),
-            "n": width.astype(int),
-            "k": frame["k"].astype(int),
+            **_case_columns(frame),
             "runs": frame["runs"].astype(int),
-            "dense": frame["dense_median"].map(_ms),
-            "sparse": frame["sparse_median"].map(_ms),
-            "speedup": frame["speedup"].map(_x),
             "range over runs": list(map(_interval, frame["speedup_min"], frame["speedup_max"])),
             "ideal": frame["ideal"].map(_x),
         }
     )
-    # What every row shares is said once, in the inputs section; what varies, per row.
-    constant = [c for c in ("shape", "device", "threads", "dY", "dtype") if table[c].nunique() < 2]
-    return table.drop(columns=constant)
+    return _drop_constant(table, ("shape", "device", "threads", "dY", "dtype"))
 
 
 def split_table(split: pd.DataFrame) -> pd.DataFrame:
