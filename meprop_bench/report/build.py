@@ -77,7 +77,8 @@ def build_report(
         )
     runs = training.runs(epochs)
     summary = training.summarize(runs)
-    data = ReportData(pairing.speedups, time_split(bench), runs, epochs)
+    repeats = across_runs(pairing.speedups)
+    data = ReportData(pairing.speedups, time_split(bench), runs, epochs, repeats)
     progress(f"report: {len(data.speedups)} speedups, {len(runs)} training runs")
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -101,7 +102,6 @@ def build_report(
     (out_dir / "summary.md").write_text(to_markdown(doc))
     (out_dir / "index.html").write_text(to_html(doc))
     data.speedups.to_csv(out_dir / "speedups.csv", index=False)
-    repeats = across_runs(data.speedups)
     if not repeats.empty:
         repeats.to_csv(out_dir / "speedups_across_runs.csv", index=False)
     runs.to_csv(out_dir / "training_runs.csv", index=False)

@@ -41,6 +41,7 @@ class ReportData:
     split: pd.DataFrame
     runs: pd.DataFrame
     epochs: pd.DataFrame
+    repeats: pd.DataFrame  # speedups across runs (empty unless a case ran more than once)
 
 
 @dataclass

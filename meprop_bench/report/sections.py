@@ -12,7 +12,7 @@ from meprop_bench.machine import describe
 from meprop_bench.paper import published_accuracies
 from meprop_bench.report import tables
 from meprop_bench.report.plots import PlotFile, ReportData
-from meprop_bench.report.speedup import CONFIDENCE, RESAMPLES, SEED, across_runs
+from meprop_bench.report.speedup import CONFIDENCE, RESAMPLES, SEED
 
 # What ``python -m meprop_bench.profile`` writes per case, in the order they are linked.
 PROFILE_FILES = ("flame.svg", "speedscope.json", "ops.csv", "ops.json", "trace.json",
@@ -71,8 +71,7 @@ def speedup_sections(data: ReportData, unpaired: pd.DataFrame) -> list[Section]:
     for suite, title in SUITE_TITLES.items():
         if suite in found:
             sections.append(Section(title, [], tables.speedup_table(data.speedups, suite)))
-    repeats = across_runs(data.speedups)
-    if not repeats.empty:
+    if not data.repeats.empty:
         sections.append(
             Section(
                 "Speedups across runs",
@@ -81,7 +80,7 @@ def speedup_sections(data: ReportData, unpaired: pd.DataFrame) -> list[Section]:
                     "median over the runs of each run's speedup, and their range (the "
                     "run-to-run variation that one run's interval cannot show)."
                 ],
-                tables.across_runs_table(repeats),
+                tables.across_runs_table(data.repeats),
             )
         )
     if not data.split.empty:
