@@ -31,6 +31,8 @@ try:
 except ImportError:  # Windows: no getrusage, so no fault counts
     resource = None  # type: ignore[assignment]
 
+import torch
+
 from meprop_bench.errors import MePropInputError
 
 MODES = ("default", "steady")
@@ -92,6 +94,44 @@ def set_mode(mode: str) -> None:
             "glibc took the 32 MiB mmap threshold but refused to stop trimming "
             "(M_TRIM_THRESHOLD); the process is steady in part"
         )
+
+
+_MADV_HUGEPAGE = 14  # linux/mman.h
+_HUGE_PAGE = 2 << 20
+#: Outputs from this size on ask for huge pages (smaller ones gain little).
+HUGE_FROM = 8 << 20
+
+
+def _thp_on_request() -> bool:
+    """Whether Linux hands out transparent huge pages to regions that ask for them."""
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            return "[never]" not in f.read()
+    except OSError:
+        return False
+
+
+_HUGE = _thp_on_request() and _glibc() is not None
+_libc = _glibc() if _HUGE else None
+
+
+def fresh_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """A new, uninitialised CPU tensor for a large kernel output, backed by transparent
+    huge pages where Linux offers them on request.
+
+    A fresh 64 MB tensor costs 16,384 page faults on its first write: 25 ms on the
+    development machine, against 7 ms with 2 MB pages and 2 ms to write memory already
+    mapped. The tensor is an ordinary one (torch frees it); only its first touch is
+    cheaper. Below :data:`HUGE_FROM`, or without THP, it is ``torch.empty``.
+    """
+    out = torch.empty(shape, dtype=dtype)
+    nbytes = out.numel() * out.element_size()
+    if _libc is not None and nbytes >= HUGE_FROM:
+        start = -(-out.data_ptr() // _HUGE_PAGE) * _HUGE_PAGE
+        end = (out.data_ptr() + nbytes) // _HUGE_PAGE * _HUGE_PAGE
+        if end > start:
+            _libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), _MADV_HUGEPAGE)
+    return out
 
 
 def info() -> dict[str, Any]:

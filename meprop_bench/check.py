@@ -72,6 +72,8 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
     dy, x, w = (torch.randn(s, generator=gen).to(device, args.dtype) for s in shapes)
     k = check_inputs(dy, x, w, args.k)
     dense = get_kernel("dense")
+    for kern in kernels:
+        kern.prepare()  # compile native kernels now, not in a timed round
     fns = {kern.name: (lambda kern=kern: kern.fn(dy, x, w, k)) for kern in [dense, *kernels]}
     with threads(args.threads) as n_threads:
         times = measure_interleaved(fns, make_timer(device), args.rounds, args.warmup)

@@ -51,7 +51,9 @@ class Grid:
     def cases(self) -> list[Case]:
         """Every sparse case, each preceded once by its dense counterpart.
 
-        Pairs whose k exceeds n (a count larger than a small width) are left out.
+        Pairs whose k exceeds n (a count larger than a small width) are left out, and so
+        are kernels that do not run on the case's device and dtype (native: CPU float32
+        and float64 only).
         """
         out: dict[Case, None] = {}
         kernels = [key for key in self.kernels() if key[0] != "dense"]
@@ -65,6 +67,7 @@ class Grid:
                 for k in self.ks
                 if not (isinstance(k, int) and k > width)
                 for method, strategy in kernels
+                if KERNELS[(method, strategy)].runs_on(device, DTYPES[dtype])
             ]
             if sparse or ("dense", "dense") in self.kernels():
                 out[dense] = None
@@ -76,7 +79,7 @@ def kernel_names() -> str:
     return ", ".join([*METHODS, *(f"{m}/{s}" for m, s in KERNELS)])
 
 
-_ALL_BUT_RANDOM_EXTRAS = ("dense", "topk", "unified", "randk/masked")
+_ALL_BUT_RANDOM_EXTRAS = ("dense", "topk", "unified", "randk/masked", "randk/native")
 
 PROFILES: dict[str, Grid] = {
     # The whole quick sweep (all suites) stays under 3 minutes on a 2-core CPU.
@@ -163,6 +166,8 @@ TRAIN_STEP_VARIANTS: tuple[tuple[str, str, bool], ...] = (
     ("dense", "dense", False),
     ("topk", "masked", False),
     ("topk", "rowunion", False),
+    ("topk", "native", False),
+    ("topk", "native", True),
     ("unified", "compact", False),
     ("unified", "compact", True),
 )

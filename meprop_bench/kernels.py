@@ -21,12 +21,12 @@ from __future__ import annotations
 import functools
 import warnings
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
 
 import torch
 
-from meprop_bench import workspace
+from meprop_bench import native, workspace
 from meprop_bench.errors import MePropInputError
+from meprop_bench.kernel_types import Gradients, KernelFn, RowGrad
 from meprop_bench.selection import (
     batch_sum,
     randk_per_example,
@@ -39,63 +39,6 @@ from meprop_bench.selection import (
 # checks are off by default; both are known here (tests turn the checks on).
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
-
-
-class RowGrad(NamedTuple):
-    """A weight gradient that is zero outside ``indices``: row ``indices[i]`` is ``values[i]``.
-
-    ``indices`` is sorted and free of repeats, so the sparse form is coalesced.
-    """
-
-    indices: torch.Tensor
-    values: torch.Tensor
-    num_rows: int
-
-    def to_dense(self) -> torch.Tensor:
-        """The full num_rows x d_in gradient, zeros outside the kept rows."""
-        full = self.values.new_zeros((self.num_rows, self.values.shape[1]))
-        return full.index_copy_(0, self.indices, self.values)
-
-    def to_sparse_coo(self) -> torch.Tensor:
-        """A row-sparse COO tensor, as ``nn.Embedding(sparse=True)`` produces."""
-        return torch.sparse_coo_tensor(
-            self.indices.unsqueeze(0),
-            self.values,
-            (self.num_rows, self.values.shape[1]),
-            is_coalesced=True,
-        )
-
-
-class Gradients(NamedTuple):
-    """What a backward kernel returns: input, weight and bias gradients.
-
-    A gradient the caller said it does not need (the input's of a first layer, the
-    weight's of a frozen layer, the bias's of a layer without one) is None: it is
-    never computed.
-    """
-
-    dx: torch.Tensor | None
-    dw: torch.Tensor | RowGrad | None
-    db: torch.Tensor | None
-
-    def dense_dw(self) -> torch.Tensor | None:
-        """The weight gradient as a full tensor, whatever form the kernel returned."""
-        return self.dw.to_dense() if isinstance(self.dw, RowGrad) else self.dw
-
-
-class KernelFn(Protocol):
-    def __call__(
-        self,
-        dy: torch.Tensor,
-        x: torch.Tensor,
-        w: torch.Tensor,
-        k: int,
-        generator: torch.Generator | None = None,
-        *,
-        need_dx: bool = True,
-        need_dw: bool = True,
-        need_db: bool = True,
-    ) -> Gradients: ...
 
 
 def _db(dy, need_db):
@@ -212,10 +155,24 @@ class Kernel:
     compact: bool
     syncs_on_cuda: bool
     summary: str
+    native: bool = False  # compiled CPU code: float32/float64 on the CPU, see prepare()
 
     @property
     def name(self) -> str:
         return f"{self.method}/{self.strategy}"
+
+    def runs_on(self, device: str | torch.device, dtype: torch.dtype) -> bool:
+        """Whether this kernel takes tensors of ``dtype`` on ``device``."""
+        return not self.native or (
+            torch.device(device).type == "cpu" and dtype in (torch.float32, torch.float64)
+        )
+
+    def prepare(self) -> None:
+        """Compile ahead (or load from the disk cache) whatever this kernel compiles, so
+        no timed call does; a no-op for the torch strategies. Harnesses call it before
+        timing."""
+        if self.native:
+            native.compile_ahead()
 
 
 def _per_example_kernels(method: str, chooser: str) -> list[Kernel]:
@@ -226,6 +183,9 @@ def _per_example_kernels(method: str, chooser: str) -> list[Kernel]:
                f"{chooser} per example as CSR, torch.sparse.mm"),
         Kernel(method, "rowunion", _per_example_rowunion(method), True, True,
                f"{chooser} per example, dense GEMMs over the union of kept columns"),
+        Kernel(method, "native", _with_scratch(native.per_example(method)), True, False,
+               f"{chooser} per example in compiled CPU code, products over kept entries only",
+               native=True),
     ]  # fmt: skip
 
 
@@ -239,6 +199,9 @@ KERNELS: dict[tuple[str, str], Kernel] = {
                "one top-k column set per batch, k-wide GEMMs, dW as k rows + indices"),
         Kernel("unified", "scatter", _unified(False), False, False,
                "one top-k column set per batch, k-wide GEMMs, dW scattered into n x d_in"),
+        Kernel("unified", "native", _with_scratch(native.unified), True, False,
+               "one top-k column set per batch, selection and products in one compiled "
+               "CPU call (small shapes)", native=True),
     ]
 }  # fmt: skip
 

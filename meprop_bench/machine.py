@@ -91,6 +91,25 @@ def gpu_info(device: torch.device | str = "cuda") -> dict[str, Any]:
     }
 
 
+def _numba() -> dict[str, Any] | None:
+    """numba's version and the threads the native kernels run with (torch's count,
+    capped by numba's pool); None without numba."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    info: dict[str, Any] = {
+        "version": numba.__version__,
+        "threads": max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)),
+        "max_threads": numba.config.NUMBA_NUM_THREADS,
+    }
+    try:
+        info["threading_layer"] = numba.threading_layer()
+    except ValueError:  # no parallel region has run yet in this process
+        info["threading_layer"] = f"not started (configured: {numba.config.THREADING_LAYER})"
+    return info
+
+
 def machine_info() -> dict[str, Any]:
     """A JSON-ready description of this machine and its numeric libraries."""
     info: dict[str, Any] = {
@@ -119,6 +138,7 @@ def machine_info() -> dict[str, Any]:
             for pool in threadpool_info()
         ],
         "allocator": allocator.info(),
+        "numba": _numba(),
         "cuda_available": torch.cuda.is_available(),
     }
     if torch.cuda.is_available():

@@ -23,9 +23,12 @@ from torch.autograd import DeviceType
 BACKWARD = "meprop::backward"
 SELECT = "meprop::select"
 BIAS = "meprop::bias"
+INDEXING = "meprop::indexing"
+PRODUCT = "meprop::product"
 # Ranges whose every operator belongs to one category, whatever its name (the score's
-# GEMV is selection, the bias's GEMV is bias, not product).
-RANGE_CATEGORY = {SELECT: "selection", BIAS: "bias"}
+# GEMV is selection, the bias's GEMV is bias, not product); the native kernels' compiled
+# loops run no operator, so their ranges' own time is what counts.
+RANGE_CATEGORY = {SELECT: "selection", BIAS: "bias", INDEXING: "indexing", PRODUCT: "product"}
 
 CATEGORIES: dict[str, str] = {
     "selection": "choosing the kept entries: |dY|, its column sums, top-k, random draws",

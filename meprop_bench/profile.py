@@ -29,14 +29,23 @@ from torch import profiler
 from torch.profiler import ProfilerActivity, record_function
 
 import meprop_bench
-from meprop_bench import kernels
+from meprop_bench import kernels, native
 from meprop_bench.cases import GRAD_SOURCES, Case
 from meprop_bench.cli import DTYPES, parse_k, positive_int, resolve_device, run_main
 from meprop_bench.grid import parse_devices
 from meprop_bench.inputs import case_inputs
 from meprop_bench.kernels import KERNELS, METHODS
 from meprop_bench.machine import machine_info, threads
-from meprop_bench.opstats import BACKWARD, BIAS, CATEGORIES, SELECT, OpStats, write_csv
+from meprop_bench.opstats import (
+    BACKWARD,
+    BIAS,
+    CATEGORIES,
+    INDEXING,
+    PRODUCT,
+    SELECT,
+    OpStats,
+    write_csv,
+)
 from meprop_bench.results import envelope, write_new_json
 
 SCHEMA = "meprop-bench/profile"
@@ -58,6 +67,10 @@ PY_SPY_FORMATS = {"flame": "flamegraph", "speedscope": "speedscope"}
 # The functions kernels.py calls to choose the kept entries; labelled while profiling.
 SELECTION_FUNCTIONS = ("topk_per_example", "randk_per_example", "unified_topk")
 BIAS_FUNCTION = "_db"  # the kernels' bias gradient
+# The compiled loops of the native kernels, which torch.profiler cannot see into.
+NATIVE_RANGES = {"select_serial": SELECT, "select_parallel": SELECT,
+                 "group_by_column": INDEXING, "products_serial": PRODUCT,
+                 "products_parallel": PRODUCT, "unified_backward": PRODUCT}  # fmt: skip
 _PERMISSION_SIGNS = ("permission denied", "operation not permitted", "os error 1)",
                      "os error 13)", "ptrace")  # fmt: skip
 
@@ -174,7 +187,8 @@ def case_from_args(args: argparse.Namespace) -> Case:
 
 
 def make_step(case: Case) -> Callable[[], object]:
-    """One backward of ``case`` on the suites' inputs for it."""
+    """One backward of ``case`` on the suites' inputs for it (compiled ahead if native)."""
+    case.kernel.prepare()
     dy, x, w = case_inputs(case)
     fn, k = case.kernel.fn, case.k
     return lambda: fn(dy, x, w, k)
@@ -208,13 +222,17 @@ def _labelled(fn: Callable[..., Any], label: str) -> Callable[..., Any]:
 @contextmanager
 def ranges_labelled() -> Iterator[None]:
     """While inside, every selection call the kernels make runs in a ``meprop::select``
-    range and every bias gradient in a ``meprop::bias`` range. kernels.py is not
-    changed: its module globals are patched, then restored."""
-    labels = {**dict.fromkeys(SELECTION_FUNCTIONS, SELECT), BIAS_FUNCTION: BIAS}
+    range and every bias gradient in a ``meprop::bias`` range; the native kernels'
+    compiled loops run in select, indexing and product ranges. The kernels' modules
+    are not changed: their globals are patched, then restored."""
+    targets = [(kernels, {**dict.fromkeys(SELECTION_FUNCTIONS, SELECT), BIAS_FUNCTION: BIAS})]
+    if native.available():
+        targets += [(native, {"batch_sum": BIAS}), (native._jit(), NATIVE_RANGES)]
     with ExitStack() as stack:
-        for name, label in labels.items():
-            labelled = _labelled(getattr(kernels, name), label)
-            stack.enter_context(mock.patch.object(kernels, name, labelled))
+        for module, labels in targets:
+            for name, label in labels.items():
+                labelled = _labelled(getattr(module, name), label)
+                stack.enter_context(mock.patch.object(module, name, labelled))
         yield
 
 

@@ -31,6 +31,7 @@ from meprop_bench.cases import Case
 from meprop_bench.errors import MePropInputError
 from meprop_bench.grid import Grid, apply_overrides, select_profile
 from meprop_bench.inputs import case_inputs
+from meprop_bench.kernels import Kernel
 from meprop_bench.machine import machine_info, threads
 from meprop_bench.timing import SampleClock, Slowdown, gc_disabled, make_timer
 
@@ -230,8 +231,18 @@ class CaseBench:
         except MePropInputError as err:
             pytest.skip(str(err))
 
+    @staticmethod
+    def prepare(kernel: Kernel) -> None:
+        """Compile ``kernel`` ahead of timing (native kernels); skip, with the reason,
+        when it cannot run here (numba missing)."""
+        try:
+            kernel.prepare()
+        except MePropInputError as err:
+            pytest.skip(str(err))
+
     def run_kernel(self, case: Case, thread_count: int | None, group: str, **extra: Any) -> None:
         """Time ``case``'s backward kernel on its inputs; ``extra`` joins its extra_info."""
+        self.prepare(case.kernel)
         dy, x, w = self.inputs(case)
         kernel, k = case.kernel.fn, case.k
         self.run(

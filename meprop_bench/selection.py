@@ -4,9 +4,11 @@ Every selection here has a fixed output size (k per example, or k for the whole
 batch), so none of them reads a data-dependent size back to the host: on CUDA they
 queue asynchronously like any other kernel.
 
-Ties: ``torch.topk`` keeps exactly k entries even when many magnitudes are equal
-(a threshold mask ``|dy| >= kth`` would keep them all), and for a given input,
-device and build it keeps the same ones every time.
+Ties: every selection keeps exactly k entries even when many scores are equal (a
+threshold mask ``|dy| >= kth`` would keep them all), and among entries that tie at the
+boundary it keeps the lowest column indices. ``torch.topk`` leaves that choice to its
+implementation, so :func:`_lowest_index_ties` settles it; the native kernels follow the
+same rule, so every strategy keeps the same set.
 """
 
 from __future__ import annotations
@@ -59,9 +61,30 @@ def batch_sum(t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor
     return t.sum(0, dtype=dtype)
 
 
+def _lowest_index_ties(score: torch.Tensor, idx: torch.Tensor, k: int) -> torch.Tensor:
+    """``idx`` (the k largest of ``score`` along its last dimension, from ``torch.topk``)
+    with ties at the boundary resolved to the lowest indices.
+
+    On the CPU the common case, no tie at the k-th value, costs one comparison pass
+    and returns ``idx`` unchanged; on other devices the rule is applied without
+    reading anything back to the host.
+    """
+    kth = score.gather(-1, idx).amin(-1, keepdim=True)
+    at_least = score >= kth
+    if score.is_cpu and not bool((at_least.sum(-1) > k).any()):
+        return idx
+    above = score > kth
+    tied = at_least & ~above
+    room = k - above.sum(-1, keepdim=True)
+    keep = above | (tied & (tied.cumsum(-1) <= room))
+    # exactly k entries of `keep` are 1, so topk returns exactly those
+    return keep.to(torch.int8).topk(k, dim=-1, sorted=False).indices
+
+
 def topk_per_example(dy: torch.Tensor, k: int) -> torch.Tensor:
     """Indices (B x k) of the k largest |dY| entries of each row: the original meProp."""
-    return workspace.abs_of(dy).topk(k, dim=1, sorted=False).indices
+    score = workspace.abs_of(dy)
+    return _lowest_index_ties(score, score.topk(k, dim=1, sorted=False).indices, k)
 
 
 def unified_topk(dy: torch.Tensor, k: int) -> torch.Tensor:
@@ -72,9 +95,13 @@ def unified_topk(dy: torch.Tensor, k: int) -> torch.Tensor:
     indices makes the gathers walk memory in order and lets the compact weight
     gradient be a coalesced sparse tensor.
     """
-    acc = torch.promote_types(dy.dtype, torch.float32)
-    score = batch_sum(workspace.abs_of(dy), dtype=acc)
-    return score.topk(k, sorted=False).indices.sort().values
+    score = unified_score(dy)
+    return _lowest_index_ties(score, score.topk(k, sorted=False).indices, k).sort().values
+
+
+def unified_score(dy: torch.Tensor) -> torch.Tensor:
+    """Σ over the batch of |dY| per column (n,), accumulated in at least float32."""
+    return batch_sum(workspace.abs_of(dy), dtype=torch.promote_types(dy.dtype, torch.float32))
 
 
 def randk_per_example(
@@ -85,5 +112,13 @@ def randk_per_example(
     The paper's random-k baseline, fresh at every call. Draws from ``generator`` if
     given, else from torch's global RNG (so ``torch.manual_seed`` reproduces it).
     """
-    noise = torch.rand(dy.shape, device=dy.device, generator=generator)
-    return noise.topk(k, dim=1, sorted=False).indices
+    noise = random_scores(dy, generator)
+    return _lowest_index_ties(noise, noise.topk(k, dim=1, sorted=False).indices, k)
+
+
+def random_scores(
+    dy: torch.Tensor, generator: torch.Generator | None = None, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Uniform noise shaped like ``dy`` (float32) whose k largest per row are random-k's
+    picks; written into ``out`` when given (the same draw either way)."""
+    return torch.rand(dy.shape, device=dy.device, generator=generator, out=out)

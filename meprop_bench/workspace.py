@@ -59,24 +59,27 @@ class enabled_for:
         _SLOTS.enabled = self._before
 
 
-def scratch(slot: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor | None:
-    """An uninitialised ``shape`` tensor of ``like``'s dtype, reused across calls for
-    the same ``slot`` on this thread; None outside an :class:`enabled_for` block that
-    allows it, and off the CPU.
+def scratch(
+    slot: str, shape: tuple[int, ...], like: torch.Tensor, dtype: torch.dtype | None = None
+) -> torch.Tensor | None:
+    """An uninitialised ``shape`` tensor of ``dtype`` (default ``like``'s), reused across
+    calls for the same ``slot`` on this thread; None outside an :class:`enabled_for` block
+    that allows it, and off the CPU (``like``'s device).
 
     A repeated request is a dictionary look-up (the view is kept), since the kernels
     ask on every call and at small shapes every microsecond shows.
     """
     if not (_SLOTS.enabled and like.is_cpu):
         return None
-    entry = _SLOTS.slots.get((slot, like.dtype))
+    dtype = like.dtype if dtype is None else dtype
+    entry = _SLOTS.slots.get((slot, dtype))
     if entry is not None:
         view = entry.views.get(shape)
         if view is not None:
             return view
     need = math.prod(shape)
     if entry is None or entry.buffer.numel() < need:
-        entry = _SLOTS.slots[(slot, like.dtype)] = _Slot(need, like.dtype)
+        entry = _SLOTS.slots[(slot, dtype)] = _Slot(need, dtype)
     if len(entry.views) >= _MAX_VIEWS:  # shapes that vary call to call (rowunion's union)
         entry.views.clear()
     with torch.inference_mode(False):
@@ -110,6 +113,17 @@ def index_select(src: torch.Tensor, dim: int, index: torch.Tensor, slot: str) ->
     if out is None:
         return src.index_select(dim, index)
     return torch.index_select(src, dim, index, out=out)
+
+
+def empty(
+    slot: str, shape: tuple[int, ...], like: torch.Tensor, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """An uninitialised ``shape`` tensor of ``dtype`` (default ``like``'s), in scratch
+    where allowed (valid until the next request for ``slot`` on this thread)."""
+    out = scratch(slot, shape, like, dtype)
+    if out is None:
+        return torch.empty(shape, dtype=like.dtype if dtype is None else dtype, device=like.device)
+    return out
 
 
 def zeros_like(t: torch.Tensor, slot: str) -> torch.Tensor:

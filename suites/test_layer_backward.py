@@ -26,6 +26,7 @@ def make_layer(case, w):
 
 def test_layer_backward(meprop, backward_case):
     case, threads = backward_case
+    meprop.prepare(case.kernel)
     dy, x, w = meprop.inputs(case)
     layer = make_layer(case, w)
     x = x.detach().requires_grad_()

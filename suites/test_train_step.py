@@ -11,6 +11,7 @@ import torch
 from torch.nn import functional as F
 
 from meprop_bench.grid import TRAIN_STEP_SHAPES, TRAIN_STEP_VARIANTS
+from meprop_bench.kernels import get_kernel
 from meprop_bench.layer import swap_linear
 from meprop_bench.models import build_mlp
 from meprop_bench.pytest_plugin import grid_of, profile_of
@@ -71,6 +72,10 @@ def test_train_step(meprop, train_case):
     if dtype not in (torch.float32, torch.float64, torch.bfloat16):
         pytest.skip(f"training step not measured in {dtype_name}")
     method, strategy, sparse_grad = variant
+    kernel = get_kernel(method, strategy)
+    if not kernel.runs_on(device, dtype):
+        pytest.skip(f"{kernel.name} does not run in {dtype_name} on {device}")
+    meprop.prepare(kernel)
     k_count = resolve_k(shape.k, shape.hidden)
     meprop.run(
         make_step(shape, variant, device, dtype),

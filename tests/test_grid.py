@@ -9,7 +9,10 @@ from meprop_bench.grid import PROFILES, Grid, apply_overrides, paper_cases, sele
 
 
 def test_dense_precedes_each_group_of_sparse_cases():
-    grid = Grid(widths=(64, 128), batches=(8,), ks=(4, 0.5), methods=("dense", "unified"))
+    grid = Grid(
+        widths=(64, 128), batches=(8,), ks=(4, 0.5),
+        methods=("dense", "unified/compact", "unified/scatter"),
+    )  # fmt: skip
     cases = grid.cases()
     assert [c.method for c in cases] == ["dense", "unified", "unified", "unified", "unified"] * 2
     for case in cases:
@@ -25,7 +28,15 @@ def test_counts_larger_than_width_are_left_out():
 def test_methods_expand_to_their_strategies_once():
     grid = Grid((8,), (2,), (2,), ("topk", "topk/sparse", "unified/scatter"))
     assert grid.kernels() == [("topk", "masked"), ("topk", "sparse"), ("topk", "rowunion"),
-                              ("unified", "scatter")]  # fmt: skip
+                              ("topk", "native"), ("unified", "scatter")]  # fmt: skip
+
+
+def test_kernels_that_cannot_run_on_a_device_or_dtype_are_left_out():
+    grid = Grid((8,), (2,), (2,), ("dense", "topk/native", "topk/masked"),
+                devices=("cpu", "cuda"), dtypes=("float32", "bfloat16"))  # fmt: skip
+    native = [(c.device, c.dtype) for c in grid.cases() if c.strategy == "native"]
+    assert native == [("cpu", "float32")]
+    assert sum(c.strategy == "masked" for c in grid.cases()) == 4
 
 
 def test_every_axis_overrides():

@@ -60,10 +60,11 @@ def sweep_backward(out: Path, methods: str):
 
 def test_backward_json_has_case_fields_raw_samples_and_machine(tmp_path):
     out = tmp_path / "out.json"
-    proc = sweep_backward(out, "dense,unified")
+    proc = sweep_backward(out, "dense,unified/compact,unified/scatter")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = json.loads(out.read_text())
-    for key in ("torch", "blas", "cpu_capability", "torch_threads", "threadpools", "allocator"):
+    for key in ("torch", "blas", "cpu_capability", "torch_threads", "threadpools", "allocator",
+                "numba"):  # fmt: skip
         assert key in doc["machine_info"], key
     assert doc["machine_info"]["allocator"]["mode"] == "default"
     benches = doc["benchmarks"]

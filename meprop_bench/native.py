@@ -1,0 +1,218 @@
+"""Native CPU kernels: per-example top-k / random-k, and unified top-k at small shapes.
+
+PyTorch has no per-row sparse product, so the torch strategies for per-example meProp
+either multiply a masked dense dY (``masked``: dense cost) or go through CSR
+(``sparse``). These kernels do what the method asks for, compiled with numba:
+
+1. select each row's k entries (a min-heap of size k per row, or quickselect once k is
+   a sizeable fraction of n, chosen by :data:`QUICKSELECT_FROM`), reading dY once;
+2. regroup the kept entries by column (a counting sort, like a transposed CSR);
+3. dW: each kept column's row, Σ v·x[b] over its entries, written once; dX: each kept
+   entry adds v·W[c] to its example's row. Both run over column blocks of d_in that
+   fit in cache, one block per thread, so threads never write the same memory. The
+   outputs are fresh tensors on huge pages where Linux offers them
+   (:func:`~meprop_bench.allocator.fresh_tensor`): at n = d_in = 4096 the page faults of
+   a 4 KiB-paged dW cost more than all of the arithmetic.
+
+The kept set is the one :mod:`meprop_bench.selection` picks (ties go to the lowest
+column), random-k draws its scores from the caller's generator exactly as the torch
+strategies do, and the weight gradient comes back as a :class:`RowGrad` over the union
+of kept columns. Temporaries live in :mod:`meprop_bench.workspace`. numba's thread count
+follows ``torch.get_num_threads()`` at every call. Compilation happens in
+:func:`compile_ahead` (the harness calls it before timing) and is cached on disk.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from types import ModuleType
+
+import numpy as np
+import torch
+
+from meprop_bench import workspace
+from meprop_bench.allocator import fresh_tensor
+from meprop_bench.errors import MePropInputError
+from meprop_bench.kernel_types import Gradients, KernelFn, RowGrad
+from meprop_bench.selection import batch_sum, random_scores, unified_score
+
+#: k/n from which quickselect replaces the heap (measured: see docs/kernels.md).
+QUICKSELECT_FROM = 0.25
+#: Below this many multiply-adds (B * k * d_in) one thread beats starting the pool.
+PARALLEL_FROM = 1 << 21
+#: Bytes of one row's slice in a d_in block of the products (see _block).
+BLOCK_ROW_BYTES = 8 * 1024
+#: Largest shape (B * n) for which unified/native is meant: above it unified/compact's
+#: BLAS GEMMs win (measured: see docs/kernels.md). Only a documented guide; the kernel
+#: is exact at every shape.
+UNIFIED_SMALL = 1 << 16
+
+
+@functools.cache
+def _jit() -> ModuleType:
+    """The compiled loops; a one-line error naming numba when it cannot be imported."""
+    try:
+        from meprop_bench import native_jit
+    except ImportError as err:
+        raise MePropInputError(
+            f"the native strategy needs numba ({err}); install it with: pip install numba"
+        ) from None
+    return native_jit
+
+
+def available() -> bool:
+    """Whether numba can be imported, so the native kernels can run."""
+    try:
+        _jit()
+    except MePropInputError:
+        return False
+    return True
+
+
+def _require_cpu(*tensors: torch.Tensor) -> None:
+    for t in tensors:
+        if not t.is_cpu:
+            raise MePropInputError(
+                f"the native strategy runs on the CPU only, got a tensor on {t.device}; "
+                "on CUDA use masked, sparse or rowunion (per example) or compact/scatter "
+                "(unified)"
+            )
+        if t.dtype not in (torch.float32, torch.float64):
+            raise MePropInputError(
+                f"the native strategy takes float32 or float64, got {t.dtype}; "
+                "use masked or sparse for half precision"
+            )
+
+
+def _threads() -> int:
+    """Set numba's thread count to torch's (capped by numba's pool) and return it."""
+    import numba
+
+    count = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    if numba.get_num_threads() != count:
+        numba.set_num_threads(count)
+    return count
+
+
+def _block(d_in: int, itemsize: int, threads: int) -> int:
+    """Width of the d_in blocks the products are split into: every thread gets one,
+    and none is narrower than BLOCK_ROW_BYTES, because each kept entry costs a few
+    nanoseconds per block on top of its arithmetic (at B=256, n=d_in=4096, k=41 on one
+    thread, 256-wide blocks took 6.2 + 6.9 ms for dW + dX, 2048-wide 3.7 + 4.3 ms)."""
+    width = min(BLOCK_ROW_BYTES // itemsize, math.ceil(d_in / threads))
+    return max(1, min(d_in, width))
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().contiguous().numpy()
+
+
+def per_example(method: str) -> KernelFn:
+    """The native kernel for ``topk`` (scores |dY|) or ``randk`` (uniform noise)."""
+    use_abs = method == "topk"
+
+    def kernel(dy, x, w, k, generator=None, *, need_dx=True, need_dw=True, need_db=True):
+        _require_cpu(dy, x, w)
+        jit = _jit()
+        db = batch_sum(dy) if need_db else None
+        if not (need_dx or need_dw):
+            return Gradients(None, None, db)
+        if use_abs:
+            score = dy
+        else:
+            out = workspace.scratch("noise", tuple(dy.shape), dy, torch.float32)
+            score = random_scores(dy, generator, out)
+        threads = _threads()
+        parallel = threads > 1 and dy.shape[0] * k * x.shape[1] >= PARALLEL_FROM
+        quick = k >= QUICKSELECT_FROM * dy.shape[1]
+        dx, dw = _per_example_products(
+            jit, score, use_abs, dy, x, w, k, need_dx, need_dw, parallel, threads, quick
+        )
+        return Gradients(dx, dw, db)
+
+    return kernel
+
+
+def _per_example_products(
+    jit: ModuleType,
+    score: torch.Tensor,
+    use_abs: bool,
+    dy: torch.Tensor,
+    x: torch.Tensor,
+    w: torch.Tensor,
+    k: int,
+    need_dx: bool,
+    need_dw: bool,
+    parallel: bool,
+    threads: int,
+    quick: bool,
+) -> tuple[torch.Tensor | None, RowGrad | None]:
+    """Select, regroup and multiply: (dx or None, dW's kept rows or None)."""
+    batch, n = dy.shape
+    d_in = x.shape[1]
+    width = n if quick else k
+    work_v = workspace.empty("select_v", (batch, width), dy, score.dtype)
+    work_i = workspace.empty("select_i", (batch, width), dy, torch.int64)
+    idx = workspace.empty("select_idx", (batch, k), dy, torch.int64)
+    select = jit.select_parallel if parallel else jit.select_serial
+    select(_numpy(score), use_abs, k, quick, work_v.numpy(), work_i.numpy(), idx.numpy())
+
+    starts = workspace.empty("col_starts", (n + 1,), dy, torch.int64)
+    rows = workspace.empty("col_rows", (batch * k,), dy, torch.int64)
+    vals = workspace.empty("col_vals", (batch * k,), dy)
+    union = torch.empty(min(n, batch * k), dtype=torch.int64)  # returned: never scratch
+    dyn = _numpy(dy)
+    used = jit.group_by_column(
+        idx.numpy(), dyn, starts.numpy(), rows.numpy(), vals.numpy(), union.numpy()
+    )
+
+    dx = fresh_tensor((batch if need_dx else 0, d_in), dy.dtype)
+    dw = fresh_tensor((used if need_dw else 0, d_in), dy.dtype)
+    block = _block(d_in, dy.element_size(), threads if parallel else 1)
+    products = jit.products_parallel if parallel else jit.products_serial
+    products(_numpy(x), _numpy(w), starts.numpy(), rows.numpy(), vals.numpy(), union.numpy(),
+             used, block, dx.numpy(), dw.numpy())  # fmt: skip
+    return (dx if need_dx else None), (RowGrad(union[:used], dw, n) if need_dw else None)
+
+
+def unified(dy, x, w, k, generator=None, *, need_dx=True, need_dw=True, need_db=True):
+    """Unified top-k with the selection and both products in one compiled call.
+
+    The column score is torch's (:func:`~meprop_bench.selection.unified_score`), so the
+    kept columns are exactly unified/compact's; the rest costs one dispatch instead
+    of a dozen operators, which is what dominates at the paper's MNIST shape.
+    """
+    _require_cpu(dy, x, w)
+    jit = _jit()
+    db = batch_sum(dy) if need_db else None
+    if not (need_dx or need_dw):
+        return Gradients(None, None, db)
+    score = unified_score(dy)
+    heap = workspace.empty("unified_heap", (k,), dy, score.dtype)
+    idx = torch.empty(k, dtype=torch.int64)  # returned as the RowGrad's indices
+    d_in = x.shape[1]
+    dx = torch.empty((dy.shape[0] if need_dx else 0, d_in), dtype=dy.dtype)
+    dw = torch.empty((k if need_dw else 0, d_in), dtype=dy.dtype)
+    jit.unified_backward(_numpy(score), _numpy(dy), _numpy(x), _numpy(w), heap.numpy(),
+                         idx.numpy(), dx.numpy(), dw.numpy())  # fmt: skip
+    rows = RowGrad(idx, dw, dy.shape[1]) if need_dw else None
+    return Gradients(dx if need_dx else None, rows, db)
+
+
+@functools.cache
+def compile_ahead() -> None:
+    """Compile (or load from the disk cache) every native loop for float32 and float64,
+    serial and parallel, heap and quickselect, so no timed call ever compiles."""
+    jit = _jit()
+    gen = torch.Generator().manual_seed(0)
+    for dtype in (torch.float32, torch.float64):
+        dy, x, w = (torch.randn(s, generator=gen, dtype=dtype) for s in ((4, 8), (4, 3), (8, 3)))
+        with workspace.enabled_for(dy, x, w):
+            for score, use_abs in ((dy, True), (random_scores(dy, gen), False)):
+                for parallel in (True, False):
+                    for quick in (True, False):
+                        _per_example_products(
+                            jit, score, use_abs, dy, x, w, 2, True, True, parallel, 2, quick
+                        )
+            unified(dy, x, w, 2)

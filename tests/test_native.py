@@ -1,0 +1,157 @@
+"""The native (numba) kernels: the same kept set and gradients as the torch strategies,
+through every code path (heap and quickselect, serial and parallel), and clear refusals.
+
+The kernels are also in ``KERNELS``, so test_kernels.py checks them against the NumPy
+reference over dtypes, shapes, k, non-contiguous inputs and the need_* flags; here
+are the paths and rules that generic tests cannot reach.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from reference import masked_grads, per_example_mask
+
+from meprop_bench import MePropInputError, backward, native
+from meprop_bench.machine import threads
+from meprop_bench.selection import randk_per_example, topk_per_example
+
+pytestmark = pytest.mark.skipif(not native.available(), reason="numba is not installed")
+
+
+@pytest.fixture(params=["heap", "quickselect"])
+def selection(request, monkeypatch):
+    """Force one selection algorithm for every k."""
+    monkeypatch.setattr(native, "QUICKSELECT_FROM", 0.0 if request.param == "quickselect" else 2.0)
+    return request.param
+
+
+@pytest.fixture(params=["serial", "parallel"])
+def parallelism(request, monkeypatch):
+    """Force the serial or the parallel loops (2 threads) whatever the size."""
+    if request.param == "parallel":
+        monkeypatch.setattr(native, "PARALLEL_FROM", 0)
+        with threads(2):
+            yield request.param
+    else:
+        monkeypatch.setattr(native, "PARALLEL_FROM", 1 << 62)
+        yield request.param
+
+
+def tied(b: int, n: int, dtype=torch.float32, seed: int = 0) -> torch.Tensor:
+    """dY whose magnitudes tie often: small signed integers."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(-3, 4, (b, n), generator=g).to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_same_kept_set_as_torch_for_every_k(selection, parallelism, dtype):
+    # w = identity and x = 0 make dx the masked dY itself, so the kept set is visible.
+    b, n = 9, 23
+    dy = tied(b, n, dtype) + 0.0  # zeros too: ties at zero are kept by index like any other
+    dy[dy == 0] = 0.5
+    x, w = torch.zeros(b, n, dtype=dtype), torch.eye(n, dtype=dtype)
+    for k in range(1, n + 1):
+        want = torch.zeros(b, n, dtype=torch.bool).scatter_(1, topk_per_example(dy, k), True)
+        got = backward(dy, x, w, k, "topk", "native").dx != 0
+        assert torch.equal(got, want), k
+        assert bool((got.sum(1) == k).all())
+
+
+def test_ties_go_to_the_lowest_columns(selection):
+    dy = torch.ones(4, 30)
+    dy[:, 7] = 2.0
+    grads = backward(dy, torch.zeros(4, 30), torch.eye(30), 5, "topk", "native")
+    assert torch.equal((grads.dx != 0)[0].nonzero().flatten(), torch.tensor([0, 1, 2, 3, 7]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("b,d_in,n,k", [(1, 1, 1, 1), (5, 3, 40, 7), (64, 130, 50, 20)])
+def test_gradients_match_reference(selection, parallelism, dtype, b, d_in, n, k):
+    g = torch.Generator().manual_seed(1)
+    dy, x, w = (torch.randn(s, generator=g, dtype=dtype) for s in ((b, n), (b, d_in), (n, d_in)))
+    got = backward(dy, x, w, k, "topk", "native")
+    ref = masked_grads(dy, x, w, per_example_mask(dy, k))
+    tol = 1e-4 if dtype == torch.float32 else 1e-10
+    for a, want in zip((got.dx, got.dense_dw(), got.db), ref, strict=True):
+        np.testing.assert_allclose(a.double().numpy(), want, rtol=tol, atol=tol)
+
+
+def test_weight_gradient_rows_are_the_union_of_kept_columns():
+    dy = torch.zeros(3, 10)
+    dy[0, [1, 4]] = 1.0
+    dy[1, [4, 8]] = 2.0
+    dy[2, [1, 8]] = 3.0
+    grads = backward(dy, torch.ones(3, 2), torch.ones(10, 2), 2, "topk", "native")
+    assert grads.dw.indices.tolist() == [1, 4, 8]
+    assert grads.dw.values[:, 0].tolist() == [4.0, 3.0, 5.0]
+    assert grads.dw.num_rows == 10
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_randk_keeps_what_randk_masked_keeps(parallelism, dtype):
+    b, n, k = 17, 64, 9
+    dy = torch.randn(b, n, dtype=dtype) + 5.0  # no zeros: every kept entry shows in dx
+    x, w = torch.zeros(b, n, dtype=dtype), torch.eye(n, dtype=dtype)
+    got = backward(dy, x, w, k, "randk", "native", torch.Generator().manual_seed(4)).dx != 0
+    idx = randk_per_example(dy, k, torch.Generator().manual_seed(4))
+    assert torch.equal(got, torch.zeros(b, n, dtype=torch.bool).scatter_(1, idx, True))
+
+
+def test_unified_native_keeps_unified_compact_columns():
+    dy = tied(12, 40)
+    dy[:, 5] = 9.0
+    x = torch.randn(12, 6, generator=torch.Generator().manual_seed(0))
+    w = torch.randn(40, 6, generator=torch.Generator().manual_seed(1))
+    for k in (1, 3, 17, 40):
+        want = backward(dy, x, w, k, "unified", "compact")
+        got = backward(dy, x, w, k, "unified", "native")
+        assert torch.equal(got.dw.indices, want.dw.indices), k
+        torch.testing.assert_close(got.dw.values, want.dw.values)
+        torch.testing.assert_close(got.dx, want.dx)
+
+
+@pytest.mark.parametrize("method", ["topk", "randk", "unified"])
+def test_refuses_other_devices_naming_the_alternatives(method):
+    dy, x, w = (torch.empty(s, device="meta") for s in ((2, 4), (2, 3), (4, 3)))
+    with pytest.raises(MePropInputError, match=r"CPU only.*on CUDA use"):
+        backward(dy, x, w, 2, method, "native")
+
+
+def test_refuses_half_precision():
+    dy, x, w = (torch.randn(s).bfloat16() for s in ((2, 4), (2, 3), (4, 3)))
+    with pytest.raises(MePropInputError, match=r"float32 or float64.*bfloat16"):
+        backward(dy, x, w, 2, "topk", "native")
+
+
+def test_without_numba_native_says_so_and_the_rest_works():
+    code = (
+        "import sys; sys.modules['numba'] = None\n"
+        "import torch\n"
+        "from meprop_bench import backward, MePropInputError, native\n"
+        "dy, x, w = torch.randn(2, 4), torch.randn(2, 3), torch.randn(4, 3)\n"
+        "backward(dy, x, w, 2, 'topk', 'masked')\n"
+        "assert not native.available()\n"
+        "try:\n"
+        "    backward(dy, x, w, 2, 'topk', 'native')\n"
+        "except MePropInputError as err:\n"
+        "    print(err)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "needs numba" in out.stdout and "pip install numba" in out.stdout
+
+
+def test_threads_follow_torch():
+    import numba
+
+    with threads(1):
+        backward(torch.randn(4, 8), torch.randn(4, 3), torch.randn(8, 3), 2, "topk", "native")
+        assert numba.get_num_threads() == 1
+    if numba.config.NUMBA_NUM_THREADS >= 2:
+        with threads(2):
+            backward(torch.randn(4, 8), torch.randn(4, 3), torch.randn(8, 3), 2, "topk", "native")
+            assert numba.get_num_threads() == 2
