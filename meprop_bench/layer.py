@@ -75,22 +75,22 @@ class MePropLinear(nn.Linear):
         self.k = resolve_k(k, out_features)
         if sparse_grad and strategy is None and method != "dense":
             strategy = next(s for s in ("compact", "rowunion") if (method, s) in _COMPACT)
-        self.kernel = get_kernel(method, strategy)
-        if sparse_grad and not self.kernel.compact:
+        kernel = get_kernel(method, strategy)
+        if sparse_grad and not kernel.compact:
             compact = ", ".join(kern.name for kern in _COMPACT.values())
             raise MePropInputError(
                 f"sparse_grad=True needs a compact strategy ({compact}); "
-                f"{self.kernel.name} returns a full weight gradient"
+                f"{kernel.name} returns a full weight gradient"
             )
+        # Names, not the kernel object: its function is a closure, which would keep the
+        # layer from pickling, deep-copying and torch.save-ing as nn.Linear does.
+        self.method, self.strategy = kernel.method, kernel.strategy
         self.sparse_grad = sparse_grad
 
     @property
-    def method(self) -> str:
-        return self.kernel.method
-
-    @property
-    def strategy(self) -> str:
-        return self.kernel.strategy
+    def kernel(self) -> Kernel:
+        """The backward kernel, looked up by (method, strategy)."""
+        return get_kernel(self.method, self.strategy)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import pickle
 
 import numpy as np
 import pytest
@@ -95,7 +97,7 @@ def test_sparse_grad_needs_compact_strategy():
 @pytest.mark.parametrize("x_grad", [True, False])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("frozen", [False, True])
-def test_backward_computes_only_the_gradients_autograd_needs(x_grad, bias, frozen):
+def test_backward_computes_only_the_gradients_autograd_needs(x_grad, bias, frozen, monkeypatch):
     if frozen and not x_grad:
         pytest.skip("nothing needs a gradient: autograd does not run the backward")
     layer = MePropLinear(4, 8, bias=bias, k=2, method="unified")
@@ -107,7 +109,8 @@ def test_backward_computes_only_the_gradients_autograd_needs(x_grad, bias, froze
         asked.append(kwargs)
         return kernel_fn(*args, **kwargs)
 
-    layer.kernel = dataclasses.replace(layer.kernel, fn=spy)
+    spied = dataclasses.replace(layer.kernel, fn=spy)
+    monkeypatch.setattr("meprop_bench.layer.get_kernel", lambda *names: spied)
     x = torch.randn(3, 4, requires_grad=x_grad)
     layer(x).sum().backward()
     assert asked == [{"need_dx": x_grad, "need_dw": not frozen, "need_db": bias}]
@@ -157,3 +160,21 @@ def test_swap_linear_on_a_bare_linear():
     lin = nn.Linear(3, 4, bias=False)
     layer = swap_linear(lin, k=2)
     assert isinstance(layer, MePropLinear) and layer.weight is lin.weight and layer.bias is None
+
+
+@pytest.mark.parametrize("method,strategy", ALL)
+def test_pickles_deepcopies_and_saves_like_linear(method, strategy, tmp_path):
+    torch.manual_seed(0)
+    layer = MePropLinear(4, 6, k=6, method=method, strategy=strategy)
+    x = torch.randn(3, 4)
+    want = torch.autograd.grad(layer(x).sum(), layer.weight)[0]
+    path = tmp_path / "model.pt"
+    torch.save(nn.Sequential(layer), path)
+    copies = [
+        pickle.loads(pickle.dumps(layer)),
+        copy.deepcopy(layer),
+        torch.load(path, weights_only=False)[0],
+    ]
+    for twin in copies:
+        assert repr(twin) == repr(layer)
+        torch.testing.assert_close(torch.autograd.grad(twin(x).sum(), twin.weight)[0], want)
