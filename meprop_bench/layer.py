@@ -14,11 +14,25 @@ from meprop_bench.kernels import KERNELS, Kernel, RowGrad, get_kernel, resolve_k
 _COMPACT = {key: kern for key, kern in KERNELS.items() if kern.compact}
 
 
+def _autocast(*tensors: torch.Tensor | None) -> list[torch.Tensor | None]:
+    """The tensors as ``F.linear`` sees them under autocast: cast to the autocast dtype
+    of their device (float64 excepted, as autocast leaves it), so the kernel gets one
+    dtype."""
+    device = tensors[0].device.type
+    if not torch.is_autocast_enabled(device):
+        return list(tensors)
+    dtype = torch.get_autocast_dtype(device)
+    return [t if t is None or t.dtype == torch.float64 else t.to(dtype) for t in tensors]
+
+
 class _MePropFunction(torch.autograd.Function):
-    """Forward is F.linear; backward runs the chosen kernel on the flattened dY."""
+    """Forward is F.linear (following autocast as it does); backward runs the chosen
+    kernel on the flattened dY and returns each gradient in its input's own dtype."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, kernel: Kernel, k: int, sparse_grad: bool):
+        ctx.dtypes = (x.dtype, weight.dtype, None if bias is None else bias.dtype)
+        x, weight, bias = _autocast(x, weight, bias)
         ctx.save_for_backward(x, weight)
         ctx.kernel, ctx.k, ctx.sparse_grad = kernel, k, sparse_grad
         return F.linear(x, weight, bias)
@@ -35,7 +49,11 @@ class _MePropFunction(torch.autograd.Function):
         if isinstance(dw, RowGrad):
             dw = dw.to_sparse_coo() if ctx.sparse_grad else dw.to_dense()
         dx = grads.dx.reshape(x.shape) if need_dx else None
-        return dx, dw, grads.db, None, None, None
+        dx, dw, db = (
+            g if g is None else g.to(dtype)  # back from the autocast dtype, if any
+            for g, dtype in zip((dx, dw, grads.db), ctx.dtypes, strict=True)
+        )
+        return dx, dw, db, None, None, None
 
 
 class MePropLinear(nn.Linear):

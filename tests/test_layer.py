@@ -178,3 +178,29 @@ def test_pickles_deepcopies_and_saves_like_linear(method, strategy, tmp_path):
     for twin in copies:
         assert repr(twin) == repr(layer)
         torch.testing.assert_close(torch.autograd.grad(twin(x).sum(), twin.weight)[0], want)
+
+
+@pytest.mark.parametrize("method", ["dense", "topk", "unified", "randk"])
+@pytest.mark.parametrize("sparse_grad", [False, True])
+def test_follows_autocast_as_linear_does(method, sparse_grad):
+    if sparse_grad and method == "dense":
+        pytest.skip("dense has no compact strategy")
+    torch.manual_seed(0)
+    ref = nn.Linear(8, 6)
+    layer = MePropLinear(8, 6, k=6, method=method, sparse_grad=sparse_grad)
+    layer.load_state_dict(ref.state_dict())
+    x = torch.randn(5, 8)
+    results = []
+    for module in (ref, layer):
+        xi = x.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = module(xi)
+        out.float().pow(2).sum().backward()
+        grads = [xi.grad, module.weight.grad, module.bias.grad]
+        results.append((out, [g.to_dense() for g in grads]))
+    (want_out, want_grads), (out, grads) = results
+    assert out.dtype == want_out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, want_out)
+    for got, want in zip(grads, want_grads, strict=True):
+        assert got.dtype == want.dtype
+        torch.testing.assert_close(got, want, rtol=2e-2, atol=2e-2)
