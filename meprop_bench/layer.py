@@ -150,24 +150,49 @@ def swap_linear(
     strategy: str | None = None,
     sparse_grad: bool = False,
     skip: Callable[[str, nn.Linear], bool] | None = None,
+    replace: bool = False,
 ) -> nn.Module:
     """Replace, in place, every ``nn.Linear`` of ``model`` with a ``MePropLinear``.
 
     Parameters are shared, not copied. ``skip(name, layer)`` returning True keeps that
     layer dense; the paper's MLP keeps its output layer dense, e.g.
-    ``skip=lambda name, layer: name == "out"``. Returns ``model``, or the new layer
-    when ``model`` is itself an ``nn.Linear``.
+    ``skip=lambda name, layer: name == "out"``. A layer reachable under several names
+    (``net.b = net.a``) stays one layer: every name gets the same MePropLinear, or,
+    when ``skip`` is True for any of its names, the layer stays dense. A layer that is
+    already a MePropLinear is refused, since a second swap with other options would
+    silently keep the first, unless ``replace=True``, which swaps it with these options.
+    Returns ``model``, or the new layer when ``model`` is itself a linear layer.
     """
     options = dict(k=k, method=method, strategy=strategy, sparse_grad=sparse_grad)
-    if type(model) is nn.Linear:
-        return MePropLinear.from_linear(model, **options)
+    found: dict[int, tuple[nn.Linear, list[str]]] = {}
+    for name, mod in model.named_modules(remove_duplicate=False):
+        if type(mod) in (nn.Linear, MePropLinear):
+            found.setdefault(id(mod), (mod, []))[1].append(name)
     targets = [
-        (name, mod)
-        for name, mod in model.named_modules()
-        if type(mod) is nn.Linear and not (skip and skip(name, mod))
+        (layer, names)
+        for layer, names in found.values()
+        if not (skip and any(skip(name, layer) for name in names))
     ]
-    for name, linear in targets:
-        parent_name, _, attr = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, attr, MePropLinear.from_linear(linear, **options))
+    _refuse_second_swap(
+        [names[0] for layer, names in targets if type(layer) is MePropLinear], replace
+    )
+    for linear, names in targets:
+        layer = MePropLinear.from_linear(linear, **options)
+        if names == [""]:
+            return layer  # ``model`` is the layer itself
+        for name in names:
+            parent_name, _, attr = name.rpartition(".")
+            parent = model.get_submodule(parent_name) if parent_name else model
+            setattr(parent, attr, layer)
     return model
+
+
+def _refuse_second_swap(swapped: list[str], replace: bool) -> None:
+    if not swapped or replace:
+        return
+    what = (
+        "the layer is already a MePropLinear"
+        if swapped == [""]
+        else f"the model already holds MePropLinear layers ({', '.join(swapped)})"
+    )
+    raise MePropInputError(f"{what}; pass replace=True to swap again with these options")

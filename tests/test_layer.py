@@ -204,3 +204,32 @@ def test_follows_autocast_as_linear_does(method, sparse_grad):
     for got, want in zip(grads, want_grads, strict=True):
         assert got.dtype == want.dtype
         torch.testing.assert_close(got, want, rtol=2e-2, atol=2e-2)
+
+
+def test_swap_linear_swaps_every_reference_to_a_shared_layer():
+    net = nn.Module()
+    net.a = nn.Linear(4, 4)
+    net.b = net.a
+    swap_linear(net, k=2)
+    assert isinstance(net.a, MePropLinear) and net.b is net.a
+
+
+def test_swap_linear_keeps_an_aliased_layer_dense_when_any_name_is_skipped():
+    net = nn.Module()
+    net.a = nn.Linear(4, 4)
+    net.b = net.a
+    swap_linear(net, k=2, skip=lambda name, layer: name == "b")
+    assert type(net.a) is nn.Linear and net.b is net.a
+
+
+def test_a_second_swap_is_refused_unless_asked_for():
+    mlp = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4))
+    swap_linear(mlp, k=2)
+    with pytest.raises(MePropInputError, match="already holds MePropLinear"):
+        swap_linear(mlp, k=3, method="unified")
+    assert mlp[0].k == 2 and mlp[0].method == "topk"
+    swap_linear(mlp, k=3, method="unified", replace=True)
+    assert mlp[0].k == mlp[2].k == 3 and mlp[2].method == "unified"
+    with pytest.raises(MePropInputError, match="already a MePropLinear"):
+        swap_linear(mlp[0], k=1)
+    assert swap_linear(mlp[0], k=1, replace=True).k == 1
