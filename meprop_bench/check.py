@@ -16,6 +16,7 @@ import torch
 
 from meprop_bench import allocator
 from meprop_bench.cli import parse_dtype, parse_k, positive_int, resolve_device, run_main
+from meprop_bench.errors import backend_support
 from meprop_bench.kernels import KERNELS, check_inputs, get_kernel
 from meprop_bench.machine import describe, machine_info, threads
 from meprop_bench.results import envelope, write_new_json
@@ -75,6 +76,11 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
     for kern in kernels:
         kern.prepare()  # compile native kernels now, not in a timed round
     fns = {kern.name: (lambda kern=kern: kern.fn(dy, x, w, k)) for kern in [dense, *kernels]}
+    dtype = str(args.dtype).removeprefix("torch.")
+    where = f"in {dtype} on {device} (choose another --dtype, --device or --kernels)"
+    for name, fn in fns.items():  # once each, untimed: a kernel the backend lacks is named
+        with backend_support(f"{name} cannot run {where}"):
+            fn()
     with threads(args.threads) as n_threads:
         times = measure_interleaved(fns, make_timer(device), args.rounds, args.warmup)
         machine = machine_info()

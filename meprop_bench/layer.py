@@ -14,11 +14,25 @@ from meprop_bench.kernels import KERNELS, Kernel, RowGrad, get_kernel, resolve_k
 _COMPACT = {key: kern for key, kern in KERNELS.items() if kern.compact}
 
 
+def _autocast(*tensors: torch.Tensor | None) -> list[torch.Tensor | None]:
+    """The tensors as ``F.linear`` sees them under autocast: cast to the autocast dtype
+    of their device (float64 excepted, as autocast leaves it), so the kernel gets one
+    dtype."""
+    device = tensors[0].device.type
+    if not torch.is_autocast_enabled(device):
+        return list(tensors)
+    dtype = torch.get_autocast_dtype(device)
+    return [t if t is None or t.dtype == torch.float64 else t.to(dtype) for t in tensors]
+
+
 class _MePropFunction(torch.autograd.Function):
-    """Forward is F.linear; backward runs the chosen kernel on the flattened dY."""
+    """Forward is F.linear (following autocast as it does); backward runs the chosen
+    kernel on the flattened dY and returns each gradient in its input's own dtype."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, kernel: Kernel, k: int, sparse_grad: bool):
+        ctx.dtypes = (x.dtype, weight.dtype, None if bias is None else bias.dtype)
+        x, weight, bias = _autocast(x, weight, bias)
         ctx.save_for_backward(x, weight)
         ctx.kernel, ctx.k, ctx.sparse_grad = kernel, k, sparse_grad
         return F.linear(x, weight, bias)
@@ -35,7 +49,11 @@ class _MePropFunction(torch.autograd.Function):
         if isinstance(dw, RowGrad):
             dw = dw.to_sparse_coo() if ctx.sparse_grad else dw.to_dense()
         dx = grads.dx.reshape(x.shape) if need_dx else None
-        return dx, dw, grads.db, None, None, None
+        dx, dw, db = (
+            g if g is None else g.to(dtype)  # back from the autocast dtype, if any
+            for g, dtype in zip((dx, dw, grads.db), ctx.dtypes, strict=True)
+        )
+        return dx, dw, db, None, None, None
 
 
 class MePropLinear(nn.Linear):
@@ -75,22 +93,22 @@ class MePropLinear(nn.Linear):
         self.k = resolve_k(k, out_features)
         if sparse_grad and strategy is None and method != "dense":
             strategy = next(s for s in ("compact", "rowunion") if (method, s) in _COMPACT)
-        self.kernel = get_kernel(method, strategy)
-        if sparse_grad and not self.kernel.compact:
+        kernel = get_kernel(method, strategy)
+        if sparse_grad and not kernel.compact:
             compact = ", ".join(kern.name for kern in _COMPACT.values())
             raise MePropInputError(
                 f"sparse_grad=True needs a compact strategy ({compact}); "
-                f"{self.kernel.name} returns a full weight gradient"
+                f"{kernel.name} returns a full weight gradient"
             )
+        # Names, not the kernel object: its function is a closure, which would keep the
+        # layer from pickling, deep-copying and torch.save-ing as nn.Linear does.
+        self.method, self.strategy = kernel.method, kernel.strategy
         self.sparse_grad = sparse_grad
 
     @property
-    def method(self) -> str:
-        return self.kernel.method
-
-    @property
-    def strategy(self) -> str:
-        return self.kernel.strategy
+    def kernel(self) -> Kernel:
+        """The backward kernel, looked up by (method, strategy)."""
+        return get_kernel(self.method, self.strategy)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:
@@ -132,24 +150,49 @@ def swap_linear(
     strategy: str | None = None,
     sparse_grad: bool = False,
     skip: Callable[[str, nn.Linear], bool] | None = None,
+    replace: bool = False,
 ) -> nn.Module:
     """Replace, in place, every ``nn.Linear`` of ``model`` with a ``MePropLinear``.
 
     Parameters are shared, not copied. ``skip(name, layer)`` returning True keeps that
     layer dense; the paper's MLP keeps its output layer dense, e.g.
-    ``skip=lambda name, layer: name == "out"``. Returns ``model``, or the new layer
-    when ``model`` is itself an ``nn.Linear``.
+    ``skip=lambda name, layer: name == "out"``. A layer reachable under several names
+    (``net.b = net.a``) stays one layer: every name gets the same MePropLinear, or,
+    when ``skip`` is True for any of its names, the layer stays dense. A layer that is
+    already a MePropLinear is refused, since a second swap with other options would
+    silently keep the first, unless ``replace=True``, which swaps it with these options.
+    Returns ``model``, or the new layer when ``model`` is itself a linear layer.
     """
     options = dict(k=k, method=method, strategy=strategy, sparse_grad=sparse_grad)
-    if type(model) is nn.Linear:
-        return MePropLinear.from_linear(model, **options)
+    found: dict[int, tuple[nn.Linear, list[str]]] = {}
+    for name, mod in model.named_modules(remove_duplicate=False):
+        if type(mod) in (nn.Linear, MePropLinear):
+            found.setdefault(id(mod), (mod, []))[1].append(name)
     targets = [
-        (name, mod)
-        for name, mod in model.named_modules()
-        if type(mod) is nn.Linear and not (skip and skip(name, mod))
+        (layer, names)
+        for layer, names in found.values()
+        if not (skip and any(skip(name, layer) for name in names))
     ]
-    for name, linear in targets:
-        parent_name, _, attr = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, attr, MePropLinear.from_linear(linear, **options))
+    _refuse_second_swap(
+        [names[0] for layer, names in targets if type(layer) is MePropLinear], replace
+    )
+    for linear, names in targets:
+        layer = MePropLinear.from_linear(linear, **options)
+        if names == [""]:
+            return layer  # ``model`` is the layer itself
+        for name in names:
+            parent_name, _, attr = name.rpartition(".")
+            parent = model.get_submodule(parent_name) if parent_name else model
+            setattr(parent, attr, layer)
     return model
+
+
+def _refuse_second_swap(swapped: list[str], replace: bool) -> None:
+    if not swapped or replace:
+        return
+    what = (
+        "the layer is already a MePropLinear"
+        if swapped == [""]
+        else f"the model already holds MePropLinear layers ({', '.join(swapped)})"
+    )
+    raise MePropInputError(f"{what}; pass replace=True to swap again with these options")

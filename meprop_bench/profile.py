@@ -32,6 +32,7 @@ import meprop_bench
 from meprop_bench import kernels, native
 from meprop_bench.cases import GRAD_SOURCES, Case
 from meprop_bench.cli import DTYPES, parse_k, positive_int, resolve_device, run_main
+from meprop_bench.errors import backend_support
 from meprop_bench.grid import parse_devices
 from meprop_bench.inputs import case_inputs
 from meprop_bench.kernels import KERNELS, METHODS
@@ -187,11 +188,19 @@ def case_from_args(args: argparse.Namespace) -> Case:
 
 
 def make_step(case: Case) -> Callable[[], object]:
-    """One backward of ``case`` on the suites' inputs for it (compiled ahead if native)."""
+    """One backward of ``case`` on the suites' inputs for it (compiled ahead if native),
+    run once here: a case the backend cannot run is a one-line error before any file is
+    written."""
     case.kernel.prepare()
     dy, x, w = case_inputs(case)
     fn, k = case.kernel.fn, case.k
-    return lambda: fn(dy, x, w, k)
+
+    def step() -> object:
+        return fn(dy, x, w, k)
+
+    with backend_support(f"{case.kernel.name} cannot run in {case.dtype} on {case.device}"):
+        step()
+    return step
 
 
 def profile_dir(out_root: Path, name: str, case: Case) -> Path:

@@ -28,7 +28,7 @@ import torch
 
 from meprop_bench import allocator
 from meprop_bench.cases import Case
-from meprop_bench.errors import MePropInputError
+from meprop_bench.errors import MePropInputError, backend_unsupported
 from meprop_bench.grid import Grid, apply_overrides, select_profile
 from meprop_bench.inputs import case_inputs
 from meprop_bench.kernels import Kernel
@@ -190,8 +190,20 @@ class PartialResults:
 def pytest_runtest_call(item: pytest.Item):
     yield
     bench = getattr(item, "funcargs", {}).get("benchmark")
-    if bench is not None and bench.enabled and bench.stats is not None:
+    if _timed(bench):
         item.config.stash[PARTIAL_KEY].append(bench.stats.as_dict(include_data=True))
+
+
+def _timed(bench: Any) -> bool:
+    """Whether ``bench`` finished timing (what pytest-benchmark saves): a case that
+    raised or skipped while being timed has no samples, and no stats to record."""
+    return (
+        bench is not None
+        and bench.enabled
+        and bench.stats is not None
+        and not bench.has_error
+        and bool(bench.stats.stats.data)
+    )
 
 
 @pytest.hookimpl(trylast=True)
@@ -289,7 +301,13 @@ class CaseBench:
                 if timer.last_faults is not None:
                     faults.append(timer.last_faults)
 
-            bench.pedantic(one_round, rounds=self.grid.rounds, warmup_rounds=self.grid.warmup)
+            try:
+                bench.pedantic(one_round, rounds=self.grid.rounds, warmup_rounds=self.grid.warmup)
+            except RuntimeError as err:
+                reason = backend_unsupported(err)
+                if reason is None:
+                    raise
+                pytest.skip(f"the backend cannot run this case: {reason}")
             timed = faults[-self.grid.rounds :]  # the warm-up rounds came first
             if timed:
                 bench.extra_info["minor_faults_per_call"] = statistics.median(timed)

@@ -53,3 +53,13 @@ def test_an_existing_result_is_never_overwritten(tmp_path, capsys):
 def test_usage_errors_name_the_problem(argv, message, capsys):
     assert run_main(main, [*TINY, *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_kernel_the_backend_cannot_run_is_a_one_line_error(capsys):
+    argv = [*TINY, "--kernels", "unified/compact", "topk/sparse", "--dtype", "float16"]
+    assert run_main(main, argv) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "topk/sparse cannot run in float16 on cpu" in err[0]
+    assert "not implemented for 'Half'" in err[0] and "--kernels" in err[0]
+    assert captured.out == ""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import pickle
 
 import numpy as np
 import pytest
@@ -95,7 +97,7 @@ def test_sparse_grad_needs_compact_strategy():
 @pytest.mark.parametrize("x_grad", [True, False])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("frozen", [False, True])
-def test_backward_computes_only_the_gradients_autograd_needs(x_grad, bias, frozen):
+def test_backward_computes_only_the_gradients_autograd_needs(x_grad, bias, frozen, monkeypatch):
     if frozen and not x_grad:
         pytest.skip("nothing needs a gradient: autograd does not run the backward")
     layer = MePropLinear(4, 8, bias=bias, k=2, method="unified")
@@ -107,7 +109,8 @@ def test_backward_computes_only_the_gradients_autograd_needs(x_grad, bias, froze
         asked.append(kwargs)
         return kernel_fn(*args, **kwargs)
 
-    layer.kernel = dataclasses.replace(layer.kernel, fn=spy)
+    spied = dataclasses.replace(layer.kernel, fn=spy)
+    monkeypatch.setattr("meprop_bench.layer.get_kernel", lambda *names: spied)
     x = torch.randn(3, 4, requires_grad=x_grad)
     layer(x).sum().backward()
     assert asked == [{"need_dx": x_grad, "need_dw": not frozen, "need_db": bias}]
@@ -157,3 +160,76 @@ def test_swap_linear_on_a_bare_linear():
     lin = nn.Linear(3, 4, bias=False)
     layer = swap_linear(lin, k=2)
     assert isinstance(layer, MePropLinear) and layer.weight is lin.weight and layer.bias is None
+
+
+@pytest.mark.parametrize("method,strategy", ALL)
+def test_pickles_deepcopies_and_saves_like_linear(method, strategy, tmp_path):
+    torch.manual_seed(0)
+    layer = MePropLinear(4, 6, k=6, method=method, strategy=strategy)
+    x = torch.randn(3, 4)
+    want = torch.autograd.grad(layer(x).sum(), layer.weight)[0]
+    path = tmp_path / "model.pt"
+    torch.save(nn.Sequential(layer), path)
+    copies = [
+        pickle.loads(pickle.dumps(layer)),
+        copy.deepcopy(layer),
+        torch.load(path, weights_only=False)[0],
+    ]
+    for twin in copies:
+        assert repr(twin) == repr(layer)
+        torch.testing.assert_close(torch.autograd.grad(twin(x).sum(), twin.weight)[0], want)
+
+
+@pytest.mark.parametrize("method", ["dense", "topk", "unified", "randk"])
+@pytest.mark.parametrize("sparse_grad", [False, True])
+def test_follows_autocast_as_linear_does(method, sparse_grad):
+    if sparse_grad and method == "dense":
+        pytest.skip("dense has no compact strategy")
+    torch.manual_seed(0)
+    ref = nn.Linear(8, 6)
+    layer = MePropLinear(8, 6, k=6, method=method, sparse_grad=sparse_grad)
+    layer.load_state_dict(ref.state_dict())
+    x = torch.randn(5, 8)
+    results = []
+    for module in (ref, layer):
+        xi = x.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = module(xi)
+        out.float().pow(2).sum().backward()
+        grads = [xi.grad, module.weight.grad, module.bias.grad]
+        results.append((out, [g.to_dense() for g in grads]))
+    (want_out, want_grads), (out, grads) = results
+    assert out.dtype == want_out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, want_out)
+    for got, want in zip(grads, want_grads, strict=True):
+        assert got.dtype == want.dtype
+        torch.testing.assert_close(got, want, rtol=2e-2, atol=2e-2)
+
+
+def test_swap_linear_swaps_every_reference_to_a_shared_layer():
+    net = nn.Module()
+    net.a = nn.Linear(4, 4)
+    net.b = net.a
+    swap_linear(net, k=2)
+    assert isinstance(net.a, MePropLinear) and net.b is net.a
+
+
+def test_swap_linear_keeps_an_aliased_layer_dense_when_any_name_is_skipped():
+    net = nn.Module()
+    net.a = nn.Linear(4, 4)
+    net.b = net.a
+    swap_linear(net, k=2, skip=lambda name, layer: name == "b")
+    assert type(net.a) is nn.Linear and net.b is net.a
+
+
+def test_a_second_swap_is_refused_unless_asked_for():
+    mlp = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4))
+    swap_linear(mlp, k=2)
+    with pytest.raises(MePropInputError, match="already holds MePropLinear"):
+        swap_linear(mlp, k=3, method="unified")
+    assert mlp[0].k == 2 and mlp[0].method == "topk"
+    swap_linear(mlp, k=3, method="unified", replace=True)
+    assert mlp[0].k == mlp[2].k == 3 and mlp[2].method == "unified"
+    with pytest.raises(MePropInputError, match="already a MePropLinear"):
+        swap_linear(mlp[0], k=1)
+    assert swap_linear(mlp[0], k=1, replace=True).k == 1

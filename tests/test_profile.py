@@ -197,3 +197,12 @@ def test_device_columns_only_on_cuda():
         stats.add_events([root])
     assert "device_share" not in cpu.categories()[0]
     assert "self_device_us" in cuda.operators()[0] and "device_us" in cuda.summary()
+
+
+def test_a_case_the_backend_cannot_run_is_a_one_line_error(tmp_path, capsys):
+    argv = [*TINY, "--method", "topk", "--strategy", "sparse", "--dtype", "bfloat16"]
+    assert run_main(main, [*argv, "--no-py-spy", "--out-root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "topk/sparse cannot run in bfloat16 on cpu" in err[0]
+    assert "not implemented for 'BFloat16'" in err[0]
+    assert not any(tmp_path.iterdir())

@@ -202,3 +202,54 @@ def test_an_earlier_partial_file_is_never_overwritten(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert earlier.read_text() == '{"kind": "header", "left": "by a crashed sweep"}\n'
     assert len(json.loads(out.read_text())["benchmarks"]) == 2
+
+
+def test_a_case_the_backend_cannot_run_is_skipped_with_its_reason(tmp_path):
+    out = tmp_path / "out.json"
+    proc = run_suites(
+        "suites/test_backward.py", "suites/test_layer_backward.py", "--benchmark-only", "-rs",
+        "--benchmark-json", str(out), *TINY, "--meprop-dtypes", "bfloat16",
+        "--meprop-methods", "dense,topk/sparse",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 passed, 2 skipped" in proc.stdout and "min() arg" not in proc.stdout
+    assert "not implemented for 'BFloat16'" in proc.stdout
+    assert [b["extra_info"]["method"] for b in json.loads(out.read_text())["benchmarks"]] == [
+        "dense",
+        "dense",
+    ]
+
+
+TIMED_ERRORS = """
+import pytest
+
+
+def raise_(err):
+    raise err
+
+
+@pytest.mark.parametrize("err", [
+    NotImplementedError("\\"addmm\\" not implemented for 'Half'"),
+    RuntimeError("\\"topk_cpu\\" not implemented for 'ComplexFloat'"),
+    RuntimeError("CUDA out of memory"),
+    ZeroDivisionError("a bug"),
+], ids=["notimplemented", "runtime-not-implemented", "runtime-other", "bug"])
+def test_timed(meprop, err):
+    meprop.run(lambda: raise_(err), device="cpu", thread_count=None, extra_info={}, group="g")
+"""
+
+
+def test_an_exception_in_a_timed_case_is_a_skip_or_itself(tmp_path):
+    (tmp_path / "test_timed.py").write_text(TIMED_ERRORS)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "meprop_bench.pytest_plugin", "-p",
+         "no:cacheprovider", "-rsf", "test_timed.py", "--benchmark-only", "--meprop-rounds",
+         "1", "--meprop-warmup", "0"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert "2 failed, 2 skipped" in proc.stdout, proc.stdout
+    assert "min() arg" not in proc.stdout
+    assert "not implemented for 'Half'" in proc.stdout
+    assert "not implemented for 'ComplexFloat'" in proc.stdout
+    assert "FAILED test_timed.py::test_timed[runtime-other] - RuntimeError: CUDA" in proc.stdout
+    assert "FAILED test_timed.py::test_timed[bug] - ZeroDivisionError: a bug" in proc.stdout
