@@ -148,32 +148,37 @@ def _per_example_products(
     threads: int,
     quick: bool,
 ) -> tuple[torch.Tensor | None, RowGrad | None]:
-    """Select, regroup and multiply: (dx or None, dW's kept rows or None)."""
+    """Select, regroup and multiply, in one compiled call: (dx or None, dW's kept rows
+    or None).
+
+    dW gets room for every column that could be kept (min(n, B*k) rows) and comes back
+    as a view of the rows written: the rows left over are never touched, so on Linux
+    they take address space but no memory.
+    """
     batch, n = dy.shape
     d_in = x.shape[1]
     width = n if quick else k
-    work_v = workspace.empty("select_v", (batch, width), dy, score.dtype)
-    work_i = workspace.empty("select_i", (batch, width), dy, torch.int64)
-    idx = workspace.empty("select_idx", (batch, k), dy, torch.int64)
-    select = jit.select_parallel if parallel else jit.select_serial
-    select(_numpy(score), use_abs, k, quick, work_v.numpy(), work_i.numpy(), idx.numpy())
-
-    starts = workspace.empty("col_starts", (n + 1,), dy, torch.int64)
-    rows = workspace.empty("col_rows", (batch * k,), dy, torch.int64)
-    vals = workspace.empty("col_vals", (batch * k,), dy)
-    union = torch.empty(min(n, batch * k), dtype=torch.int64)  # returned: never scratch
-    dyn = _numpy(dy)
-    used = jit.group_by_column(
-        idx.numpy(), dyn, starts.numpy(), rows.numpy(), vals.numpy(), union.numpy()
-    )
-
+    room = min(n, batch * k)
+    scratch = [
+        workspace.empty("select_v", (batch, width), dy, score.dtype),
+        workspace.empty("select_i", (batch, width), dy, torch.int64),
+        workspace.empty("select_idx", (batch, k), dy, torch.int64),
+    ]
+    columns = [
+        workspace.empty("col_starts", (n + 1,), dy, torch.int64),
+        workspace.empty("col_rows", (batch * k,), dy, torch.int64),
+        workspace.empty("col_vals", (batch * k,), dy),
+    ]
+    union = torch.empty(room, dtype=torch.int64)  # returned: never scratch
     dx = fresh_tensor((batch if need_dx else 0, d_in), dy.dtype)
-    dw = fresh_tensor((used if need_dw else 0, d_in), dy.dtype)
+    dw = fresh_tensor((room if need_dw else 0, d_in), dy.dtype)
     block = _block(d_in, dy.element_size(), threads if parallel else 1)
-    products = jit.products_parallel if parallel else jit.products_serial
-    products(_numpy(x), _numpy(w), starts.numpy(), rows.numpy(), vals.numpy(), union.numpy(),
-             used, block, dx.numpy(), dw.numpy())  # fmt: skip
-    return (dx if need_dx else None), (RowGrad(union[:used], dw, n) if need_dw else None)
+    used = jit.per_example_backward(
+        parallel, _numpy(score), use_abs, k, quick, *(t.numpy() for t in scratch), _numpy(dy),
+        *(t.numpy() for t in columns), union.numpy(), _numpy(x), _numpy(w), block,
+        dx.numpy(), dw.numpy(),
+    )  # fmt: skip
+    return (dx if need_dx else None), (RowGrad(union[:used], dw[:used], n) if need_dw else None)
 
 
 def unified(dy, x, w, k, generator=None, *, need_dx=True, need_dw=True, need_db=True):

@@ -205,6 +205,43 @@ products_parallel, products_serial = _both(_products)
 
 
 @numba.njit(**_OPTIONS)
+def per_example_backward(
+    parallel,
+    score,
+    use_abs,
+    k,
+    quick,
+    work_v,
+    work_i,
+    idx,
+    dy,
+    starts,
+    rows,
+    vals,
+    union,
+    x,
+    w,
+    block,
+    dx,
+    dw,
+):
+    """Per-example top-k's whole backward in one call: select into ``idx``, regroup by
+    column, then the products (``dw`` has room for every kept column), with the
+    parallel or the serial loops. Returns the number of kept columns, the rows of
+    ``dw`` written."""
+    if parallel:
+        select_parallel(score, use_abs, k, quick, work_v, work_i, idx)
+    else:
+        select_serial(score, use_abs, k, quick, work_v, work_i, idx)
+    used = group_by_column(idx, dy, starts, rows, vals, union)
+    if parallel:
+        products_parallel(x, w, starts, rows, vals, union, used, block, dx, dw[:used])
+    else:
+        products_serial(x, w, starts, rows, vals, union, used, block, dx, dw[:used])
+    return used
+
+
+@numba.njit(**_OPTIONS)
 def unified_backward(score, dy, x, w, heap_v, idx, dx, dw):
     """Unified top-k in one serial call: the k (= ``idx.shape[0]``) best columns of
     ``score`` into ``idx`` (ascending), then the products over those columns.
