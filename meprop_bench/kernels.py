@@ -215,6 +215,33 @@ DEFAULT_STRATEGY: dict[str, str] = {
 }
 
 
+def fastest_kernel(
+    method: str, dy: torch.Tensor, *, compact: bool = False, differentiable: bool = False
+) -> Kernel:
+    """The fastest exact kernel for ``method`` on a gradient like ``dy`` (its device,
+    dtype and shape); with ``compact``, the fastest that returns dW as rows; with
+    ``differentiable``, one whose result autograd can differentiate again (a backward
+    with ``create_graph=True``), which rules the compiled native code out.
+
+    Native where it runs (CPU, float32/float64, numba installed), except unified top-k
+    above :data:`~meprop_bench.native.UNIFIED_SMALL` elements of dY, where BLAS's GEMMs
+    win; otherwise the method's default, or its compact strategy when asked for one.
+    """
+    _check_method(method)
+    candidate = KERNELS.get((method, "native"))
+    usable = (
+        candidate is not None
+        and not differentiable
+        and (method != "unified" or dy.numel() <= native.UNIFIED_SMALL)
+        and candidate.runs_on(dy.device, dy.dtype)
+    )
+    if usable and native.available():
+        return candidate
+    if compact and method != "dense":
+        return next(kern for (m, _), kern in KERNELS.items() if m == method and kern.compact)
+    return get_kernel(method)
+
+
 def strategies(method: str) -> tuple[str, ...]:
     """The strategies that compute ``method``."""
     _check_method(method)

@@ -9,7 +9,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from meprop_bench.errors import MePropInputError
-from meprop_bench.kernels import KERNELS, Kernel, RowGrad, get_kernel, resolve_k
+from meprop_bench.kernels import (
+    KERNELS,
+    Kernel,
+    RowGrad,
+    fastest_kernel,
+    get_kernel,
+    resolve_k,
+)
 
 _COMPACT = {key: kern for key, kern in KERNELS.items() if kern.compact}
 
@@ -30,11 +37,11 @@ class _MePropFunction(torch.autograd.Function):
     kernel on the flattened dY and returns each gradient in its input's own dtype."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, kernel: Kernel, k: int, sparse_grad: bool):
+    def forward(ctx, x, weight, bias, method: str, strategy: str | None, k: int, sparse_grad):
         ctx.dtypes = (x.dtype, weight.dtype, None if bias is None else bias.dtype)
         x, weight, bias = _autocast(x, weight, bias)
         ctx.save_for_backward(x, weight)
-        ctx.kernel, ctx.k, ctx.sparse_grad = kernel, k, sparse_grad
+        ctx.method, ctx.strategy, ctx.k, ctx.sparse_grad = method, strategy, k, sparse_grad
         return F.linear(x, weight, bias)
 
     @staticmethod
@@ -44,7 +51,13 @@ class _MePropFunction(torch.autograd.Function):
         x2 = x.reshape(-1, x.shape[-1])
         dy2 = dy.reshape(-1, dy.shape[-1])
         needs = dict(need_dx=need_dx, need_dw=need_dw, need_db=need_db)
-        grads = ctx.kernel.fn(dy2, x2, weight, ctx.k, **needs)
+        if ctx.strategy is None:  # the fastest for this gradient
+            kernel = fastest_kernel(
+                ctx.method, dy2, compact=ctx.sparse_grad, differentiable=torch.is_grad_enabled()
+            )
+        else:
+            kernel = get_kernel(ctx.method, ctx.strategy)
+        grads = kernel.fn(dy2, x2, weight, ctx.k, **needs)
         dw = grads.dw
         if isinstance(dw, RowGrad):
             dw = dw.to_sparse_coo() if ctx.sparse_grad else dw.to_dense()
@@ -53,7 +66,7 @@ class _MePropFunction(torch.autograd.Function):
             g if g is None else g.to(dtype)  # back from the autocast dtype, if any
             for g, dtype in zip((dx, dw, grads.db), ctx.dtypes, strict=True)
         )
-        return dx, dw, db, None, None, None
+        return dx, dw, db, None, None, None, None
 
 
 class MePropLinear(nn.Linear):
@@ -67,13 +80,17 @@ class MePropLinear(nn.Linear):
         k: entries kept, an int in [1, out_features] or a float in (0, 1] meaning
             that fraction of out_features.
         method: ``dense``, ``topk``, ``unified`` or ``randk``.
-        strategy: how the kernel computes it (see ``meprop_bench.kernels.KERNELS``);
-            default ``masked`` for per-example methods, ``compact`` for unified, or
-            with ``sparse_grad`` the method's compact strategy.
+        strategy: how the kernel computes it (see ``meprop_bench.kernels.KERNELS``).
+            Left out (``auto``), each backward takes the fastest exact kernel for its
+            gradient (:func:`~meprop_bench.kernels.fastest_kernel`): ``native`` on
+            the CPU in float32/float64 (unified top-k: at small shapes), else
+            ``masked`` per example and ``compact`` for unified, or with
+            ``sparse_grad`` the method's compact strategy.
         sparse_grad: make ``weight.grad`` a row-sparse COO tensor holding only the
             touched rows (as ``nn.Embedding(sparse=True)``), for optimizers that take
             sparse gradients such as ``torch.optim.SparseAdam`` and ``SGD``. Needs a
-            compact strategy (``unified/compact``, ``topk/rowunion``, ``randk/rowunion``).
+            compact strategy (``native``, ``unified/compact``, ``topk/rowunion``,
+            ``randk/rowunion``).
     """
 
     def __init__(
@@ -91,10 +108,10 @@ class MePropLinear(nn.Linear):
     ) -> None:
         super().__init__(in_features, out_features, bias, device=device, dtype=dtype)
         self.k = resolve_k(k, out_features)
-        if sparse_grad and strategy is None and method != "dense":
-            strategy = next(s for s in ("compact", "rowunion") if (method, s) in _COMPACT)
+        if method == "dense" and strategy is None:
+            strategy = "dense"
         kernel = get_kernel(method, strategy)
-        if sparse_grad and not kernel.compact:
+        if sparse_grad and not (kernel.compact or strategy is None):
             compact = ", ".join(kern.name for kern in _COMPACT.values())
             raise MePropInputError(
                 f"sparse_grad=True needs a compact strategy ({compact}); "
@@ -102,12 +119,16 @@ class MePropLinear(nn.Linear):
             )
         # Names, not the kernel object: its function is a closure, which would keep the
         # layer from pickling, deep-copying and torch.save-ing as nn.Linear does.
-        self.method, self.strategy = kernel.method, kernel.strategy
+        self.method, self.strategy = kernel.method, strategy
         self.sparse_grad = sparse_grad
 
     @property
     def kernel(self) -> Kernel:
-        """The backward kernel, looked up by (method, strategy)."""
+        """The backward kernel for this layer's weight (device, dtype; with ``auto``,
+        the fastest at a batch of one row), looked up by (method, strategy)."""
+        if self.strategy is None:
+            probe = self.weight.new_empty((1, self.out_features), device=self.weight.device)
+            return fastest_kernel(self.method, probe, compact=self.sparse_grad)
         return get_kernel(self.method, self.strategy)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,13 +137,13 @@ class MePropLinear(nn.Linear):
                 f"input's last dimension is {x.shape[-1]}, expected in_features={self.in_features}"
             )
         return _MePropFunction.apply(
-            x, self.weight, self.bias, self.kernel, self.k, self.sparse_grad
+            x, self.weight, self.bias, self.method, self.strategy, self.k, self.sparse_grad
         )
 
     def extra_repr(self) -> str:
         return (
             f"{super().extra_repr()}, k={self.k}, method={self.method}, "
-            f"strategy={self.strategy}, sparse_grad={self.sparse_grad}"
+            f"strategy={self.strategy or 'auto'}, sparse_grad={self.sparse_grad}"
         )
 
     @classmethod

@@ -71,6 +71,14 @@ def available() -> bool:
 
 
 def _require_cpu(*tensors: torch.Tensor) -> None:
+    """Refuse what the compiled loops cannot take: other devices, other dtypes, and a
+    backward that autograd records to differentiate again (create_graph=True)."""
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        raise MePropInputError(
+            "the native strategy cannot be differentiated again (a backward with "
+            "create_graph=True); use masked, sparse or rowunion (per example) or compact "
+            "(unified)"
+        )
     for t in tensors:
         if not t.is_cpu:
             raise MePropInputError(

@@ -25,7 +25,7 @@ def test_same_forward_and_state_dict_as_linear():
     x = torch.randn(5, 7)
     torch.testing.assert_close(layer(x), ref(x), rtol=0, atol=0)
     assert set(layer.state_dict()) == {"weight", "bias"}
-    assert "k=3, method=topk, strategy=masked" in repr(layer)
+    assert "k=3, method=topk, strategy=auto" in repr(layer)
 
 
 @pytest.mark.parametrize("method,strategy", ALL)
@@ -91,7 +91,35 @@ def test_sparse_grad_trains_with_sparse_adam():
 def test_sparse_grad_needs_compact_strategy():
     with pytest.raises(MePropInputError, match="sparse_grad=True needs a compact strategy"):
         MePropLinear(4, 8, k=2, method="topk", strategy="masked", sparse_grad=True)
-    assert MePropLinear(4, 8, k=2, method="topk", sparse_grad=True).strategy == "rowunion"
+    assert MePropLinear(4, 8, k=2, method="topk", sparse_grad=True).kernel.compact
+
+
+def test_auto_strategy_is_the_fastest_exact_kernel_for_the_gradient(monkeypatch):
+    from meprop_bench import native
+
+    layer = MePropLinear(6, 8, k=3)
+    assert layer.strategy is None and layer.kernel.name == "topk/native"
+    assert layer.bfloat16().kernel.name == "topk/masked"
+    assert MePropLinear(6, 8, k=3, method="unified").kernel.name == "unified/native"
+    big = MePropLinear(2, native.UNIFIED_SMALL + 1, k=3, method="unified", device="meta")
+    assert big.kernel.name == "unified/compact"
+    monkeypatch.setattr(native, "available", lambda: False)  # numba missing
+    assert layer.float().kernel.name == "topk/masked"
+    assert MePropLinear(6, 8, k=3, sparse_grad=True).kernel.name == "topk/rowunion"
+
+
+@pytest.mark.parametrize("sparse_grad", [False, True])
+def test_auto_strategy_backward_equals_the_chosen_kernel(sparse_grad):
+    torch.manual_seed(0)
+    auto = MePropLinear(5, 9, k=2, sparse_grad=sparse_grad)
+    fixed = MePropLinear(5, 9, k=2, strategy="native", sparse_grad=sparse_grad)
+    fixed.load_state_dict(auto.state_dict())
+    x = torch.randn(3, 4, 5)
+    for layer in (auto, fixed):
+        layer(x).square().sum().backward()
+    assert auto.weight.grad.is_sparse == sparse_grad
+    torch.testing.assert_close(auto.weight.grad.to_dense(), fixed.weight.grad.to_dense())
+    torch.testing.assert_close(auto.bias.grad, fixed.bias.grad)
 
 
 @pytest.mark.parametrize("x_grad", [True, False])
@@ -100,7 +128,7 @@ def test_sparse_grad_needs_compact_strategy():
 def test_backward_computes_only_the_gradients_autograd_needs(x_grad, bias, frozen, monkeypatch):
     if frozen and not x_grad:
         pytest.skip("nothing needs a gradient: autograd does not run the backward")
-    layer = MePropLinear(4, 8, bias=bias, k=2, method="unified")
+    layer = MePropLinear(4, 8, bias=bias, k=2, method="unified", strategy="compact")
     layer.weight.requires_grad_(not frozen)
     asked = []
     kernel_fn = layer.kernel.fn

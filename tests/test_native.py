@@ -122,6 +122,12 @@ def test_refuses_other_devices_naming_the_alternatives(method):
         backward(dy, x, w, 2, method, "native")
 
 
+def test_refuses_a_backward_to_be_differentiated_again():
+    dy, x, w = torch.randn(2, 4, requires_grad=True), torch.randn(2, 3), torch.randn(4, 3)
+    with pytest.raises(MePropInputError, match="create_graph=True"):
+        backward(dy, x, w, 2, "topk", "native")
+
+
 def test_refuses_half_precision():
     dy, x, w = (torch.randn(s).bfloat16() for s in ((2, 4), (2, 3), (4, 3)))
     with pytest.raises(MePropInputError, match=r"float32 or float64.*bfloat16"):
