@@ -23,12 +23,11 @@ from torch.autograd import DeviceType
 BACKWARD = "meprop::backward"
 SELECT = "meprop::select"
 BIAS = "meprop::bias"
-INDEXING = "meprop::indexing"
-PRODUCT = "meprop::product"
+FUSED = "meprop::fused"
 # Ranges whose every operator belongs to one category, whatever its name (the score's
-# GEMV is selection, the bias's GEMV is bias, not product); the native kernels' compiled
-# loops run no operator, so their ranges' own time is what counts.
-RANGE_CATEGORY = {SELECT: "selection", BIAS: "bias", INDEXING: "indexing", PRODUCT: "product"}
+# GEMV is selection, the bias's GEMV is bias, not product); a native kernel's compiled
+# call runs no operator, so its range's own time is what counts.
+RANGE_CATEGORY = {SELECT: "selection", BIAS: "bias", FUSED: "fused"}
 
 CATEGORIES: dict[str, str] = {
     "selection": "choosing the kept entries: |dY|, its column sums, top-k, random draws",
@@ -37,6 +36,7 @@ CATEGORIES: dict[str, str] = {
     "product": "the matrix products: mm, addmm, sparse mm (with their own output buffers)",
     "allocation": "explicit buffers: zeros, zeros_like, new_zeros, empty, fill",
     "bias": "the dense bias gradient: dY summed over the batch (sum, or a GEMV)",
+    "fused": "a native kernel's compiled call: selection, regrouping and products in one",
     "other": "views, transposes, dtype conversions and anything unlisted",
     "python": "interpreter and dispatch time between operators",
 }

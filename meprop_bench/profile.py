@@ -41,8 +41,7 @@ from meprop_bench.opstats import (
     BACKWARD,
     BIAS,
     CATEGORIES,
-    INDEXING,
-    PRODUCT,
+    FUSED,
     SELECT,
     OpStats,
     write_csv,
@@ -68,10 +67,8 @@ PY_SPY_FORMATS = {"flame": "flamegraph", "speedscope": "speedscope"}
 # The functions kernels.py calls to choose the kept entries; labelled while profiling.
 SELECTION_FUNCTIONS = ("topk_per_example", "randk_per_example", "unified_topk")
 BIAS_FUNCTION = "_db"  # the kernels' bias gradient
-# The compiled loops of the native kernels, which torch.profiler cannot see into.
-NATIVE_RANGES = {"select_serial": SELECT, "select_parallel": SELECT,
-                 "group_by_column": INDEXING, "products_serial": PRODUCT,
-                 "products_parallel": PRODUCT, "unified_backward": PRODUCT}  # fmt: skip
+# The native kernels' compiled calls, which torch.profiler cannot see into.
+NATIVE_RANGES = {"per_example_backward": FUSED, "unified_backward": FUSED}
 _PERMISSION_SIGNS = ("permission denied", "operation not permitted", "os error 1)",
                      "os error 13)", "ptrace")  # fmt: skip
 
@@ -232,7 +229,7 @@ def _labelled(fn: Callable[..., Any], label: str) -> Callable[..., Any]:
 def ranges_labelled() -> Iterator[None]:
     """While inside, every selection call the kernels make runs in a ``meprop::select``
     range and every bias gradient in a ``meprop::bias`` range; the native kernels'
-    compiled loops run in select, indexing and product ranges. The kernels' modules
+    compiled calls run in a ``meprop::fused`` range. The kernels' modules
     are not changed: their globals are patched, then restored."""
     targets = [(kernels, {**dict.fromkeys(SELECTION_FUNCTIONS, SELECT), BIAS_FUNCTION: BIAS})]
     if native.available():
