@@ -16,7 +16,15 @@ import torch
 
 from meprop_bench.cases import Case
 from meprop_bench.cli import run_main
-from meprop_bench.opstats import BACKWARD, BIAS, CATEGORIES, SELECT, OpStats, op_category
+from meprop_bench.opstats import (
+    BACKWARD,
+    BIAS,
+    CATEGORIES,
+    FUSED,
+    SELECT,
+    OpStats,
+    op_category,
+)
 from meprop_bench.profile import FILES, explain_py_spy_failure, find_profiles, main
 
 TINY = ["--batch", "8", "--width", "64", "--k", "4", "--duration", "0.5"]
@@ -174,16 +182,17 @@ def test_categories_follow_the_kernel_level_call():
     select = _event(SELECT, 1, [_event("aten::sum", 5), _event("aten::sort", 3)])
     zeros = _event("aten::zeros_like", 1, [_event("aten::empty_like", 2), _event("aten::zero_", 4)])
     bias = _event(BIAS, 1, [_event("aten::mv", 2, [_event("aten::addmv_", 7)])])
+    fused = _event(FUSED, 11)
     root = _event(
         BACKWARD, 2, [select, zeros, _event("aten::matmul", 1, [_event("aten::mm", 20)]),
-                      _event("aten::sum", 6), _event("aten::t", 1), bias]
+                      _event("aten::sum", 6), _event("aten::t", 1), bias, fused]
     )  # fmt: skip
     stats = OpStats()
     stats.add_events([root, _event("unrelated", 100)])
     shares = {row["category"]: row["self_us"] for row in stats.categories()}
     assert shares == {
         "selection": 9, "indexing": 0, "gather/scatter": 0, "product": 21,
-        "allocation": 7, "bias": 16, "other": 1, "python": 2,
+        "allocation": 7, "bias": 16, "fused": 11, "other": 1, "python": 2,
     }  # fmt: skip
     assert stats.iterations == 1 and stats.backward_us == root.cpu_time_total
     assert op_category("aten::index_select") == "gather/scatter"
