@@ -18,7 +18,8 @@ Result file (schema ``meprop-bench/training``, version 1); accuracies are fracti
 - ``data``: ``name`` (embedded or mnist), ``source``, ``split_seed`` and the
   ``train``/``dev``/``test`` sizes;
 - ``runs``: one per (configuration, seed), each with ``label`` (e.g. "topk k=20 h=500"),
-  ``method``, ``k`` (the count kept per layer; null for dense), ``hidden``, ``layers``
+  ``method``, ``kernel`` (the kernel that ran the hidden layers' backward, e.g.
+  ``topk/native``), ``k`` (the count kept per layer; null for dense), ``hidden``, ``layers``
   (hidden layers), ``dropout``, ``seed``, ``optimizer``, ``lr``, ``batch_size``,
   ``best_epoch`` (1-based; the first epoch of highest dev accuracy), ``best_dev_acc``,
   ``test_acc_at_best``, ``wall_s``, and ``epochs``: a list of {``epoch``,
@@ -49,9 +50,10 @@ from tqdm import tqdm
 from meprop_bench.cli import parse_k, positive_int, resolve_device, run_main
 from meprop_bench.data import DATASETS, MnistData, Split, load_data, minibatches
 from meprop_bench.errors import MePropInputError
-from meprop_bench.kernels import METHODS
+from meprop_bench.kernels import METHODS, Kernel, get_kernel
+from meprop_bench.layer import MePropLinear
 from meprop_bench.machine import machine_info, threads
-from meprop_bench.models import build_mlp
+from meprop_bench.models import build_mlp, hidden_layers
 from meprop_bench.results import envelope, write_new_json
 from meprop_bench.selection import resolve_k
 from meprop_bench.training_io import SCHEMA, SCHEMA_VERSION
@@ -184,6 +186,8 @@ def train_run(
     model = build_mlp(
         hidden=cfg.hidden, layers=cfg.layers, method=cfg.method, k=cfg.k, dropout=cfg.dropout
     ).to(device)
+    kernel = _hidden_kernel(model)
+    kernel.prepare()  # compile a native kernel now, not inside the first epoch's times
     opt = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr)
     clock = _clock(device)
     epochs = []
@@ -224,6 +228,7 @@ def train_run(
     return {
         "label": cfg.label,
         "method": cfg.method,
+        "kernel": kernel.name,
         "k": cfg.k_count,
         "hidden": cfg.hidden,
         "layers": cfg.layers,
@@ -238,6 +243,12 @@ def train_run(
         "wall_s": time.perf_counter() - start,
         "epochs": epochs,
     }
+
+
+def _hidden_kernel(model: nn.Module) -> Kernel:
+    """The kernel the hidden layers' backward runs (dense for nn.Linear)."""
+    _, layer = hidden_layers(model)[0]
+    return layer.kernel if isinstance(layer, MePropLinear) else get_kernel("dense")
 
 
 def _positive_float(text: str) -> float:

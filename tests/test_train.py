@@ -60,6 +60,8 @@ def test_k_equal_to_hidden_is_dense(tiny):
     dense = train_run(RunConfig(method="dense", hidden=16, epochs=1), tiny)
     full = train_run(RunConfig(method="topk", k=16, hidden=16, epochs=1), tiny)
     assert [e["test_acc"] for e in full["epochs"]] == [e["test_acc"] for e in dense["epochs"]]
+    # the fastest exact kernel trains the meProp run, and each run names its kernel
+    assert (dense["kernel"], full["kernel"]) == ("dense/dense", "topk/native")
 
 
 def test_model_shape_and_meprop_layers():
