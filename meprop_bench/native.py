@@ -113,7 +113,8 @@ def _block(d_in: int, itemsize: int, threads: int) -> int:
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
-    return t.detach().contiguous().numpy()
+    """A NumPy view of ``t`` (a contiguous copy when it is not), for the compiled loops."""
+    return (t if t.is_contiguous() else t.contiguous()).detach().numpy()
 
 
 def per_example(method: str) -> KernelFn:
@@ -167,24 +168,17 @@ def _per_example_products(
     d_in = x.shape[1]
     width = n if quick else k
     room = min(n, batch * k)
-    scratch = [
-        workspace.empty("select_v", (batch, width), dy, score.dtype),
-        workspace.empty("select_i", (batch, width), dy, torch.int64),
-        workspace.empty("select_idx", (batch, k), dy, torch.int64),
-    ]
-    columns = [
-        workspace.empty("col_starts", (n + 1,), dy, torch.int64),
-        workspace.empty("col_rows", (batch * k,), dy, torch.int64),
-        workspace.empty("col_vals", (batch * k,), dy),
-    ]
+    work_v = workspace.empty("native_v", (batch, width), dy, score.dtype)
+    ints = workspace.empty("native_i", (batch * (width + 2 * k) + n + 1,), dy, torch.int64)
+    vals = workspace.empty("native_vals", (batch * k,), dy)
     union = torch.empty(room, dtype=torch.int64)  # returned: never scratch
     dx = fresh_tensor((batch if need_dx else 0, d_in), dy.dtype)
     dw = fresh_tensor((room if need_dw else 0, d_in), dy.dtype)
     block = _block(d_in, dy.element_size(), threads if parallel else 1)
     used = jit.per_example_backward(
-        parallel, _numpy(score), use_abs, k, quick, *(t.numpy() for t in scratch), _numpy(dy),
-        *(t.numpy() for t in columns), union.numpy(), _numpy(x), _numpy(w), block,
-        dx.numpy(), dw.numpy(),
+        parallel, _numpy(score), use_abs, k, quick, work_v.numpy(), ints.numpy(),
+        vals.numpy(), _numpy(dy), union.numpy(), _numpy(x), _numpy(w), block, dx.numpy(),
+        dw.numpy(),
     )  # fmt: skip
     return (dx if need_dx else None), (RowGrad(union[:used], dw[:used], n) if need_dw else None)
 

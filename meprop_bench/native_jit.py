@@ -14,6 +14,7 @@ whatever the algorithm.
 from __future__ import annotations
 
 import numba
+import numpy as np
 
 _OPTIONS = dict(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
 
@@ -206,29 +207,23 @@ products_parallel, products_serial = _both(_products)
 
 @numba.njit(**_OPTIONS)
 def per_example_backward(
-    parallel,
-    score,
-    use_abs,
-    k,
-    quick,
-    work_v,
-    work_i,
-    idx,
-    dy,
-    starts,
-    rows,
-    vals,
-    union,
-    x,
-    w,
-    block,
-    dx,
-    dw,
+    parallel, score, use_abs, k, quick, work_v, ints, vals, dy, union, x, w, block, dx, dw
 ):
-    """Per-example top-k's whole backward in one call: select into ``idx``, regroup by
-    column, then the products (``dw`` has room for every kept column), with the
-    parallel or the serial loops. Returns the number of kept columns, the rows of
-    ``dw`` written."""
+    """Per-example top-k's whole backward in one call: select, regroup by column, then
+    the products (``dw`` has room for every kept column), with the parallel or the
+    serial loops. Returns the number of kept columns, the rows of ``dw`` written.
+
+    ``work_v`` (B x width, width = n for quickselect, else k) and ``ints`` (B * (width +
+    2k) + n + 1 int64) are scratch, carved here so the caller asks for few buffers;
+    ``vals`` holds the B * k regrouped values.
+    """
+    batch, n = dy.shape
+    width = work_v.shape[1]
+    cut = np.cumsum(np.array([batch * width, batch * k, n + 1, batch * k]))
+    work_i = ints[: cut[0]].reshape((batch, width))
+    idx = ints[cut[0] : cut[1]].reshape((batch, k))
+    starts = ints[cut[1] : cut[2]]
+    rows = ints[cut[2] : cut[3]]
     if parallel:
         select_parallel(score, use_abs, k, quick, work_v, work_i, idx)
     else:
