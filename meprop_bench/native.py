@@ -70,7 +70,7 @@ def available() -> bool:
     return True
 
 
-def _require_cpu(*tensors: torch.Tensor) -> None:
+def _check_inputs(*tensors: torch.Tensor) -> None:
     """Refuse what the compiled loops cannot take: other devices, other dtypes, and a
     backward that autograd records to differentiate again (create_graph=True)."""
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
@@ -104,10 +104,11 @@ def _threads() -> int:
 
 
 def _block(d_in: int, itemsize: int, threads: int) -> int:
-    """Width of the d_in blocks the products are split into: every thread gets one,
-    and none is narrower than BLOCK_ROW_BYTES, because each kept entry costs a few
-    nanoseconds per block on top of its arithmetic (at B=256, n=d_in=4096, k=41 on one
-    thread, 256-wide blocks took 6.2 + 6.9 ms for dW + dX, 2048-wide 3.7 + 4.3 ms)."""
+    """Width of the d_in blocks the products are split into: BLOCK_ROW_BYTES of a row,
+    narrower only so that every thread gets a block. Wide blocks, because each kept
+    entry costs a few nanoseconds per block on top of its arithmetic (at B=256,
+    n=d_in=4096, k=41 on one thread, 256-wide blocks took 6.2 + 6.9 ms for dW + dX,
+    2048-wide 3.7 + 4.3 ms)."""
     width = min(BLOCK_ROW_BYTES // itemsize, math.ceil(d_in / threads))
     return max(1, min(d_in, width))
 
@@ -122,7 +123,7 @@ def per_example(method: str) -> KernelFn:
     use_abs = method == "topk"
 
     def kernel(dy, x, w, k, generator=None, *, need_dx=True, need_dw=True, need_db=True):
-        _require_cpu(dy, x, w)
+        _check_inputs(dy, x, w)
         jit = _jit()
         db = batch_sum(dy) if need_db else None
         if not (need_dx or need_dw):
@@ -190,7 +191,7 @@ def unified(dy, x, w, k, generator=None, *, need_dx=True, need_dw=True, need_db=
     kept columns are exactly unified/compact's; the rest costs one dispatch instead
     of a dozen operators, which is what dominates at the paper's MNIST shape.
     """
-    _require_cpu(dy, x, w)
+    _check_inputs(dy, x, w)
     jit = _jit()
     db = batch_sum(dy) if need_db else None
     if not (need_dx or need_dw):
