@@ -18,7 +18,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from tqdm import tqdm
@@ -26,6 +26,7 @@ from tqdm import tqdm
 import meprop_bench
 from meprop_bench.cli import run_main
 from meprop_bench.errors import MePropInputError
+from meprop_bench.pytest_plugin import PARTIAL_NOTICE
 from meprop_bench.report.build import REPORT_FILES, RUN_FILES, build_report, ensure_free
 
 REPO_ROOT = Path(meprop_bench.__file__).resolve().parent.parent
@@ -78,26 +79,59 @@ def run_sweep(bench_json: Path, options: Sequence[str]) -> None:
     if not any(o.startswith("--meprop-profile") for o in options):
         cmd[5:5] = ["--meprop-profile", "quick"]
     print(f"sweep: {' '.join(cmd[1:])}", file=sys.stderr)
-    lines: list[str] = []
-    bar = tqdm(desc="benchmarks", unit="test", file=sys.stderr, mininterval=1)
+    output = SweepOutput()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # lines as they come, for the bar
-    with subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          stdin=subprocess.DEVNULL, text=True, env=env) as proc, bar:  # fmt: skip
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            if found := COLLECTED.search(line):
-                bar.total = int(found.group(1))
-                bar.refresh()
-            elif found := RESULT_LINE.match(line):
-                bar.set_postfix_str(found.group(1).split("::")[-1][-50:], refresh=False)
-                bar.update()
-    summary = [line for line in lines if line.startswith("=") and " in " in line]
+    try:
+        with subprocess.Popen(
+            cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, text=True, env=env,
+        ) as proc:  # fmt: skip
+            output.follow(proc.stdout)
+    except KeyboardInterrupt:
+        print(f"sweep interrupted; {output.recover_hint()}", file=sys.stderr)
+        raise
     if proc.returncode != 0:
-        sys.stderr.write("".join(lines[-40:]))
-        raise MePropInputError(f"the benchmark sweep failed (pytest exit {proc.returncode})")
-    outcome = summary[-1].strip("= \n") if summary else "done"
-    print(f"sweep: {outcome} -> {bench_json}", file=sys.stderr)
+        sys.stderr.write("".join(output.lines[-40:]))
+        raise MePropInputError(
+            f"the benchmark sweep failed (pytest exit {proc.returncode}); {output.recover_hint()}"
+        )
+    print(f"sweep: {output.outcome()} -> {bench_json}", file=sys.stderr)
+
+
+class SweepOutput:
+    """What the sweep printed: a progress bar advancing per test, and the suites' line
+    naming the partial-results file, relayed at once (a killed job prints nothing after)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.partial: re.Match[str] | None = None
+
+    def follow(self, stream: Iterable[str]) -> None:
+        with tqdm(desc="benchmarks", unit="test", file=sys.stderr, mininterval=1) as bar:
+            for line in stream:
+                self.lines.append(line)
+                if found := COLLECTED.search(line):
+                    bar.total = int(found.group(1))
+                    bar.refresh()
+                elif found := RESULT_LINE.match(line):
+                    bar.set_postfix_str(found.group(1).split("::")[-1][-50:], refresh=False)
+                    bar.update()
+                elif found := PARTIAL_NOTICE.match(line.rstrip("\n")):
+                    self.partial = found
+                    bar.write(found.group(0), file=sys.stderr)
+
+    def outcome(self) -> str:
+        summary = [line for line in self.lines if line.startswith("=") and " in " in line]
+        return summary[-1].strip("= \n") if summary else "done"
+
+    def recover_hint(self) -> str:
+        """Where an interrupted sweep's finished cases are, and how to recover them."""
+        if self.partial is None or not Path(self.partial["path"]).exists():
+            return "no finished case was saved"
+        return (
+            f"the finished cases are in {self.partial['path']}; recover them with "
+            f"{self.partial['command']} (then --skip-bench --force reports from it)"
+        )
 
 
 def run_training(training_json: Path, experiment: str, force: bool) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,6 +57,14 @@ def to_pytest_benchmark(header: dict[str, Any], benchmarks: list[dict[str, Any]]
         "datetime": header["datetime"],
         "version": pytest_benchmark.__version__,
     }
+
+
+def recover_command(partial: Path, out: Path | None = None) -> str:
+    """The command that turns ``partial`` into pytest-benchmark JSON: into ``out`` (the
+    run's --benchmark-json, which pytest-benchmark opened, empty, at the start; hence
+    --force), else into OUT.json."""
+    target = f"{shlex.quote(str(out))} --force" if out is not None else "OUT.json"
+    return f"python -m meprop_bench.recover {shlex.quote(str(partial))} -o {target}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
