@@ -19,7 +19,7 @@ import pytest_benchmark
 
 from meprop_bench.cli import run_main
 from meprop_bench.errors import MePropInputError
-from meprop_bench.results import write_new_json
+from meprop_bench.results import check_new_path, write_new_json
 
 
 def read_partial(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
@@ -75,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-o", "--output", required=True, help="pytest-benchmark JSON to write")
     parser.add_argument("--force", action="store_true", help="overwrite --output if it exists")
     args = parser.parse_args(argv)
+    check_new_path(args.output, args.force)
     header, benchmarks, skipped = read_partial(args.partial)
     if skipped:
         print(f"warning: skipped {skipped} unreadable line(s) (a case cut off mid-write)",

@@ -52,7 +52,7 @@ from meprop_bench.errors import MePropInputError
 from meprop_bench.kernels import METHODS
 from meprop_bench.machine import machine_info, threads
 from meprop_bench.models import build_mlp
-from meprop_bench.results import envelope, write_new_json
+from meprop_bench.results import check_new_path, envelope, write_new_json
 from meprop_bench.selection import resolve_k
 from meprop_bench.training_io import SCHEMA, SCHEMA_VERSION
 
@@ -367,9 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--data-dir applies to --data mnist only")
     device = resolve_device(args.device, "--device")
     configs = run_configs(args)
-    out = Path(args.out) if args.out else _default_out(args.experiment or args.method)
-    if out.exists() and not args.force:
-        raise FileExistsError(f"{out} already exists; choose another path or pass --force")
+    out = check_new_path(args.out or _default_out(args.experiment or args.method), args.force)
     args.out = str(out)
     data = load_data(args.data, args.data_dir)
     runs = []
