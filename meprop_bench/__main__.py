@@ -38,6 +38,7 @@ COLLECTED = re.compile(r"collected (\d+) items?")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="python -m meprop_bench",
         description=__doc__.split("\n\n")[0],
         epilog="Any --meprop-* option of the suites (e.g. --meprop-widths 2048, "

@@ -428,6 +428,7 @@ def _why_undecided(verdict: Verdict) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="python -m meprop_bench.gate",
         description=__doc__.split("\n\n")[0].replace("``", ""),
     )

@@ -98,6 +98,7 @@ def _positive_float(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     """The command line: the suites' case parameters, then the profiling options."""
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="python -m meprop_bench.profile",
         description=__doc__.split("\n\n")[1].replace("``", ""),
         epilog=EPILOG,

@@ -67,20 +67,26 @@ def recover_command(partial: Path, out: Path | None = None) -> str:
     return f"python -m meprop_bench.recover {shlex.quote(str(partial))} -o {target}"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m meprop_bench.recover", description=__doc__.split("\n\n")[0]
+        prog="python -m meprop_bench.recover",
+        description=__doc__.split("\n\n")[0],
+        allow_abbrev=False,
     )
     parser.add_argument("partial", help="the .partial.jsonl file a sweep left behind")
-    parser.add_argument("-o", "--output", required=True, help="pytest-benchmark JSON to write")
-    parser.add_argument("--force", action="store_true", help="overwrite --output if it exists")
-    args = parser.parse_args(argv)
-    check_new_path(args.output, args.force)
+    parser.add_argument("-o", "--out", required=True, help="pytest-benchmark JSON to write")
+    parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    check_new_path(args.out, args.force)
     header, benchmarks, skipped = read_partial(args.partial)
     if skipped:
         print(f"warning: skipped {skipped} unreadable line(s) (a case cut off mid-write)",
               file=sys.stderr)  # fmt: skip
-    out = write_new_json(args.output, to_pytest_benchmark(header, benchmarks), args.force)
+    out = write_new_json(args.out, to_pytest_benchmark(header, benchmarks), args.force)
     print(f"wrote {out}: {len(benchmarks)} benchmark(s)")
     return 0
 

@@ -263,6 +263,7 @@ def _dropout(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     sets = "; ".join(f"{name}: {s.summary}" for name, s in EXPERIMENTS.items())
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="python -m meprop_bench.train",
         description=__doc__.split("\n\n")[0],
         epilog="The result file's schema is documented in meprop_bench/train.py and README.md.",

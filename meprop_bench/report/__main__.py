@@ -22,6 +22,7 @@ DEFAULT_SEARCH = (Path("reports", "runs"), Path(".benchmarks"))
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="python -m meprop_bench.report",
         description=__doc__.split("\n\n")[0],
         epilog="Writes plots/*.png and *.svg, summary.md, index.html, speedups.csv and "
