@@ -102,3 +102,27 @@ def test_a_killed_sweep_names_its_partial_file_and_the_recover_command(
     assert "pytest exit -9" in message and f"the finished cases are in {partial}" in message
     assert recover_command(partial, bench_json) in message
     assert notice in capsys.readouterr().err  # relayed as it came, before the failure
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--experiment", "bogus"], "--experiment: invalid choice: 'bogus'"),
+        (["--meprop-ks", "0.01,abc"], "--meprop-ks"),
+        (["--meprop-profile", "huge"], "unknown profile 'huge'"),
+        (["--meprop-methods", "unified/nope"], "unified/nope"),
+        (["--meprop-malloc", "fast"], "--meprop-malloc"),
+        (["--meprop-widths"], "--meprop-widths: expected one argument"),
+        (["--meprop-bogus", "1"], "unrecognised argument '--meprop-bogus'"),
+        (["--skip-bench", "--meprop-widths", "999"], "--meprop-widths applies to the sweep"),
+        (["--skip-train", "--experiment", "paper"], "--experiment applies to the training"),
+    ],
+)
+def test_every_option_is_checked_before_any_step(argv, message, tmp_path, steps, capsys):
+    try:
+        code = run_main(job.main, ["--out-root", str(tmp_path), *argv])
+    except SystemExit as exit:  # argparse's usage error
+        code = exit.code
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert steps == [] and list(tmp_path.iterdir()) == []
