@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 import meprop_bench
 from meprop_bench import allocator
-from meprop_bench.cli import run_main
+from meprop_bench.cli import reports_root, run_main
 from meprop_bench.errors import MePropInputError
 from meprop_bench.grid import apply_overrides, select_profile
 from meprop_bench.pytest_plugin import AXES, PARTIAL_NOTICE, pytest_addoption
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--name", default="latest", help="report name (default: %(default)s)")
     parser.add_argument(
-        "--out-root", type=Path, default=Path("reports"), help="(default: %(default)s)"
+        "--out-root", type=Path, default=reports_root(), help="(default: %(default)s)"
     )
     parser.add_argument(
         "--experiment", choices=EXPERIMENTS, help="training set to run (default: quick)"

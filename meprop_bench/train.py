@@ -46,7 +46,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from meprop_bench.cli import parse_k, positive_int, resolve_device, run_main
+from meprop_bench.cli import parse_k, positive_int, reports_root, resolve_device, run_main
 from meprop_bench.data import DATASETS, MnistData, Split, load_data, minibatches
 from meprop_bench.errors import MePropInputError
 from meprop_bench.kernels import METHODS
@@ -316,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--threads", type=positive_int, help="intra-op threads")
     parser.add_argument(
-        "--out", help="result file (default: a new reports/runs/train-NAME-TIME-PID.json)"
+        "--out",
+        help="result file (default: a new reports/runs/train-NAME-TIME-PID.json in the checkout)",
     )
     parser.add_argument("--force", action="store_true", help="let --out overwrite a file")
     return parser
@@ -350,7 +351,7 @@ def run_configs(args: argparse.Namespace) -> list[RunConfig]:
 
 def _default_out(name: str) -> Path:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return Path("reports") / "runs" / f"train-{name}-{stamp}-{os.getpid()}.json"
+    return reports_root() / "runs" / f"train-{name}-{stamp}-{os.getpid()}.json"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import importlib
 import re
+from pathlib import Path
 
 import pytest
 
 from meprop_bench.cli import run_main
+from meprop_bench.errors import MePropInputError
 
 COMMANDS = ["meprop_bench.__main__", "meprop_bench.ab", "meprop_bench.check",
             "meprop_bench.gate", "meprop_bench.profile", "meprop_bench.recover",
@@ -52,3 +54,30 @@ def test_recover_writes_to_out(tmp_path):
                        '"datetime": "2026-01-01"}\n')  # fmt: skip
     assert run_main(main, [str(partial), "--out", str(tmp_path / "o.json")]) == 0
     assert (tmp_path / "o.json").exists()
+
+
+REPORTS = Path(__file__).resolve().parents[1] / "reports"
+
+
+@pytest.mark.parametrize(
+    "name", ["meprop_bench.__main__", "meprop_bench.profile", "meprop_bench.report.__main__"]
+)
+def test_default_out_root_is_the_checkouts_reports_whatever_the_directory(
+    name, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    args, _ = importlib.import_module(name).build_parser().parse_known_args([])
+    assert Path(args.out_root) == REPORTS
+
+
+def test_train_writes_under_the_checkouts_reports_by_default(tmp_path, monkeypatch, capsys):
+    import meprop_bench.train as train
+
+    def stop(path, force):
+        raise MePropInputError(f"would write {path}")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(train, "check_new_path", stop)
+    assert run_main(train.main, ["--epochs", "1"]) == 2
+    written = Path(capsys.readouterr().err.split("would write ")[1].strip())
+    assert written.parent == REPORTS / "runs" and written.name.startswith("train-topk-")
