@@ -18,15 +18,19 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from tqdm import tqdm
 
 import meprop_bench
-from meprop_bench.cli import run_main
+from meprop_bench import allocator
+from meprop_bench.cli import reports_root, run_main
 from meprop_bench.errors import MePropInputError
+from meprop_bench.grid import apply_overrides, select_profile
+from meprop_bench.pytest_plugin import AXES, PARTIAL_NOTICE, pytest_addoption
 from meprop_bench.report.build import REPORT_FILES, RUN_FILES, build_report, ensure_free
+from meprop_bench.train import EXPERIMENTS
 
 REPO_ROOT = Path(meprop_bench.__file__).resolve().parent.parent
 SUITES = REPO_ROOT / "suites"
@@ -37,6 +41,7 @@ COLLECTED = re.compile(r"collected (\d+) items?")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="python -m meprop_bench",
         description=__doc__.split("\n\n")[0],
         epilog="Any --meprop-* option of the suites (e.g. --meprop-widths 2048, "
@@ -45,10 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--name", default="latest", help="report name (default: %(default)s)")
     parser.add_argument(
-        "--out-root", type=Path, default=Path("reports"), help="(default: %(default)s)"
+        "--out-root", type=Path, default=reports_root(), help="(default: %(default)s)"
     )
     parser.add_argument(
-        "--experiment", default="quick", help="training set to run (default: %(default)s)"
+        "--experiment", choices=EXPERIMENTS, help="training set to run (default: quick)"
     )
     parser.add_argument("--force", action="store_true", help="replace an existing report")
     parser.add_argument("--skip-bench", action="store_true", help="do not run the sweep")
@@ -56,14 +61,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _SuiteOptions:
+    """The suites' options as the plugin declares them (its ``pytest_addoption`` fills
+    this instead of pytest's parser), so they are checked before any step runs."""
+
+    def __init__(self) -> None:
+        self.parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False,
+                                              exit_on_error=False)  # fmt: skip
+        pytest_addoption(self)
+
+    def getgroup(self, *args: object, **kwargs: object) -> _SuiteOptions:
+        return self
+
+    def addoption(self, *names: str, **kwargs: object) -> None:
+        self.parser.add_argument(*names, **kwargs)
+
+
 def sweep_options(extra: Sequence[str]) -> list[str]:
-    """The ``--meprop-*`` options (with their values) among unrecognised arguments."""
-    if extra and not extra[0].startswith("--meprop-"):
-        raise MePropInputError(f"unrecognised argument {extra[0]!r} (see --help)")
-    for token in extra:
-        if token.startswith("--") and not token.startswith("--meprop-"):
-            raise MePropInputError(f"unrecognised argument {token!r} (see --help)")
+    """The ``--meprop-*`` options (with their values) among unrecognised arguments,
+    checked as the suites check them."""
+    try:
+        found, unknown = _SuiteOptions().parser.parse_known_args(extra)
+    except argparse.ArgumentError as err:
+        raise MePropInputError(str(err)) from None
+    if unknown:
+        raise MePropInputError(f"unrecognised argument {unknown[0]!r} (see --help)")
+    overrides = {axis: getattr(found, f"meprop_{axis.replace('-', '_')}") for axis in AXES}
+    apply_overrides(select_profile(found.meprop_profile), overrides).kernels()
+    if found.meprop_malloc not in allocator.MODES:
+        raise MePropInputError(
+            f"--meprop-malloc: unknown mode {found.meprop_malloc!r}; choose one of: "
+            + ", ".join(allocator.MODES)
+        )
     return list(extra)
+
+
+def refuse_unused(args: argparse.Namespace, options: Sequence[str]) -> None:
+    """An option for a step that is left out is a mistake, not something to ignore."""
+    if args.skip_bench and options:
+        option = options[0].split("=", 1)[0]
+        raise MePropInputError(f"{option} applies to the sweep, which --skip-bench leaves out")
+    if args.skip_train and args.experiment is not None:
+        raise MePropInputError(
+            "--experiment applies to the training, which --skip-train leaves out"
+        )
 
 
 def run_sweep(bench_json: Path, options: Sequence[str]) -> None:
@@ -78,26 +119,59 @@ def run_sweep(bench_json: Path, options: Sequence[str]) -> None:
     if not any(o.startswith("--meprop-profile") for o in options):
         cmd[5:5] = ["--meprop-profile", "quick"]
     print(f"sweep: {' '.join(cmd[1:])}", file=sys.stderr)
-    lines: list[str] = []
-    bar = tqdm(desc="benchmarks", unit="test", file=sys.stderr, mininterval=1)
+    output = SweepOutput()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # lines as they come, for the bar
-    with subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          stdin=subprocess.DEVNULL, text=True, env=env) as proc, bar:  # fmt: skip
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            if found := COLLECTED.search(line):
-                bar.total = int(found.group(1))
-                bar.refresh()
-            elif found := RESULT_LINE.match(line):
-                bar.set_postfix_str(found.group(1).split("::")[-1][-50:], refresh=False)
-                bar.update()
-    summary = [line for line in lines if line.startswith("=") and " in " in line]
+    try:
+        with subprocess.Popen(
+            cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, text=True, env=env,
+        ) as proc:  # fmt: skip
+            output.follow(proc.stdout)
+    except KeyboardInterrupt:
+        print(f"sweep interrupted; {output.recover_hint()}", file=sys.stderr)
+        raise
     if proc.returncode != 0:
-        sys.stderr.write("".join(lines[-40:]))
-        raise MePropInputError(f"the benchmark sweep failed (pytest exit {proc.returncode})")
-    outcome = summary[-1].strip("= \n") if summary else "done"
-    print(f"sweep: {outcome} -> {bench_json}", file=sys.stderr)
+        sys.stderr.write("".join(output.lines[-40:]))
+        raise MePropInputError(
+            f"the benchmark sweep failed (pytest exit {proc.returncode}); {output.recover_hint()}"
+        )
+    print(f"sweep: {output.outcome()} -> {bench_json}", file=sys.stderr)
+
+
+class SweepOutput:
+    """What the sweep printed: a progress bar advancing per test, and the suites' line
+    naming the partial-results file, relayed at once (a killed job prints nothing after)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.partial: re.Match[str] | None = None
+
+    def follow(self, stream: Iterable[str]) -> None:
+        with tqdm(desc="benchmarks", unit="test", file=sys.stderr, mininterval=1) as bar:
+            for line in stream:
+                self.lines.append(line)
+                if found := COLLECTED.search(line):
+                    bar.total = int(found.group(1))
+                    bar.refresh()
+                elif found := RESULT_LINE.match(line):
+                    bar.set_postfix_str(found.group(1).split("::")[-1][-50:], refresh=False)
+                    bar.update()
+                elif found := PARTIAL_NOTICE.match(line.rstrip("\n")):
+                    self.partial = found
+                    bar.write(found.group(0), file=sys.stderr)
+
+    def outcome(self) -> str:
+        summary = [line for line in self.lines if line.startswith("=") and " in " in line]
+        return summary[-1].strip("= \n") if summary else "done"
+
+    def recover_hint(self) -> str:
+        """Where an interrupted sweep's finished cases are, and how to recover them."""
+        if self.partial is None or not Path(self.partial["path"]).exists():
+            return "no finished case was saved"
+        return (
+            f"the finished cases are in {self.partial['path']}; recover them with "
+            f"{self.partial['command']} (then --skip-bench --force reports from it)"
+        )
 
 
 def run_training(training_json: Path, experiment: str, force: bool) -> None:
@@ -113,6 +187,7 @@ def run_training(training_json: Path, experiment: str, force: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args, extra = build_parser().parse_known_args(argv)
     options = sweep_options(extra)
+    refuse_unused(args, options)
     out_dir = args.out_root / args.name
     ensure_free(out_dir, args.force, (*REPORT_FILES, *RUN_FILES))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -120,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.skip_bench:
         run_sweep(bench_json, options)
     if not args.skip_train:
-        run_training(training_json, args.experiment, args.force)
+        run_training(training_json, args.experiment or "quick", args.force)
     inputs = [p for p in (bench_json, training_json) if p.exists()]
     if not inputs:
         raise MePropInputError(f"nothing to report: no bench.json or training.json in {out_dir}")

@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("base_rev", metavar="BASE_REV", help="baseline git revision")
     parser.add_argument("--rounds", type=positive_int, default=3, help="suite runs per side (3)")
     parser.add_argument(
-        "--out", type=Path, help="new directory for the results (reports/ab-REV-TIME)"
+        "--out", type=Path, help="new directory for the results (repository's reports/ab-REV-TIME)"
     )
     parser.add_argument("--suites", default="suites", help="pytest path in each tree (suites)")
     parser.add_argument(
@@ -155,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise MePropInputError(f"{args.base_rev!r} is not a commit of {repo}") from None
     sha = sha.decode().strip()
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = (args.out or Path("reports", f"ab-{sha[:8]}-{stamp}")).resolve()
+    out = (args.out or repo / "reports" / f"ab-{sha[:8]}-{stamp}").resolve()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out} is not empty; choose another --out")
     for side in SIDES:

@@ -19,7 +19,7 @@ from meprop_bench.cli import parse_dtype, parse_k, positive_int, resolve_device,
 from meprop_bench.errors import backend_support
 from meprop_bench.kernels import KERNELS, check_inputs, get_kernel
 from meprop_bench.machine import describe, machine_info, threads
-from meprop_bench.results import envelope, write_new_json
+from meprop_bench.results import check_new_path, envelope, write_new_json
 from meprop_bench.timing import make_timer, measure_interleaved, paired_ratio
 
 SCHEMA = "meprop-bench/check"
@@ -28,6 +28,7 @@ SCHEMA_VERSION = 1
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="python -m meprop_bench.check",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -132,6 +133,8 @@ def format_table(result: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.json:
+        check_new_path(args.json, args.force)
     result = run_check(args)
     print(format_table(result))
     if args.json:

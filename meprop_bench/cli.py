@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 
@@ -57,6 +58,14 @@ def resolve_device(name: str, option: str = "--device") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise MePropInputError(f"{option} {name}: no CUDA GPU is present")
     return device
+
+
+def reports_root() -> Path:
+    """Where outputs go by default: the ``reports/`` folder of the source checkout this
+    package runs from (ignored by git), whatever the working directory; ``reports/`` in
+    the working directory when the package is installed without a checkout."""
+    checkout = Path(__file__).resolve().parent.parent / "reports"
+    return checkout if checkout.is_dir() else Path("reports")
 
 
 def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:

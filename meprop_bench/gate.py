@@ -36,7 +36,7 @@ import numpy as np
 
 from meprop_bench.cli import positive_int, run_main
 from meprop_bench.gate_inputs import Bench, Side, load_side
-from meprop_bench.results import envelope, write_new_json
+from meprop_bench.results import check_new_path, envelope, write_new_json
 from meprop_bench.stats import (
     IMPROVEMENT,
     OK,
@@ -396,6 +396,8 @@ def run_gate(
 ) -> tuple[Verdict, str]:
     """Load, compare, print the Markdown (and append it to the step summary), write the
     JSON verdict; return the verdict and its Markdown."""
+    if json_path:
+        check_new_path(json_path, force)
     base, cand = load_side(baseline), load_side(candidate)
     for pattern in unmatched_patterns(config, base, cand):
         print(f"warning: --group-threshold {pattern!r} matches no benchmark group", file=sys.stderr)
@@ -426,6 +428,7 @@ def _why_undecided(verdict: Verdict) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="python -m meprop_bench.gate",
         description=__doc__.split("\n\n")[0].replace("``", ""),
     )

@@ -31,7 +31,14 @@ from torch.profiler import ProfilerActivity, record_function
 import meprop_bench
 from meprop_bench import kernels, native
 from meprop_bench.cases import GRAD_SOURCES, Case
-from meprop_bench.cli import DTYPES, parse_k, positive_int, resolve_device, run_main
+from meprop_bench.cli import (
+    DTYPES,
+    parse_k,
+    positive_int,
+    reports_root,
+    resolve_device,
+    run_main,
+)
 from meprop_bench.errors import backend_support
 from meprop_bench.grid import parse_devices
 from meprop_bench.inputs import case_inputs
@@ -108,6 +115,7 @@ def _positive_float(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     """The command line: the suites' case parameters, then the profiling options."""
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="python -m meprop_bench.profile",
         description=__doc__.split("\n\n")[1].replace("``", ""),
         epilog=EPILOG,
@@ -165,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--out-root",
-        default="reports",
+        default=reports_root(),
         type=Path,
         help="root of the reports (default: %(default)s)",
     )

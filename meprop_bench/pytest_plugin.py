@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +34,7 @@ from meprop_bench.grid import Grid, apply_overrides, select_profile
 from meprop_bench.inputs import case_inputs
 from meprop_bench.kernels import Kernel
 from meprop_bench.machine import machine_info, threads
+from meprop_bench.recover import recover_command
 from meprop_bench.timing import SampleClock, Slowdown, gc_disabled, make_timer
 
 AXES = {
@@ -99,6 +101,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[GRID_KEY] = grid
     config.stash[PROFILE_KEY] = profile
     config.stash[PARTIAL_KEY] = PartialResults(config)
+    config.pluginmanager.register(config.stash[PARTIAL_KEY], "meprop-partial-results")
 
 
 def grid_of(config: pytest.Config) -> Grid:
@@ -135,22 +138,48 @@ def _meprop_machine_info(config: pytest.Config) -> dict[str, Any]:
     return info
 
 
+def benchmark_json_path(option: Any) -> Path | None:
+    """The ``--benchmark-json`` path as given, however pytest-benchmark hands the option
+    over: an open file (``argparse.FileType``; its ``name`` is the path) or a path."""
+    if option is None:
+        return None
+    return Path(option if isinstance(option, str | os.PathLike) else option.name)
+
+
+def partial_notice(path: Path, final: Path | None) -> str:
+    """The line that says where results go as they finish and how to recover them: it is
+    printed once the file exists, since a killed run prints nothing after. A command
+    that runs the suites finds it with :data:`PARTIAL_NOTICE`."""
+    return (
+        f"meprop: each result is appended to {path} as it finishes; to recover an "
+        f"interrupted run: {recover_command(path, final)}"
+    )
+
+
+PARTIAL_NOTICE = re.compile(
+    r"^meprop: each result is appended to (?P<path>.+) as it finishes; "
+    r"to recover an interrupted run: (?P<command>.+)$"
+)
+
+
 class PartialResults:
     """Appends each finished benchmark to a JSON-lines file (header line first)."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
+        self.explicit = config.getoption("meprop_partial")
+        self.final = benchmark_json_path(config.getoption("benchmark_json", None))
         self.path: Path | None = None
+        self.announced = False
 
     def _choose_path(self) -> Path:
-        """The partial file for this run; never one an earlier run left behind (it may
-        be all that remains of an interrupted sweep), so a taken name gets a suffix."""
-        explicit = self.config.getoption("meprop_partial")
-        final = self.config.getoption("benchmark_json", None)
-        if explicit:
-            path = Path(explicit)
-        elif final is not None:
-            path = Path(f"{final.name}.partial.jsonl")
+        """The partial file for this run, beside the --benchmark-json file; never one an
+        earlier run left behind (it may be all that remains of an interrupted sweep), so
+        a taken name gets a suffix."""
+        if self.explicit:
+            path = Path(self.explicit)
+        elif self.final is not None:
+            path = Path(f"{self.final}.partial.jsonl")
         else:
             stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
             path = Path(self.config.rootpath, ".benchmarks", f"partial-{stamp}-{os.getpid()}.jsonl")
@@ -177,6 +206,40 @@ class PartialResults:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._write(self._header(), mode="w")
         self._write({"kind": "benchmark", "benchmark": bench}, mode="a")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logfinish(self) -> None:
+        """Print :func:`partial_notice` once, after the test that created the file has
+        printed its outcome (and outside pytest's output capture)."""
+        if self.path is not None and not self.announced:
+            self._say(partial_notice(self.path, self.final))
+            self.announced = True
+
+    def finish(self, exitstatus: int) -> None:
+        """Remove the file once the run completed: pytest-benchmark has saved its results
+        (--benchmark-json, --benchmark-save or -autosave) or was not asked to. Keep it
+        when the run was interrupted, or when --meprop-partial asked for it."""
+        if self.path is None:
+            return
+        completed = exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+        if completed and not self.explicit:
+            self.path.unlink(missing_ok=True)
+        else:
+            self._say(
+                f"meprop: partial results in {self.path}; recover them: "
+                f"{recover_command(self.path, self.final)}"
+            )
+
+    def _say(self, text: str) -> None:
+        """``text`` on a line of its own, flushed at once in case the run is killed."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None:
+            return
+        reporter.ensure_newline()
+        if reporter._tw.width_of_current_line:  # pytest -q leaves the cursor after its dots
+            reporter.write("\n")
+        reporter.write_line(text)
+        reporter.flush()
 
     def _write(self, record: dict[str, Any], mode: str) -> None:
         assert self.path is not None
@@ -209,17 +272,8 @@ def _timed(bench: Any) -> bool:
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     partial = session.config.stash.get(PARTIAL_KEY, None)
-    if partial is None or partial.path is None:
-        return
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    final = session.config.getoption("benchmark_json", None)
-    if final is not None and exitstatus == 0 and not session.config.getoption("meprop_partial"):
-        partial.path.unlink(missing_ok=True)
-    elif reporter is not None:
-        reporter.write_line(
-            f"meprop: partial results in {partial.path} "
-            f"(python -m meprop_bench.recover {partial.path} -o OUT.json)"
-        )
+    if partial is not None:
+        partial.finish(exitstatus)
 
 
 class CaseBench:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest_benchmark
 
 from meprop_bench.cli import run_main
 from meprop_bench.errors import MePropInputError
-from meprop_bench.results import write_new_json
+from meprop_bench.results import check_new_path, write_new_json
 
 
 def read_partial(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
@@ -58,19 +59,34 @@ def to_pytest_benchmark(header: dict[str, Any], benchmarks: list[dict[str, Any]]
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def recover_command(partial: Path, out: Path | None = None) -> str:
+    """The command that turns ``partial`` into pytest-benchmark JSON: into ``out`` (the
+    run's --benchmark-json, which pytest-benchmark opened, empty, at the start; hence
+    --force), else into OUT.json."""
+    target = f"{shlex.quote(str(out))} --force" if out is not None else "OUT.json"
+    return f"python -m meprop_bench.recover {shlex.quote(str(partial))} -o {target}"
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m meprop_bench.recover", description=__doc__.split("\n\n")[0]
+        prog="python -m meprop_bench.recover",
+        description=__doc__.split("\n\n")[0],
+        allow_abbrev=False,
     )
     parser.add_argument("partial", help="the .partial.jsonl file a sweep left behind")
-    parser.add_argument("-o", "--output", required=True, help="pytest-benchmark JSON to write")
-    parser.add_argument("--force", action="store_true", help="overwrite --output if it exists")
-    args = parser.parse_args(argv)
+    parser.add_argument("-o", "--out", required=True, help="pytest-benchmark JSON to write")
+    parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    check_new_path(args.out, args.force)
     header, benchmarks, skipped = read_partial(args.partial)
     if skipped:
         print(f"warning: skipped {skipped} unreadable line(s) (a case cut off mid-write)",
               file=sys.stderr)  # fmt: skip
-    out = write_new_json(args.output, to_pytest_benchmark(header, benchmarks), args.force)
+    out = write_new_json(args.out, to_pytest_benchmark(header, benchmarks), args.force)
     print(f"wrote {out}: {len(benchmarks)} benchmark(s)")
     return 0
 

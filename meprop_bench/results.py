@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from meprop_bench import __version__
+from meprop_bench.errors import MePropInputError
 from meprop_bench.machine import machine_info
 
 
@@ -34,14 +35,31 @@ def envelope(
     }
 
 
-def write_new_json(path: str | os.PathLike[str], data: Any, force: bool = False) -> Path:
-    """Write ``data`` as JSON to ``path``, refusing to replace an existing file unless
-    ``force``. The file appears whole or not at all (written beside it, then renamed)."""
+def check_new_path(path: str | os.PathLike[str], force: bool = False) -> Path:
+    """``path`` as a Path, if :func:`write_new_json` can write there: call it before the
+    work whose result goes there. A directory, or a parent that is a file, is a
+    MePropInputError; an existing file without ``force``, a FileExistsError."""
     path = Path(path)
+    if path.is_dir():
+        raise MePropInputError(f"{path} is a directory; give the path of a file")
     if path.exists() and not force:
         raise FileExistsError(f"{path} already exists; choose another path or pass --force")
+    parent = next((p for p in path.parents if p.exists()), None)  # the nearest that exists
+    if parent is not None and not parent.is_dir():
+        raise MePropInputError(f"cannot write {path}: {parent} is not a directory")
+    return path
+
+
+def write_new_json(path: str | os.PathLike[str], data: Any, force: bool = False) -> Path:
+    """Write ``data`` as JSON to ``path`` (checked by :func:`check_new_path`). The file
+    appears whole or not at all: written beside it, then renamed, the temporary removed
+    whatever happens."""
+    path = check_new_path(path, force)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path

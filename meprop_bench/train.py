@@ -47,14 +47,14 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from meprop_bench.cli import parse_k, positive_int, resolve_device, run_main
+from meprop_bench.cli import parse_k, positive_int, reports_root, resolve_device, run_main
 from meprop_bench.data import DATASETS, MnistData, Split, load_data, minibatches
 from meprop_bench.errors import MePropInputError
 from meprop_bench.kernels import METHODS, Kernel, get_kernel
 from meprop_bench.layer import MePropLinear
 from meprop_bench.machine import machine_info, threads
 from meprop_bench.models import build_mlp, hidden_layers
-from meprop_bench.results import envelope, write_new_json
+from meprop_bench.results import check_new_path, envelope, write_new_json
 from meprop_bench.selection import resolve_k
 from meprop_bench.training_io import SCHEMA, SCHEMA_VERSION
 
@@ -274,6 +274,7 @@ def _dropout(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     sets = "; ".join(f"{name}: {s.summary}" for name, s in EXPERIMENTS.items())
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="python -m meprop_bench.train",
         description=__doc__.split("\n\n")[0],
         epilog="The result file's schema is documented in meprop_bench/train.py and README.md.",
@@ -326,7 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--threads", type=positive_int, help="intra-op threads")
     parser.add_argument(
-        "--out", help="result file (default: a new reports/runs/train-NAME-TIME-PID.json)"
+        "--out",
+        help="result file (default: a new reports/runs/train-NAME-TIME-PID.json in the checkout)",
     )
     parser.add_argument("--force", action="store_true", help="let --out overwrite a file")
     return parser
@@ -360,7 +362,7 @@ def run_configs(args: argparse.Namespace) -> list[RunConfig]:
 
 def _default_out(name: str) -> Path:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return Path("reports") / "runs" / f"train-{name}-{stamp}-{os.getpid()}.json"
+    return reports_root() / "runs" / f"train-{name}-{stamp}-{os.getpid()}.json"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -378,9 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--data-dir applies to --data mnist only")
     device = resolve_device(args.device, "--device")
     configs = run_configs(args)
-    out = Path(args.out) if args.out else _default_out(args.experiment or args.method)
-    if out.exists() and not args.force:
-        raise FileExistsError(f"{out} already exists; choose another path or pass --force")
+    out = check_new_path(args.out or _default_out(args.experiment or args.method), args.force)
     args.out = str(out)
     data = load_data(args.data, args.data_dir)
     runs = []

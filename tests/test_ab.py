@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from meprop_bench import ab
 from meprop_bench.ab import main, parse_args, schedule
 from meprop_bench.cli import run_main
+from meprop_bench.errors import MePropInputError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -149,3 +151,19 @@ def test_a_non_empty_out_directory_is_refused(repo, isolated, tmp_path, capsys):
     (tmp_path / "out" / "keep.txt").write_text("mine")
     assert run_main(main, ["HEAD", "--out", str(tmp_path / "out")]) == 2
     assert "is not empty" in capsys.readouterr().err
+
+
+def test_the_default_out_is_under_the_repositorys_reports(repo, isolated, monkeypatch, capsys):
+    (repo / "docs").mkdir()
+    monkeypatch.chdir(repo / "docs")
+    started = []
+
+    def first_run(tree, json_path, *args):
+        started.append(json_path)
+        raise MePropInputError("stop after choosing the folder")
+
+    monkeypatch.setattr(ab, "run_suite", first_run)
+    assert run_main(main, ["HEAD"]) == 2
+    out = started[0].parent.parent
+    assert out.parent == (repo / "reports").resolve() and out.name.startswith("ab-")
+    assert not (repo / "docs" / "reports").exists()

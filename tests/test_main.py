@@ -8,6 +8,8 @@ from test_report import bench_doc, full_sweep, training_doc, write
 
 import meprop_bench.__main__ as job
 from meprop_bench.cli import run_main
+from meprop_bench.pytest_plugin import partial_notice
+from meprop_bench.recover import recover_command
 
 
 @pytest.fixture
@@ -68,3 +70,59 @@ def test_says_so_when_the_suites_are_not_beside_the_package(tmp_path, monkeypatc
     monkeypatch.setattr(job, "SUITES", tmp_path / "nowhere")
     with pytest.raises(job.MePropInputError, match="suites are not beside the package"):
         job.run_sweep(tmp_path / "bench.json", [])
+
+
+class KilledSweep:
+    """A pytest child that printed the suites' partial-results line, then was killed."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.stdout = iter(lines)
+        self.returncode = -9
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def test_a_killed_sweep_names_its_partial_file_and_the_recover_command(
+    tmp_path, monkeypatch, capsys
+):
+    bench_json = tmp_path / "q" / "bench.json"
+    partial = tmp_path / "q" / "bench.json.partial.jsonl"
+    partial.parent.mkdir()
+    partial.write_text('{"kind": "header"}\n')
+    notice = partial_notice(partial, bench_json)
+    lines = ["collected 3 items\n", "suites/a.py::test[x] PASSED [ 33%]\n", notice + "\n"]
+    monkeypatch.setattr(job.subprocess, "Popen", lambda *a, **kw: KilledSweep(lines))
+    with pytest.raises(job.MePropInputError) as failed:
+        job.run_sweep(bench_json, [])
+    message = str(failed.value)
+    assert "pytest exit -9" in message and f"the finished cases are in {partial}" in message
+    assert recover_command(partial, bench_json) in message
+    assert notice in capsys.readouterr().err  # relayed as it came, before the failure
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--experiment", "bogus"], "--experiment: invalid choice: 'bogus'"),
+        (["--meprop-ks", "0.01,abc"], "--meprop-ks"),
+        (["--meprop-profile", "huge"], "unknown profile 'huge'"),
+        (["--meprop-methods", "unified/nope"], "unified/nope"),
+        (["--meprop-malloc", "fast"], "--meprop-malloc"),
+        (["--meprop-widths"], "--meprop-widths: expected one argument"),
+        (["--meprop-bogus", "1"], "unrecognised argument '--meprop-bogus'"),
+        (["--skip-bench", "--meprop-widths", "999"], "--meprop-widths applies to the sweep"),
+        (["--skip-train", "--experiment", "paper"], "--experiment applies to the training"),
+    ],
+)
+def test_every_option_is_checked_before_any_step(argv, message, tmp_path, steps, capsys):
+    try:
+        code = run_main(job.main, ["--out-root", str(tmp_path), *argv])
+    except SystemExit as exit:  # argparse's usage error
+        code = exit.code
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert steps == [] and list(tmp_path.iterdir()) == []

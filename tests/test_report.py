@@ -416,3 +416,16 @@ def test_published_speedups_agree_with_their_times():
     frame = published_speedups()
     assert {"Table 1", "Table 2", "Table 7", "Table 8"} == set(frame["table"])
     assert frame["source"].str.contains("arXiv 1706.06197").all()
+
+
+def test_a_file_found_twice_is_read_once(tmp_path):
+    a = write(tmp_path / "in" / "a.json", bench_doc(full_sweep()[:3]))
+    copy = write(tmp_path / "elsewhere" / "copy.json", bench_doc(full_sweep()[:3]))
+    train = write(tmp_path / "in" / "t.json", training_doc(epochs=1, seeds=(0,)))
+    found = find_inputs([tmp_path / "in", a, tmp_path / "in" / "." / "a.json", copy, train])
+    assert found.benchmarks == [a] and found.trainings == [train]
+    assert found.ignored == [(copy, f"the same content as {a}; read once")]
+    once = pair_speedups(load_benchmarks(find_inputs([tmp_path / "in"]).benchmarks))
+    twice = pair_speedups(load_benchmarks(found.benchmarks))
+    assert len(twice.speedups) == len(once.speedups) == 2
+    assert across_runs(twice.speedups).empty

@@ -5,6 +5,7 @@ Each test runs pytest in a subprocess on the real suites/ with a tiny grid.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from meprop_bench.pytest_plugin import benchmark_json_path
 from meprop_bench.recover import main as recover_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,37 +103,34 @@ def test_every_suite_runs_once_with_benchmarks_disabled():
     assert " passed" in proc.stdout and "failed" not in proc.stdout
 
 
+def kill_after_three_cases(partial: Path, *args: str, cwd: Path = ROOT) -> str:
+    """Start a slow backward sweep, SIGKILL it once ``partial`` holds three results;
+    return what it printed."""
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+               str(ROOT / "suites" / "test_backward.py"), "--benchmark-only", *TINY,
+               "--meprop-widths", "32,48,64,80,96,112,128", "--meprop-rounds", "400",
+               *args]  # fmt: skip
+    log = partial.parent / "sweep.log"
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as out:
+        proc = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                if partial.exists() and partial.read_text().count('"kind": "benchmark"') >= 3:
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("the sweep wrote no partial results")
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+    return log.read_text()
+
+
 def test_interrupted_sweep_is_recovered(tmp_path):
     partial = tmp_path / "sweep.partial.jsonl"
-    args = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-p",
-        "no:cacheprovider",
-        "-q",
-        "suites/test_backward.py",
-        "--benchmark-only",
-        "--meprop-partial",
-        str(partial),
-        *TINY,
-        "--meprop-widths",
-        "32,48,64,80,96,112,128",
-        "--meprop-rounds",
-        "400",
-    ]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if partial.exists() and partial.read_text().count('"kind": "benchmark"') >= 3:
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail("the sweep wrote no partial results")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    kill_after_three_cases(partial, "--meprop-partial", str(partial))
     with open(partial, "a") as f:
         f.write('{"kind": "benchmark", "benchmark": {"name": "cut off')  # a half-written line
     out = tmp_path / "recovered.json"
@@ -253,3 +252,41 @@ def test_an_exception_in_a_timed_case_is_a_skip_or_itself(tmp_path):
     assert "not implemented for 'ComplexFloat'" in proc.stdout
     assert "FAILED test_timed.py::test_timed[runtime-other] - RuntimeError: CUDA" in proc.stdout
     assert "FAILED test_timed.py::test_timed[bug] - ZeroDivisionError: a bug" in proc.stdout
+
+
+def test_a_killed_sweeps_partial_file_is_beside_its_json_and_says_how_to_recover(tmp_path):
+    partial = tmp_path / "results" / "out.json.partial.jsonl"
+    printed = kill_after_three_cases(partial, "--benchmark-json", "results/out.json", cwd=tmp_path)
+    assert not (tmp_path / "out.json.partial.jsonl").exists()
+    command = (
+        "python -m meprop_bench.recover results/out.json.partial.jsonl -o results/out.json --force"
+    )
+    assert command in printed
+    out = tmp_path / "results" / "out.json"
+    assert recover_main([str(partial), "-o", str(out), "--force"]) == 0
+    assert len(json.loads(out.read_text())["benchmarks"]) >= 3
+
+
+@pytest.mark.parametrize(
+    "given", [Path("results/out.json"), "results/out.json", io.BytesIO()], ids=type
+)
+def test_the_json_path_keeps_its_directory_however_it_is_handed_over(given):
+    if isinstance(given, io.BytesIO):
+        given.name = "results/out.json"  # an open file, as argparse.FileType gives
+    assert benchmark_json_path(given) == Path("results/out.json")
+    assert benchmark_json_path(None) is None
+
+
+@pytest.mark.parametrize("save", [[], ["--benchmark-autosave"]], ids=["no-save", "autosave"])
+def test_a_clean_run_leaves_no_partial_file(tmp_path, save):
+    storage = tmp_path / "storage"
+    before = set((ROOT / ".benchmarks").glob("partial-*"))
+    proc = run_suites(
+        "suites/test_backward.py", "--benchmark-only", *TINY, "--meprop-methods", "unified",
+        f"--benchmark-storage=file://{storage}", *save,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert set((ROOT / ".benchmarks").glob("partial-*")) == before
+    assert "partial results in" not in proc.stdout
+    if save:
+        assert len(list(storage.rglob("*.json"))) == 1

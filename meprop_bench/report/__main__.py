@@ -13,15 +13,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from meprop_bench.cli import run_main
+from meprop_bench.cli import reports_root, run_main
 from meprop_bench.errors import MePropInputError
 from meprop_bench.report.build import build_report
 
-DEFAULT_SEARCH = (Path("reports", "runs"), Path(".benchmarks"))
+DEFAULT_SEARCH = (reports_root() / "runs", Path(".benchmarks"))
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="python -m meprop_bench.report",
         description=__doc__.split("\n\n")[0],
         epilog="Writes plots/*.png and *.svg, summary.md, index.html, speedups.csv and "
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--name", default="latest", help="report name (default: %(default)s)")
     parser.add_argument(
-        "--out-root", type=Path, default=Path("reports"), help="(default: %(default)s)"
+        "--out-root", type=Path, default=reports_root(), help="(default: %(default)s)"
     )
     parser.add_argument("--force", action="store_true", help="replace an existing report")
     return parser

@@ -12,6 +12,7 @@ a notebook::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -81,13 +82,15 @@ def find_inputs(paths: Iterable[PathLike]) -> Inputs:
     benchmark and training files.
 
     A file named directly must be one of the two kinds; inside a directory, other JSON
-    (profiler output, say) is passed over and listed in ``ignored``. No file of either
-    kind at all is an error.
+    (profiler output, say) is passed over and listed in ``ignored``. A file found twice
+    (named and inside a named directory, say) or a copy of one already found is read
+    once, so no run counts twice. No file of either kind at all is an error.
     """
     paths = [Path(p) for p in paths]
     if not paths:
         raise MePropInputError("no input paths given")
     found = Inputs()
+    seen = _Seen()
     for path in paths:
         if path.is_dir():
             candidates = _json_files(path)
@@ -96,8 +99,12 @@ def find_inputs(paths: Iterable[PathLike]) -> Inputs:
         else:
             candidates = [path]
         for candidate in candidates:
+            if seen.same_file(candidate):
+                continue
             kind = kind_of(read_json(candidate))
-            if kind == "benchmark":
+            if (earlier := seen.same_content(candidate)) is not None:
+                found.ignored.append((candidate, f"the same content as {earlier}; read once"))
+            elif kind == "benchmark":
                 found.benchmarks.append(candidate)
             elif kind == "training":
                 found.trainings.append(candidate)
@@ -113,6 +120,30 @@ def find_inputs(paths: Iterable[PathLike]) -> Inputs:
         where = ", ".join(str(p) for p in paths)
         raise MePropInputError(f"no pytest-benchmark or training JSON found in: {where}")
     return found
+
+
+class _Seen:
+    """The files found so far, by resolved path and by content hash."""
+
+    def __init__(self) -> None:
+        self.paths: set[Path] = set()
+        self.contents: dict[str, Path] = {}
+
+    def same_file(self, path: Path) -> bool:
+        """Whether ``path`` is a file found before (under this name or another)."""
+        resolved = path.resolve()
+        if resolved in self.paths:
+            return True
+        self.paths.add(resolved)
+        return False
+
+    def same_content(self, path: Path) -> Path | None:
+        """The file found before with the same bytes as ``path``, if any."""
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        earlier = self.contents.get(digest)
+        if earlier is None:
+            self.contents[digest] = path
+        return earlier
 
 
 def device_label(device: Any, info: dict[str, Any]) -> str:

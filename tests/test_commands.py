@@ -1,0 +1,83 @@
+"""What every command line shares: no abbreviated options (argparse would take --out for
+--out-root), and one spelling for one meaning (--out: the exact output path; --out-root:
+the folder that holds reports/<name>/)."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+
+from meprop_bench.cli import run_main
+from meprop_bench.errors import MePropInputError
+
+COMMANDS = ["meprop_bench.__main__", "meprop_bench.ab", "meprop_bench.check",
+            "meprop_bench.gate", "meprop_bench.profile", "meprop_bench.recover",
+            "meprop_bench.train", "meprop_bench.report.__main__"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_no_command_takes_an_abbreviated_option(name):
+    parser = importlib.import_module(name).build_parser()
+    assert parser.allow_abbrev is False
+    assert "--output" not in parser._option_string_actions  # an exact path is --out
+
+
+@pytest.mark.parametrize(
+    "name,argv",
+    [
+        ("meprop_bench.__main__", ["--skip-bench", "--skip-train"]),
+        ("meprop_bench.profile", ["--width", "16", "--batch", "2", "--k", "2", "--no-py-spy",
+                                  "--duration", "0.05"]),
+        ("meprop_bench.report.__main__", []),
+    ],
+)  # fmt: skip
+def test_out_is_not_taken_for_out_root(name, argv, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    main = importlib.import_module(name).main
+    try:
+        code = run_main(main, [*argv, "--out", "x"])
+    except SystemExit as exit:  # argparse's usage error
+        code = exit.code
+    assert code == 2
+    assert re.search(r"unrecogni[sz]ed arguments?:? '?--out\b(?!-)", capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_recover_writes_to_out(tmp_path):
+    from meprop_bench.recover import main
+
+    partial = tmp_path / "p.jsonl"
+    partial.write_text('{"kind": "header", "machine_info": {}, "commit_info": {}, '
+                       '"datetime": "2026-01-01"}\n')  # fmt: skip
+    assert run_main(main, [str(partial), "--out", str(tmp_path / "o.json")]) == 0
+    assert (tmp_path / "o.json").exists()
+
+
+REPORTS = Path(__file__).resolve().parents[1] / "reports"
+
+
+@pytest.mark.parametrize(
+    "name", ["meprop_bench.__main__", "meprop_bench.profile", "meprop_bench.report.__main__"]
+)
+def test_default_out_root_is_the_checkouts_reports_whatever_the_directory(
+    name, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    args, _ = importlib.import_module(name).build_parser().parse_known_args([])
+    assert Path(args.out_root) == REPORTS
+
+
+def test_train_writes_under_the_checkouts_reports_by_default(tmp_path, monkeypatch, capsys):
+    import meprop_bench.train as train
+
+    def stop(path, force):
+        raise MePropInputError(f"would write {path}")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(train, "check_new_path", stop)
+    assert run_main(train.main, ["--epochs", "1"]) == 2
+    written = Path(capsys.readouterr().err.split("would write ")[1].strip())
+    assert written.parent == REPORTS / "runs" and written.name.startswith("train-topk-")
