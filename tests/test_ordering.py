@@ -4,21 +4,15 @@ keeps the collection order; shard selection comes before ordering."""
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
+from types import SimpleNamespace
 
 import pytest
-from collected import ROOT, collect, dense_partners, is_dense
+from collected import collect, dense_partners, is_dense
 
-from meprop_bench.errors import MePropInputError
-from meprop_bench.ordering import parse_order, parse_seed, seeded_order
+from meprop_bench.ordering import seeded_order
 from meprop_bench.partners import Unit, unit_of
 from meprop_bench.plan import SweepPlan
 from meprop_bench.sharding import WHOLE, Shard
-
-TINY = ["--meprop-widths", "32,48,64", "--meprop-batches", "4", "--meprop-ks", "4",
-        "--meprop-grads", "gaussian"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -77,24 +71,25 @@ def test_seeded_order_shuffles_the_sparse_cases_within_a_block():
     assert len(orders) > 1 and all(order[0] == 0 for order in orders)
 
 
-def test_bad_order_and_seed_values_name_their_option():
-    with pytest.raises(MePropInputError, match="--meprop-order"):
-        parse_order("random")
-    with pytest.raises(MePropInputError, match="--meprop-seed"):
-        parse_seed("-1")
-    assert parse_seed("42") == 42 and parse_seed(None) != parse_seed(None)
+def plan_from(**options: str | None) -> SweepPlan:
+    """The plan pytest would make of these ``--meprop-*`` options (unset ones default)."""
+    values = {"meprop_shard": None, "meprop_order": "seeded", "meprop_seed": None}
+    values.update({f"meprop_{name}": value for name, value in options.items()})
+    return SweepPlan.from_config(SimpleNamespace(getoption=values.__getitem__))
 
 
-def run_collect(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "suites/test_backward.py",
-         "--collect-only", *TINY, *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+def test_the_options_give_a_fresh_seed_a_fixed_one_or_none():
+    assert plan_from().seed != plan_from().seed
+    assert plan_from(seed="3").seed == 3
+    assert plan_from(order="given").seed is None
 
 
-def test_the_options_end_to_end_report_the_seed_and_reject_a_seed_for_given():
-    assert re.search(r"seeded order \(seed \d+\)", run_collect().stdout), "a fresh seed"
-    assert "seeded order (seed 3)" in run_collect("--meprop-seed", "3").stdout
-    proc = run_collect("--meprop-order", "given", "--meprop-seed", "3")
-    assert proc.returncode == 4 and "--meprop-seed" in proc.stderr
+@pytest.mark.parametrize(
+    "options,option",
+    [({"order": "random"}, "--meprop-order"), ({"seed": "x"}, "--meprop-seed"),
+     ({"seed": "-1"}, "--meprop-seed"),
+     ({"order": "given", "seed": "3"}, "--meprop-seed")],
+)  # fmt: skip
+def test_bad_order_options_are_usage_errors_naming_the_option(options, option):
+    with pytest.raises(pytest.UsageError, match=option):
+        plan_from(**options)
