@@ -164,9 +164,10 @@ def _is_case(item: pytest.Item) -> bool:
     return "meprop" in getattr(item, "fixturenames", ())
 
 
-def _write_empty_result(config: pytest.Config, out: IO[bytes]) -> Path:
+def _write_empty_result(config: pytest.Config, out: IO[bytes] | Path) -> Path:
     """A pytest-benchmark JSON with no benchmarks, made by pytest-benchmark's own hooks
-    so it has every field a full one has, written to the ``--benchmark-json`` file."""
+    so it has every field a full one has, written to the ``--benchmark-json`` target (an
+    open file before pytest-benchmark 5.3, a path since)."""
     hook = config.hook
     machine = hook.pytest_benchmark_generate_machine_info(config=config)
     hook.pytest_benchmark_update_machine_info(config=config, machine_info=machine)
@@ -176,6 +177,10 @@ def _write_empty_result(config: pytest.Config, out: IO[bytes]) -> Path:
         config=config, benchmarks=[], include_data=True, machine_info=machine, commit_info=commit
     )
     hook.pytest_benchmark_update_json(config=config, benchmarks=[], output_json=doc)
+    data = json.dumps(doc, indent=4, default=str).encode()
+    if isinstance(out, Path):
+        out.write_bytes(data)
+        return out
     with out:
-        out.write(json.dumps(doc, indent=4, default=str).encode())
+        out.write(data)
     return Path(out.name)
