@@ -11,7 +11,9 @@ tree on this machine, runs interleaved, then gate the difference.
   tree with the tree first on PYTHONPATH, so each side imports its own meprop_bench.
 - ``--out`` receives base/run-NN.json, head/run-NN.json (with each run's log),
   gate.json and gate.md; the gate (:mod:`meprop_bench.gate`) compares base/ with head/
-  and its exit status is this command's: 0 pass, 1 regression, 2 unusable.
+  and its exit status is this command's: 0 pass, 1 regression, 2 unusable. A shard
+  (``--meprop-shard``) that is empty on a side has nothing to compare: exit 0, and the
+  gate over all shards decides.
 
 Arguments not listed in ``--help`` go to pytest unchanged (``--meprop-profile quick``,
 ``--meprop-widths 1024``, ``-k backward``...); everything after ``--`` does too.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -35,6 +38,7 @@ from pathlib import Path
 from meprop_bench.cli import positive_int, run_main
 from meprop_bench.errors import MePropInputError
 from meprop_bench.gate import add_gate_options, gate_config, run_gate
+from meprop_bench.plan import is_empty_shard
 
 SIDES = ("base", "head")
 
@@ -137,6 +141,10 @@ def run_suite(
         )
 
 
+def _is_empty_shard(path: Path) -> bool:
+    return is_empty_shard(json.loads(path.read_text()))
+
+
 def schedule(rounds: int) -> list[tuple[str, int]]:
     """(side, run number) in order: pairs A B, B A, A B, ... (flipped every other pair)."""
     order: list[tuple[str, int]] = []
@@ -176,6 +184,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_suite(trees[side], json_path, args.suites, pytest_args, envs[side])
             took = time.perf_counter() - started
             print(f"[{step}/{len(runs)}] {side} run {i}: {took:.0f} s", file=sys.stderr)
+    empty = [side for side in SIDES if all(map(_is_empty_shard, (out / side).glob("*.json")))]
+    if empty:
+        note = f"This shard is empty in the {' and '.join(empty)} runs: nothing to compare.\n"
+        (out / "gate.md").write_text(note)
+        print(f"{note}results in {out}", file=sys.stderr, end="")
+        return 0
     verdict, markdown = run_gate(
         str(out / "base"), str(out / "head"), gate_config(args), str(out / "gate.json")
     )

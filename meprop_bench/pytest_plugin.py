@@ -4,6 +4,8 @@ and crash-safe partial results.
 - ``--meprop-profile quick|paper|full`` and ``--meprop-<axis>`` overrides choose the
   grid (see :mod:`meprop_bench.grid`); a malformed value is a usage error naming the
   option.
+- ``--meprop-shard I/N`` runs one part of the sweep and ``--meprop-order`` sets the
+  order its cases run in (see :mod:`meprop_bench.plan`).
 - The ``meprop`` fixture times one case through pytest-benchmark: our timer (host clock
   on CPU, CUDA events on GPU) produces each sample, and a :class:`SampleClock` hands it
   to pytest-benchmark, so its stats, JSON, ``compare`` and histograms are of what we
@@ -34,6 +36,7 @@ from meprop_bench.grid import Grid, apply_overrides, select_profile
 from meprop_bench.inputs import case_inputs
 from meprop_bench.kernels import Kernel
 from meprop_bench.machine import machine_info, threads
+from meprop_bench.plan import SweepPlan, add_options
 from meprop_bench.recover import recover_command
 from meprop_bench.timing import SampleClock, Slowdown, gc_disabled, make_timer
 
@@ -80,6 +83,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="JSON-lines file each result is appended to as it finishes "
         "(default: <benchmark-json>.partial.jsonl, else .benchmarks/partial-<time>.jsonl)",
     )
+    add_options(group)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -102,6 +106,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[PROFILE_KEY] = profile
     config.stash[PARTIAL_KEY] = PartialResults(config)
     config.pluginmanager.register(config.stash[PARTIAL_KEY], "meprop-partial-results")
+    config.pluginmanager.register(SweepPlan.from_config(config), "meprop-plan")
 
 
 def grid_of(config: pytest.Config) -> Grid:
