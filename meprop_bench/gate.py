@@ -353,7 +353,11 @@ def _notes(base: Side, cand: Side, config: GateConfig) -> list[str]:
     for label, side in (("baseline", base), ("candidate", cand)):
         if side.slowdowns:
             fractions = ", ".join(f"{s:.0%}" for s in sorted(side.slowdowns))
-            notes.append(f"The {label} ran with an injected slowdown of {fractions}.")
+            slowed = sum(bool(b.info.get("injected_slowdown")) for b in side.benches.values())
+            notes.append(
+                f"The {label} ran with an injected slowdown of {fractions} "
+                f"({slowed} of {len(side.benches)} benchmarks)."
+            )
     return notes
 
 

@@ -347,12 +347,15 @@ def failures(path):
 
 
 def test_one_benchmark_beyond_the_common_shift_fails_the_gate(tmp_path, capsys):
+    slowed = sweep(1, shift=0.3, slowed={3})
+    slowed[7]["extra_info"]["injected_slowdown"] = 0.5  # sparse3, as the suites record it
     base = write(tmp_path / "b.json", sweep(0))
-    cand = write(tmp_path / "c.json", sweep(1, shift=0.3, slowed={3}))
+    cand = write(tmp_path / "c.json", slowed)
     code, out, _ = gate(base, cand, "--json", tmp_path / "v.json", capsys=capsys)
     assert code == 1
     assert "Benchmark gate: REGRESSION" in out
     assert "Common shift of the times (one run a side): **+3" in out
+    assert "injected slowdown of 50% (1 of 24 benchmarks)" in out
     assert failures(tmp_path / "v.json") == {
         ("time", "test_backward[sparse3]"),
         ("speedup", "test_backward[sparse3]"),
