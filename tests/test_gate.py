@@ -19,6 +19,7 @@ from meprop_bench.stats import (
     common_shift,
     compare_speedups,
     compare_times,
+    level_changes,
     one_way_only,
     speedup_log_ratio,
     time_log_ratio,
@@ -265,6 +266,33 @@ def test_outliers_both_ways_are_undecided():
     mixed = one_way_only([ok, worse, better])
     assert [r.status for r in mixed] == [OK, UNDECIDED, UNDECIDED]
     assert "both ways" in mixed[1].reason
+
+
+# --- level changes across stored runs ------------------------------------------------
+
+
+def wiggle(levels, spread=0.02, seed=0):
+    """One value per run at the given levels, each run ``spread`` off at random."""
+    return np.asarray(levels, float) * np.exp(
+        np.random.default_rng(seed).normal(0, spread, len(levels))
+    )
+
+
+def test_level_changes_mark_the_first_run_of_each_new_level():
+    assert level_changes(wiggle([8] * 6 + [6] * 6)) == [6]
+    assert level_changes(wiggle([8] * 5 + [4] * 5 + [8] * 5, seed=1)) == [5, 10]
+
+
+def test_noise_and_one_odd_run_are_no_level_change():
+    marked = [level_changes(wiggle([8] * 12, spread=0.05, seed=seed)) for seed in range(40)]
+    assert sum(map(bool, marked)) <= 1  # about 1% of such series get a mark
+    assert level_changes(wiggle([8] * 5 + [24] + [8] * 6)) == []
+
+
+def test_a_level_change_needs_the_minimum_effect_and_enough_runs():
+    assert level_changes(wiggle([8] * 6 + [8.2] * 6, spread=0.001)) == []  # 2.5%
+    assert level_changes(wiggle([8] * 6 + [8.2] * 6, spread=0.001), min_effect=0.01) == [6]
+    assert level_changes([8, 8, 8, 4, 4]) == []  # a level needs 3 runs, each side
 
 
 def test_rule_rejects_nonsense():
