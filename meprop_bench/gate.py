@@ -125,14 +125,19 @@ def _min_samples(text: str) -> int:
 def add_gate_options(parser: argparse.ArgumentParser) -> None:
     """The options that set the rule (shared by the gate and the A/B command)."""
     group = parser.add_argument_group("gate rule")
+    rule = Rule()  # the defaults, declared once
     group.add_argument(
-        "--alpha", type=_alpha, default=0.01, help="one-sided significance level (0.01)"
+        "--alpha",
+        type=_alpha,
+        default=rule.alpha,
+        help=f"one-sided significance level ({rule.alpha:g})",
     )
     group.add_argument(
         "--min-effect",
         type=_effect,
-        default=0.05,
-        help="smallest change that counts, as a fraction (0.05: 5%% slower, the default)",
+        default=rule.min_effect,
+        help=f"smallest change that counts, as a fraction ({rule.min_effect:g}: "
+        f"{rule.min_effect:.0%}% slower, the default)",
     )
     group.add_argument(
         "--group-threshold",
@@ -146,8 +151,8 @@ def add_gate_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--min-samples",
         type=_min_samples,
-        default=5,
-        help="fewer samples than this on a side: undecided (5)",
+        default=rule.min_samples,
+        help=f"fewer samples than this on a side: undecided ({rule.min_samples})",
     )
     group.add_argument(
         "--allow-machine-change",
