@@ -11,9 +11,11 @@ tree on this machine, runs interleaved, then gate the difference.
   tree with the tree first on PYTHONPATH, so each side imports its own meprop_bench.
 - ``--out`` receives base/run-NN.json, head/run-NN.json (with each run's log),
   gate.json and gate.md; the gate (:mod:`meprop_bench.gate`) compares base/ with head/
-  and its exit status is this command's: 0 pass, 1 regression, 2 unusable. A shard
-  (``--meprop-shard``) that is empty on a side has nothing to compare: exit 0, and the
-  gate over all shards decides.
+  and its exit status is this command's: 0 pass, 1 regression, 2 unusable, 3 undecided
+  (``--rounds 1`` only: one run a side cannot tell a shift of the whole run from a
+  change; two or more runs a side are tested as runs). A shard (``--meprop-shard``) that
+  is empty on a side has nothing to compare: exit 0, and the gate over all shards
+  decides.
 
 Arguments not listed in ``--help`` go to pytest unchanged (``--meprop-profile quick``,
 ``--meprop-widths 1024``, ``-k backward``...); everything after ``--`` does too.

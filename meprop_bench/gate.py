@@ -16,14 +16,20 @@ Two kinds of comparison, decided as :mod:`meprop_bench.stats` describes:
   count whose method is "dense". Within-run ratios survive a change of machine, so
   they are compared whatever the machines.
 
+With one run a side, each kind is judged against the run's common shift (the median
+log ratio over its benchmarks): a benchmark must move beyond that shift and the noise
+around it to count, and a shift shared by the whole run is **undecided**, since one run
+a side cannot tell it from machine state; ``ab --rounds N`` resolves it.
+
 Markdown goes to stdout (and is appended to ``$GITHUB_STEP_SUMMARY`` when set);
 ``--json`` writes the verdict. Exit status: 0 pass, 1 regression, 2 unusable input or
-nothing that could be decided.
+nothing that could be decided, 3 undecided (one run a side: see above).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections import Counter, defaultdict
@@ -44,15 +50,21 @@ from meprop_bench.stats import (
     UNDECIDED,
     Comparison,
     Rule,
+    Shift,
+    common_shift,
     compare_speedups,
     compare_times,
+    one_way_only,
+    speedup_log_ratio,
+    time_log_ratio,
 )
 
 SCHEMA = "meprop-bench/gate"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: undecided (exit 3) apart from unusable (exit 2); shifts
 REFUSED = "refused"
 TIME, SPEEDUP = "time", "speedup"
-EXIT_CODES = {"pass": 0, "regression": 1, "undecided": 2}
+EXIT_CODES = {"pass": 0, "regression": 1, "unusable": 2, "undecided": 3}
+RESOLVE = "python -m meprop_bench.ab BASE_REV --rounds 4"  # what resolves one run a side
 _ORDER = (REGRESSION, UNDECIDED, REFUSED, IMPROVEMENT, OK)
 
 
@@ -113,14 +125,19 @@ def _min_samples(text: str) -> int:
 def add_gate_options(parser: argparse.ArgumentParser) -> None:
     """The options that set the rule (shared by the gate and the A/B command)."""
     group = parser.add_argument_group("gate rule")
+    rule = Rule()  # the defaults, declared once
     group.add_argument(
-        "--alpha", type=_alpha, default=0.01, help="one-sided significance level (0.01)"
+        "--alpha",
+        type=_alpha,
+        default=rule.alpha,
+        help=f"one-sided significance level ({rule.alpha:g})",
     )
     group.add_argument(
         "--min-effect",
         type=_effect,
-        default=0.05,
-        help="smallest change that counts, as a fraction (0.05: 5%% slower, the default)",
+        default=rule.min_effect,
+        help=f"smallest change that counts, as a fraction ({rule.min_effect:g}: "
+        f"{rule.min_effect:.0%}% slower, the default)",
     )
     group.add_argument(
         "--group-threshold",
@@ -134,8 +151,8 @@ def add_gate_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--min-samples",
         type=_min_samples,
-        default=5,
-        help="fewer samples than this on a side: undecided (5)",
+        default=rule.min_samples,
+        help=f"fewer samples than this on a side: undecided ({rule.min_samples})",
     )
     group.add_argument(
         "--allow-machine-change",
@@ -175,62 +192,122 @@ class Verdict:
     only_in_baseline: list[str]
     only_in_candidate: list[str]
     notes: list[str]
+    shifts: dict[str, Shift] = field(default_factory=dict)  # by kind, one run a side
 
     @property
     def status(self) -> str:
+        """regression; else undecided when one run a side cannot tell a change from
+        machine state; else pass when anything was decided; else unusable."""
         found = {row.result.status for row in self.rows}
         if REGRESSION in found:
             return "regression"
-        return "pass" if found & {OK, IMPROVEMENT} else "undecided"
+        if self.shared or self.unresolved:
+            return "undecided"
+        return "pass" if found & {OK, IMPROVEMENT} else "unusable"
+
+    @property
+    def shared(self) -> list[str]:
+        """The kinds whose common shift moved every benchmark (one run a side)."""
+        return [kind for kind, shift in self.shifts.items() if shift.shared]
+
+    @property
+    def unresolved(self) -> list[Row]:
+        """Rows that changed but, from one run a side, cannot be told from noise (too
+        few samples is undecided too, but measured no change: its ``change`` is None)."""
+        return [
+            r for r in self.rows if r.result.status == UNDECIDED and r.result.change is not None
+        ]
 
     @property
     def exit_code(self) -> int:
         return EXIT_CODES[self.status]
 
 
+@dataclass(frozen=True)
+class _Case:
+    """A comparison to make: the benchmark naming its row, its two values, and the runs
+    that :data:`_COMPARE` of its kind tests."""
+
+    kind: str
+    bench: Bench
+    values: tuple[float, float]
+    runs: tuple[Any, Any]
+    fewest_runs: int
+
+
+_COMPARE = {TIME: compare_times, SPEEDUP: compare_speedups}
+_LOG_RATIO = {TIME: time_log_ratio, SPEEDUP: speedup_log_ratio}
+
+
 def compare(base: Side, cand: Side, config: GateConfig) -> Verdict:
-    """Every time and speedup comparison between the two sides."""
+    """Every time and speedup comparison between the two sides; with one run a side,
+    each against the common shift of its kind."""
     common = [key for key in base.benches if key in cand.benches]
-    rows = [_time_row(base.benches[k], cand.benches[k], config) for k in common]
-    base_dense, cand_dense = dense_partners(base), dense_partners(cand)
-    for key in common:
-        if key in base_dense and key in cand_dense:
-            rows.append(
-                _speedup_row(
-                    (base.benches[base_dense[key]], base.benches[key]),
-                    (cand.benches[cand_dense[key]], cand.benches[key]),
-                    config,
-                )
-            )
+    pairs = [(base.benches[k], cand.benches[k]) for k in common]
+    refused = [_refused_row(b, c, config) for b, c in pairs if _refuses(b, c, config)]
+    cases = [
+        *(_time_case(b, c) for b, c in pairs if not _refuses(b, c, config)),
+        *_speedup_cases(base, cand, common),
+    ]
+    rows = refused + [_row(c, config, None) for c in cases if c.fewest_runs > 1]
+    shifts = {}
+    for kind in (TIME, SPEEDUP):
+        single = [c for c in cases if c.kind == kind and c.fewest_runs < 2]
+        if single:
+            shifts[kind] = common_shift([_LOG_RATIO[kind](*c.runs) for c in single], config.rule)
+            judged = [_row(c, config, shifts[kind]) for c in single]
+            results = one_way_only([row.result for row in judged])
+            rows += [replace(row, result=r) for row, r in zip(judged, results, strict=True)]
     rows.sort(key=lambda r: (_ORDER.index(r.result.status), r.kind != TIME, r.key))
     return Verdict(
         rows,
         sorted(set(base.benches) - set(cand.benches)),
         sorted(set(cand.benches) - set(base.benches)),
         _notes(base, cand, config),
+        shifts,
     )
 
 
-def _time_row(b: Bench, c: Bench, config: GateConfig) -> Row:
+def _refuses(b: Bench, c: Bench, config: GateConfig) -> bool:
+    return b.machines != c.machines and not config.allow_machine_change
+
+
+def _refused_row(b: Bench, c: Bench, config: GateConfig) -> Row:
+    result = Comparison(
+        REFUSED,
+        "measured on different machines (--allow-machine-change to compare)",
+        len(b.samples),
+        len(c.samples),
+    )
     rule = config.rule_for(b.group)
-    if b.machines != c.machines and not config.allow_machine_change:
-        result = Comparison(
-            REFUSED,
-            "measured on different machines (--allow-machine-change to compare)",
-            len(b.samples),
-            len(c.samples),
-        )
-    else:
-        result = compare_times(list(b.runs.values()), list(c.runs.values()), rule)
     return Row(TIME, b.key, b.name, b.group, rule.min_effect, b.median, c.median, result)
 
 
-def _speedup_row(base: tuple[Bench, Bench], cand: tuple[Bench, Bench], config: GateConfig) -> Row:
-    (bd, bs), (cd, cs) = base, cand
-    rule = config.rule_for(bs.group)
-    result = compare_speedups(_paired_runs(bd, bs), _paired_runs(cd, cs), rule)
-    speedups = (bd.median / bs.median, cd.median / cs.median)
-    return Row(SPEEDUP, bs.key, bs.name, bs.group, rule.min_effect, *speedups, result)
+def _time_case(b: Bench, c: Bench) -> _Case:
+    runs = (list(b.runs.values()), list(c.runs.values()))
+    return _Case(TIME, b, (b.median, c.median), runs, min(len(b.runs), len(c.runs)))
+
+
+def _speedup_cases(base: Side, cand: Side, common: list[str]) -> list[_Case]:
+    """A case per sparse benchmark with one dense partner on each side."""
+    base_dense, cand_dense = dense_partners(base), dense_partners(cand)
+    cases = []
+    for key in common:
+        if key in base_dense and key in cand_dense:
+            (bd, bs) = base.benches[base_dense[key]], base.benches[key]
+            (cd, cs) = cand.benches[cand_dense[key]], cand.benches[key]
+            runs = (_paired_runs(bd, bs), _paired_runs(cd, cs))
+            values = (bd.median / bs.median, cd.median / cs.median)
+            fewest = min(len(runs[0][0]), len(runs[1][0]))
+            cases.append(_Case(SPEEDUP, bs, values, runs, fewest))
+    return cases
+
+
+def _row(case: _Case, config: GateConfig, shift: Shift | None) -> Row:
+    b = case.bench
+    rule = config.rule_for(b.group)
+    result = _COMPARE[case.kind](*case.runs, rule, shift)
+    return Row(case.kind, b.key, b.name, b.group, rule.min_effect, *case.values, result)
 
 
 def _paired_runs(dense: Bench, sparse: Bench) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -274,14 +351,18 @@ def _notes(base: Side, cand: Side, config: GateConfig) -> list[str]:
         )
     if min(base.fewest_runs, cand.fewest_runs) < 2:
         notes.append(
-            "A side holds a single run: run-to-run variation is not measured, so a shift "
-            "of a whole run can pass for a change. `python -m meprop_bench.ab --rounds 3` "
-            "gives runs to test."
+            "A side holds a single run: run-to-run variation is not measured, so each "
+            "benchmark is judged against the run's common shift, and a change of the whole "
+            f"run cannot be told from machine state. `{RESOLVE}` gives runs to test."
         )
     for label, side in (("baseline", base), ("candidate", cand)):
         if side.slowdowns:
             fractions = ", ".join(f"{s:.0%}" for s in sorted(side.slowdowns))
-            notes.append(f"The {label} ran with an injected slowdown of {fractions}.")
+            slowed = sum(bool(b.info.get("injected_slowdown")) for b in side.benches.values())
+            notes.append(
+                f"The {label} ran with an injected slowdown of {fractions} "
+                f"({slowed} of {len(side.benches)} benchmarks)."
+            )
     return notes
 
 
@@ -308,8 +389,12 @@ def to_markdown(verdict: Verdict, config: GateConfig) -> str:
         f"run medians given runs; speedups: that t-test, or a bootstrap), minimum effect "
         f"{rule.min_effect:.0%}{effects}, at least {rule.min_samples} samples a side.",
         "",
-        *(f"> {note}\n" for note in verdict.notes),
     ]
+    if verdict.shifts:
+        lines += [*(_shift_line(kind, shift) for kind, shift in verdict.shifts.items()), ""]
+    if verdict.status == "undecided":
+        lines += [f"**Undecided (exit {verdict.exit_code}):** {_why_undecided(verdict)}.", ""]
+    lines += [f"> {note}\n" for note in verdict.notes]
     flagged = [row for row in verdict.rows if row.result.status != OK]
     passed = [row for row in verdict.rows if row.result.status == OK]
     if flagged:
@@ -324,6 +409,22 @@ def to_markdown(verdict: Verdict, config: GateConfig) -> str:
         if keys:
             lines += [f"**{label} ({len(keys)}):** " + ", ".join(f"`{k}`" for k in keys), ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _shift_line(kind: str, shift: Shift) -> str:
+    """The common shift of one kind, on its own line."""
+    shared = " **shared by the whole run**" if shift.shared else ""
+    noise = "unknown (too few)" if math.isinf(shift.noise) else f"{_fraction(shift.noise)}"
+    return (
+        f"Common shift of the {kind}s (one run a side): **{shift.change:+.1%}**{shared} "
+        f"over {shift.count} benchmarks (p={shift.p_value:.2g}); spread "
+        f"{_fraction(shift.spread)}; each benchmark is judged against it, beyond a noise "
+        f"limit of {noise} either way.  "
+    )
+
+
+def _fraction(log_value: float) -> str:
+    return f"{math.expm1(log_value):.1%}"
 
 
 def _table(rows: list[Row], alpha: float) -> list[str]:
@@ -385,10 +486,17 @@ def to_json(verdict: Verdict, config: GateConfig, base: Side, cand: Side) -> dic
         baseline={"files": [str(f) for f in base.files], "machines": sorted(base.machines)},
         candidate={"files": [str(f) for f in cand.files], "machines": sorted(cand.machines)},
         notes=verdict.notes,
+        shifts={kind: _shift_json(shift) for kind, shift in verdict.shifts.items()},
         rows=rows,
         only_in_baseline=verdict.only_in_baseline,
         only_in_candidate=verdict.only_in_candidate,
     )
+
+
+def _shift_json(shift: Shift) -> dict[str, Any]:
+    """A shift for JSON: its change as a fraction, an unknown noise limit as null."""
+    noise = shift.noise if math.isfinite(shift.noise) else None
+    return {**asdict(shift), "noise": noise, "change": shift.change}
 
 
 def run_gate(
@@ -411,12 +519,28 @@ def run_gate(
     if json_path:
         path = write_new_json(json_path, to_json(verdict, config, base, cand), force)
         print(f"wrote {path}", file=sys.stderr)
-    if verdict.status == "undecided":
-        print(f"error: {_why_undecided(verdict)}", file=sys.stderr)
+    if verdict.status == "unusable":
+        print(f"error: {_why_unusable(verdict)}", file=sys.stderr)
+    elif verdict.status == "undecided":
+        print(f"undecided: {_why_undecided(verdict)}", file=sys.stderr)
     return verdict, markdown
 
 
 def _why_undecided(verdict: Verdict) -> str:
+    """Why one run a side could not decide, and what resolves it."""
+    parts = [
+        f"all {kind}s moved together by {verdict.shifts[kind].change:+.1%}"
+        for kind in verdict.shared
+    ]
+    if verdict.unresolved:
+        parts.append(f"{len(verdict.unresolved)} changed, but not clearly beyond the run's noise")
+    return (
+        f"{'; '.join(parts)}: with one run a side this cannot be told from machine state; "
+        f"`{RESOLVE}` resolves it"
+    )
+
+
+def _why_unusable(verdict: Verdict) -> str:
     if not verdict.rows:
         return "no benchmark is present in both the baseline and the candidate"
     counts = Counter(row.result.status for row in verdict.rows)

@@ -34,7 +34,7 @@ from meprop_bench.cases import Case
 from meprop_bench.errors import MePropInputError, backend_unsupported
 from meprop_bench.grid import Grid, apply_overrides, select_profile
 from meprop_bench.inputs import case_inputs
-from meprop_bench.kernels import Kernel
+from meprop_bench.kernels import METHODS, Kernel
 from meprop_bench.machine import machine_info, threads
 from meprop_bench.plan import SweepPlan, add_options
 from meprop_bench.recover import recover_command
@@ -57,6 +57,7 @@ GRID_KEY = pytest.StashKey[Grid]()
 PROFILE_KEY = pytest.StashKey[str]()
 PARTIAL_KEY = pytest.StashKey["PartialResults"]()
 SLOWDOWN_ENV = "MEPROP_BENCH_SLOWDOWN"
+SLOWDOWN_METHODS_ENV = "MEPROP_BENCH_SLOWDOWN_METHODS"  # e.g. unified: slow those cases only
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -96,6 +97,7 @@ def pytest_configure(config: pytest.Config) -> None:
         grid = apply_overrides(select_profile(profile), overrides)
         grid.kernels()
         slowdown_fraction()
+        slowdown_methods()
     except MePropInputError as err:
         raise pytest.UsageError(str(err)) from None
     try:
@@ -130,6 +132,22 @@ def slowdown_fraction() -> float:
     if value < 0:
         raise MePropInputError(f"{SLOWDOWN_ENV} must be a fraction >= 0, got {text!r}")
     return value
+
+
+def slowdown_methods() -> frozenset[str] | None:
+    """The methods ``MEPROP_BENCH_SLOWDOWN_METHODS`` restricts the injected slowdown to
+    (comma-separated, e.g. ``unified``); None when unset: every case."""
+    text = os.environ.get(SLOWDOWN_METHODS_ENV, "").strip()
+    if not text:
+        return None
+    names = frozenset(name.strip() for name in text.split(","))
+    unknown = sorted(names - set(METHODS))
+    if unknown:
+        raise MePropInputError(
+            f"{SLOWDOWN_METHODS_ENV}: unknown method(s) {', '.join(unknown)}; "
+            f"choose from {', '.join(METHODS)}"
+        )
+    return names
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
@@ -344,8 +362,9 @@ class CaseBench:
         with threads(thread_count) as in_force:
             bench.extra_info.update(extra_info, threads=in_force, device=device)
             timer = make_timer(device)
+            methods = slowdown_methods()
             fraction = slowdown_fraction()
-            if fraction:
+            if fraction and (methods is None or extra_info.get("method") in methods):
                 fn = Slowdown(fraction, device).wrap(fn, timer)
                 bench.extra_info["injected_slowdown"] = fraction
             clock = SampleClock(timer.name)

@@ -12,10 +12,17 @@ from meprop_bench.stats import (
     IMPROVEMENT,
     OK,
     REGRESSION,
+    SHIFT_MIN_BENCHMARKS,
     UNDECIDED,
+    Comparison,
     Rule,
+    common_shift,
     compare_speedups,
     compare_times,
+    level_changes,
+    one_way_only,
+    speedup_log_ratio,
+    time_log_ratio,
 )
 
 RULE = Rule()
@@ -148,6 +155,146 @@ def test_speedups_with_too_few_samples_are_undecided():
     assert verdict.status == UNDECIDED
 
 
+# --- one run a side: the common shift --------------------------------------------------
+
+
+def single_runs(n, seed, shift=0.0, slowed=(), factor=1.5, scale=1e-3):
+    """``n`` benchmarks of one run each (as compare_times takes them): the whole run
+    ``1 + shift`` slower, benchmark ``i`` in ``slowed`` ``factor`` times more, each at
+    its own scale with a 2% run-level jitter."""
+    rng = np.random.default_rng(seed)
+    return [
+        [timings(20, scale * (1 + i / 3) * (1 + shift) * (factor if i in slowed else 1)
+                 * np.exp(rng.normal(0, 0.02)), seed * 1000 + i)]
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def judged(base, cand, rule=RULE):
+    """Each benchmark compared against the common shift of them all."""
+    shift = common_shift([time_log_ratio(b, c) for b, c in zip(base, cand, strict=True)], rule)
+    return shift, [compare_times(b, c, rule, shift) for b, c in zip(base, cand, strict=True)]
+
+
+def test_the_common_shift_is_the_median_log_ratio_with_a_robust_spread():
+    ratios = [0.17, 0.2, 0.23, 0.19, 0.21, 0.2, 3.0]  # one benchmark 20x off
+    shift = common_shift(ratios, RULE)
+    assert shift.level == pytest.approx(0.2)
+    assert shift.change == pytest.approx(np.expm1(0.2))
+    assert shift.spread == pytest.approx(0.0, abs=0.02)
+    assert shift.count == 7 and shift.shared
+    assert 0 < shift.noise < 0.2
+    assert not common_shift([0.01, -0.01, 0.0, 0.02, -0.02], RULE).shared
+
+
+def test_fewer_benchmarks_than_needed_leave_the_noise_unknown():
+    shift = common_shift([0.2] * (SHIFT_MIN_BENCHMARKS - 1), RULE)
+    assert shift.noise == float("inf")
+    assert shift.shared  # four benchmarks all 22% slower: the whole run moved
+
+
+def test_a_common_shift_only_leaves_every_benchmark_within_it():
+    base, cand = single_runs(12, seed=1), single_runs(12, seed=2, shift=0.3)
+    shift, results = judged(base, cand)
+    assert shift.change == pytest.approx(0.3, abs=0.05) and shift.shared
+    assert {r.status for r in results} == {OK}
+    assert all(r.shift == pytest.approx(shift.change) for r in results)
+
+
+def test_one_benchmark_beyond_the_common_shift_is_a_regression():
+    base, cand = single_runs(12, seed=1), single_runs(12, seed=2, shift=0.3, slowed={4})
+    _, results = judged(base, cand)
+    assert [i for i, r in enumerate(results) if r.status != OK] == [4]
+    assert results[4].status == REGRESSION
+    assert results[4].change == pytest.approx(0.5, abs=0.08)  # beyond the shift
+    assert "than the common shift (+3" in results[4].reason
+
+
+def test_pure_noise_is_within_the_noise():
+    for seed in range(5):
+        shift, results = judged(single_runs(12, 2 * seed), single_runs(12, 2 * seed + 1))
+        assert not shift.shared
+        assert {r.status for r in results} <= {OK}
+
+
+def test_a_change_within_the_run_noise_is_not_a_regression():
+    """Significant and beyond the minimum effect, but benchmarks scatter this much."""
+    rng = np.random.default_rng(3)
+    scatter = np.exp(rng.normal(0, 0.15, 12))
+    base = single_runs(12, seed=1)
+    cand = [[timings(20, 1e-3 * (1 + i / 3) * s, 50 + i)] for i, s in enumerate(scatter)]
+    shift, results = judged(base, cand)
+    assert shift.spread > 0.1
+    assert REGRESSION not in {r.status for r in results}
+    assert any("within the run's noise" in r.reason for r in results)
+
+
+def test_few_benchmarks_cannot_tell_a_change_from_the_run_noise():
+    base, cand = single_runs(3, seed=1), single_runs(3, seed=2, slowed={0}, factor=1.5)
+    _, results = judged(base, cand)
+    assert results[0].status == UNDECIDED
+    assert results[0].change is not None and "cannot tell" in results[0].reason
+
+
+def test_a_common_shift_needs_one_run_a_side():
+    shift = common_shift([0.1] * 6, RULE)
+    runs = shifted_runs([0, 0], seed=0)
+    with pytest.raises(ValueError, match="one run a side"):
+        compare_times(runs, runs, RULE, shift)
+
+
+def test_speedups_are_judged_against_their_common_shift():
+    """Every sparse case 1.25x slower against its dense one (a machine state that hits
+    them apart); one case 1.6x more."""
+    dense = single_runs(20, seed=1, scale=4e-3)
+    base = [(d, s) for d, s in zip(dense, single_runs(20, seed=2), strict=True)]
+    slower = single_runs(20, seed=3, shift=0.25, slowed={7}, factor=1.6)
+    cand = [(d, s) for d, s in zip(single_runs(20, seed=4, scale=4e-3), slower, strict=True)]
+    shift = common_shift([speedup_log_ratio(b, c) for b, c in zip(base, cand, strict=True)], RULE)
+    results = [compare_speedups(b, c, RULE, shift) for b, c in zip(base, cand, strict=True)]
+    assert shift.change == pytest.approx(0.25, abs=0.06) and shift.shared
+    assert [i for i, r in enumerate(results) if r.status != OK] == [7]
+    assert results[7].status == REGRESSION
+
+
+def test_outliers_both_ways_are_undecided():
+    def result(status):
+        return Comparison(status, "why", 20, 20, 0.5, 0.4, 0.6, 0.001, 0.0)
+
+    ok, worse, better = result(OK), result(REGRESSION), result(IMPROVEMENT)
+    assert one_way_only([ok, worse, worse]) == [ok, worse, worse]
+    mixed = one_way_only([ok, worse, better])
+    assert [r.status for r in mixed] == [OK, UNDECIDED, UNDECIDED]
+    assert "both ways" in mixed[1].reason
+
+
+# --- level changes across stored runs ------------------------------------------------
+
+
+def wiggle(levels, spread=0.02, seed=0):
+    """One value per run at the given levels, each run ``spread`` off at random."""
+    return np.asarray(levels, float) * np.exp(
+        np.random.default_rng(seed).normal(0, spread, len(levels))
+    )
+
+
+def test_level_changes_mark_the_first_run_of_each_new_level():
+    assert level_changes(wiggle([8] * 6 + [6] * 6)) == [6]
+    assert level_changes(wiggle([8] * 5 + [4] * 5 + [8] * 5, seed=1)) == [5, 10]
+
+
+def test_noise_and_one_odd_run_are_no_level_change():
+    marked = [level_changes(wiggle([8] * 12, spread=0.05, seed=seed)) for seed in range(40)]
+    assert sum(map(bool, marked)) <= 1  # about 1% of such series get a mark
+    assert level_changes(wiggle([8] * 5 + [24] + [8] * 6)) == []
+
+
+def test_a_level_change_needs_the_minimum_effect_and_enough_runs():
+    assert level_changes(wiggle([8] * 6 + [8.2] * 6, spread=0.001)) == []  # 2.5%
+    assert level_changes(wiggle([8] * 6 + [8.2] * 6, spread=0.001), min_effect=0.01) == [6]
+    assert level_changes([8, 8, 8, 4, 4]) == []  # a level needs 3 runs, each side
+
+
 def test_rule_rejects_nonsense():
     with pytest.raises(ValueError):
         Rule(alpha=0.7)
@@ -207,15 +354,94 @@ def test_same_code_passes_and_writes_the_verdict(tmp_path, capsys):
     ]
 
 
-def test_a_slower_sparse_kernel_fails_the_gate(tmp_path, capsys):
-    base = write(tmp_path / "b.json", pair(0))
-    cand = write(tmp_path / "c.json", pair(10, sparse_scale=1.3e-3))
+def sweep(seed, n=12, shift=0.0, slowed=(), factor=1.5):
+    """A single-run sweep of ``n`` dense/sparse pairs: the whole run ``1 + shift``
+    slower, sparse case ``i`` in ``slowed`` ``factor`` times more."""
+    dense = single_runs(n, seed, shift, scale=4e-3)
+    sparse = single_runs(n, seed + 500, shift, slowed, factor)
+    return [
+        b
+        for i in range(n)
+        for b in (
+            bench(f"dense{i}", dense[i][0], method="dense", pair_key=f"P{i}"),
+            bench(f"sparse{i}", sparse[i][0], pair_key=f"P{i}"),
+        )
+    ]
+
+
+def failures(path):
+    rows = json.loads(path.read_text())["rows"]
+    return {(r["kind"], r["name"]) for r in rows if r["status"] == REGRESSION}
+
+
+def test_one_benchmark_beyond_the_common_shift_fails_the_gate(tmp_path, capsys):
+    slowed = sweep(1, shift=0.3, slowed={3})
+    slowed[7]["extra_info"]["injected_slowdown"] = 0.5  # sparse3, as the suites record it
+    base = write(tmp_path / "b.json", sweep(0))
+    cand = write(tmp_path / "c.json", slowed)
     code, out, _ = gate(base, cand, "--json", tmp_path / "v.json", capsys=capsys)
     assert code == 1
     assert "Benchmark gate: REGRESSION" in out
-    rows = json.loads((tmp_path / "v.json").read_text())["rows"]
-    failed = {(r["kind"], r["name"]) for r in rows if r["status"] == REGRESSION}
-    assert failed == {("time", "test_backward[sparse]"), ("speedup", "test_backward[sparse]")}
+    assert "Common shift of the times (one run a side): **+3" in out
+    assert "injected slowdown of 50% (1 of 24 benchmarks)" in out
+    assert failures(tmp_path / "v.json") == {
+        ("time", "test_backward[sparse3]"),
+        ("speedup", "test_backward[sparse3]"),
+    }
+
+
+def test_a_uniform_shift_with_one_run_a_side_is_undecided_exit_3(tmp_path, capsys):
+    base = write(tmp_path / "b.json", sweep(0))
+    cand = write(tmp_path / "c.json", sweep(1, shift=0.3))
+    code, out, err = gate(base, cand, "--json", tmp_path / "v.json", capsys=capsys)
+    assert code == 3
+    assert "Benchmark gate: UNDECIDED" in out and "**Undecided (exit 3):**" in out
+    assert "\nundecided: all times moved together by +3" in err
+    assert "python -m meprop_bench.ab BASE_REV --rounds 4` resolves it" in err
+    verdict = json.loads((tmp_path / "v.json").read_text())
+    assert (verdict["verdict"], verdict["exit_code"]) == ("undecided", 3)
+    assert verdict["shifts"]["time"]["shared"] and not verdict["shifts"]["speedup"]["shared"]
+    assert not failures(tmp_path / "v.json")
+
+
+def test_a_common_shift_within_the_minimum_effect_passes(tmp_path, capsys):
+    base = write(tmp_path / "b.json", sweep(0))
+    cand = write(tmp_path / "c.json", sweep(1, shift=0.02))
+    code, out, _ = gate(base, cand, capsys=capsys)
+    assert code == 0
+    assert "Common shift of the times (one run a side): **+" in out
+
+
+def test_pure_noise_passes_the_gate(tmp_path, capsys):
+    for seed in range(0, 6, 2):
+        base = write(tmp_path / "b.json", sweep(seed))
+        cand = write(tmp_path / "c.json", sweep(seed + 1))
+        assert gate(base, cand, capsys=capsys)[0] == 0
+
+
+def test_one_run_of_two_benchmarks_cannot_tell_a_change_from_the_run(tmp_path, capsys):
+    base = write(tmp_path / "b.json", pair(0))
+    cand = write(tmp_path / "c.json", pair(10, sparse_scale=1.3e-3))
+    code, _, err = gate(base, cand, "--json", tmp_path / "v.json", capsys=capsys)
+    assert code == 3
+    assert "not clearly beyond the run's noise" in err
+    text = (tmp_path / "v.json").read_text()
+    assert "Infinity" not in text and json.loads(text)["shifts"]["time"]["noise"] is None
+    rows = json.loads(text)["rows"]
+    times = [r for r in rows if r["kind"] == "time"]
+    assert {r["status"] for r in times} == {UNDECIDED}
+    assert all("cannot tell it from the run's noise" in r["reason"] for r in times)
+
+
+def test_runs_resolve_a_uniform_shift(tmp_path, capsys):
+    """What undecided asks for: with runs a side, a uniform slowdown is a regression."""
+    for side, first, shift in (("base", 0, 0.0), ("head", 10, 0.2)):
+        (tmp_path / side).mkdir()
+        for seed in range(first, first + 3):
+            write(tmp_path / side / f"run-{seed}.json", sweep(seed, shift=shift))
+    code, out, _ = gate(tmp_path / "base", tmp_path / "head", capsys=capsys)
+    assert code == 1
+    assert "Common shift" not in out
 
 
 def test_cases_in_one_file_only_are_listed(tmp_path, capsys):
@@ -238,8 +464,9 @@ def test_a_change_of_machine_refuses_times_but_gates_speedups(tmp_path, capsys):
     assert {r["kind"]: r["status"] for r in rows} == {"time": "refused", "speedup": OK}
     assert "Different machines" in out and "NVIDIA A100" in out
 
-    code, _, _ = gate(base, cand, "--allow-machine-change", capsys=capsys)
-    assert code == 1  # the times, now compared, are twice as long
+    code, _, err = gate(base, cand, "--allow-machine-change", capsys=capsys)
+    assert code == 3  # the times, now compared, all twice as long: one run a side
+    assert "all times moved together by +99" in err
 
 
 def test_nothing_decidable_exits_2_with_the_reason(tmp_path, capsys):
@@ -248,7 +475,7 @@ def test_nothing_decidable_exits_2_with_the_reason(tmp_path, capsys):
     cand = write(tmp_path / "c.json", only_dense, node="b")
     code, _, err = gate(base, cand, capsys=capsys)
     assert code == 2
-    assert "refused: different machines" in err
+    assert err.count("\n") == 1 and "refused: different machines" in err
 
     few = write(tmp_path / "few.json", [bench("dense", timings(3), method="dense")], node="a")
     code, out, err = gate(base, few, capsys=capsys)
@@ -262,17 +489,38 @@ def test_nothing_decidable_exits_2_with_the_reason(tmp_path, capsys):
         (None, "no pytest-benchmark JSON found"),
         ("{not json", "is not JSON"),
         ('{"benchmarks": 3}', "is not a pytest-benchmark JSON file"),
+        ('{"schema": "meprop-bench/training", "runs": []}', "is not a pytest-benchmark JSON"),
+        ("[1, 2]", "is not a pytest-benchmark JSON file"),
         ('{"machine_info": {}, "benchmarks": []}', "no benchmarks"),
+        ("truncated", "is not JSON"),
+        (b"\xff\xfe\x00junk", "is not JSON"),
+        ("empty directory", "no pytest-benchmark JSON found"),
     ],
 )
 def test_unusable_input_is_one_line_and_exit_2(tmp_path, capsys, content, message):
-    bad = tmp_path / "bad.json"
-    if content is not None:
-        bad.write_text(content)
     good = write(tmp_path / "good.json", pair(0))
-    code, _, err = gate(bad, good, capsys=capsys)
+    bad = tmp_path / "bad.json"
+    if content == "truncated":
+        bad.write_text((tmp_path / "good.json").read_text()[:300])
+    elif content == "empty directory":
+        bad.mkdir()
+    elif isinstance(content, bytes):
+        bad.write_bytes(content)
+    elif content is not None:
+        bad.write_text(content)
+    for args in ((bad, good), (good, bad)):
+        code, _, err = gate(*args, capsys=capsys)
+        assert code == 2
+        assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+
+
+def test_files_with_no_benchmark_in_common_are_exit_2_never_a_pass(tmp_path, capsys):
+    base = write(tmp_path / "b.json", pair(0))
+    other = [bench("elsewhere", timings(20), method="dense", pair_key="Q")]
+    code, out, err = gate(base, write(tmp_path / "c.json", other), capsys=capsys)
     assert code == 2
-    assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+    assert "UNUSABLE" in out
+    assert err == "error: no benchmark is present in both the baseline and the candidate\n"
 
 
 def test_missing_raw_samples_tell_how_to_get_them(tmp_path, capsys):
@@ -308,8 +556,11 @@ def test_group_thresholds_override_the_minimum_effect(tmp_path, capsys):
     def step(scale, seed):
         return [bench("step", timings(30, scale, seed, 0.01), group="train_step h=500 B=50")]
 
-    base = write(tmp_path / "b.json", step(1e-3, 0))
-    cand = write(tmp_path / "c.json", step(1.1e-3, 1))
+    for side, scale in (("b", 1e-3), ("c", 1.1e-3)):
+        (tmp_path / side).mkdir()
+        for seed in range(3):
+            write(tmp_path / side / f"{seed}.json", step(scale, seed + 10 * (side == "c")))
+    base, cand = tmp_path / "b", tmp_path / "c"
     assert gate(base, cand, capsys=capsys)[0] == 1
     assert gate(base, cand, "--group-threshold", "train_step*=0.2", capsys=capsys)[0] == 0
     code, _, err = gate(base, cand, "--group-threshold", "selection*=0.2", capsys=capsys)

@@ -262,6 +262,26 @@ def test_repeated_runs_get_a_median_and_range_of_their_speedups(tmp_path):
     table = tables.across_runs_table(repeats)
     assert list(table["range over runs"]) == ["2.00-8.00x"]
     assert "dY" not in table.columns  # one gradient source: said once, not per row
+    assert row["level_changes"] == 0  # three runs: too few to tell a level
+
+
+def test_the_history_marks_the_run_where_a_speedup_changed_level(tmp_path):
+    """Eight runs, named against their time order; the sparse kernel got 1.5x slower
+    from the fifth on (each run 1% off, alternately)."""
+    files = []
+    for i, slower in enumerate([1, 1, 1, 1, 1.5, 1.5, 1.5, 1.5]):
+        cases = [
+            kernel_case("layer", "dense", "dense", 64, 64, median=8e-3),
+            kernel_case("layer", "unified", "compact", 64, 8,
+                        median=1e-3 * slower * (1 + 0.01 * (-1) ** i)),
+        ]  # fmt: skip
+        doc = {**bench_doc(cases), "datetime": f"2026-01-0{i + 1}T00:00:00+00:00"}
+        files.append(write(tmp_path / f"{chr(ord('h') - i)}.json", doc))
+    repeats = across_runs(pair_speedups(load_benchmarks(files)).speedups)
+    row = repeats.iloc[0]
+    assert row["level_changes"] == 1
+    assert row["changed_at"] == "run 5/8 (d.json@2026-01-05T00:00:00+00:00): 8.00x -> 5.33x"
+    assert list(tables.across_runs_table(repeats)["level changed at"]) == [row["changed_at"]]
 
 
 def test_paper_comparison_names_each_rows_threads(tmp_path):

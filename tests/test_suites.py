@@ -47,7 +47,7 @@ def run_suites(*args: str, timeout: int = 120, env: dict | None = None):
     )
 
 
-def sweep_backward(out: Path, methods: str):
+def sweep_backward(out: Path, methods: str, env: dict | None = None):
     """A tiny backward sweep with --benchmark-json ``out``."""
     return run_suites(
         "suites/test_backward.py",
@@ -57,6 +57,7 @@ def sweep_backward(out: Path, methods: str):
         *TINY,
         "--meprop-methods",
         methods,
+        env=env,
     )
 
 
@@ -163,9 +164,24 @@ def test_malformed_option_is_a_usage_error(option, value):
     assert option in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_bad_slowdown_is_a_usage_error():
-    proc = run_suites("suites", "--benchmark-disable", env={"MEPROP_BENCH_SLOWDOWN": "lots"})
-    assert proc.returncode == 4 and "MEPROP_BENCH_SLOWDOWN" in proc.stderr
+@pytest.mark.parametrize(
+    "env",
+    [{"MEPROP_BENCH_SLOWDOWN": "lots"}, {"MEPROP_BENCH_SLOWDOWN_METHODS": "unified,fast"}],
+)
+def test_bad_slowdown_is_a_usage_error(env):
+    proc = run_suites("suites", "--benchmark-disable", env=env)
+    assert proc.returncode == 4 and next(iter(env)) in proc.stderr
+
+
+def test_the_slowdown_can_be_confined_to_some_methods(tmp_path):
+    out = tmp_path / "out.json"
+    env = {"MEPROP_BENCH_SLOWDOWN": "0.2", "MEPROP_BENCH_SLOWDOWN_METHODS": "unified"}
+    proc = sweep_backward(out, "dense,unified", env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    infos = [b["extra_info"] for b in json.loads(out.read_text())["benchmarks"]]
+    assert [(i["method"], i.get("injected_slowdown")) for i in infos] == [
+        ("dense", None), ("unified", 0.2), ("unified", 0.2)
+    ]  # fmt: skip
 
 
 @pytest.mark.skipif(

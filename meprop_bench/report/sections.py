@@ -13,6 +13,7 @@ from meprop_bench.paper import published_accuracies
 from meprop_bench.report import tables
 from meprop_bench.report.plots import PlotFile, ReportData
 from meprop_bench.report.speedup import CONFIDENCE, RESAMPLES, SEED
+from meprop_bench.stats import LEVEL_MIN_RUNS, LEVEL_PENALTY, MIN_EFFECT
 
 # What ``python -m meprop_bench.profile`` writes per case, in the order they are linked.
 PROFILE_FILES = ("flame.svg", "speedscope.json", "ops.csv", "ops.json", "trace.json",
@@ -78,7 +79,12 @@ def speedup_sections(data: ReportData, unpaired: pd.DataFrame) -> list[Section]:
                 [
                     "Cases measured in more than one input file on the same machine: the "
                     "median over the runs of each run's speedup, and their range (the "
-                    "run-to-run variation that one run's interval cannot show)."
+                    "run-to-run variation that one run's interval cannot show). Level "
+                    "changes: the runs in time order, the first run of each new level of "
+                    "the speedup, found by PELT change-point detection (ruptures, cost l1 "
+                    f"on log speedups, levels of {LEVEL_MIN_RUNS}+ runs, penalty "
+                    f"{LEVEL_PENALTY:g} x noise x ln(runs)) and kept when the level moved "
+                    f"by more than {MIN_EFFECT:.0%}; it needs {2 * LEVEL_MIN_RUNS} runs."
                 ],
                 tables.across_runs_table(data.repeats),
             )

@@ -8,13 +8,14 @@ gradient source), one thread count and, for the paper suite, one paper shape.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from meprop_bench.errors import MePropInputError
-from meprop_bench.stats import bootstrap_medians
+from meprop_bench.stats import bootstrap_medians, level_changes
 
 CONFIDENCE = 0.95
 RESAMPLES = 2000
@@ -22,7 +23,7 @@ SEED = 0
 PAIRED_SUITES = ("backward", "layer", "paper", "train_step")
 PAIR_COLUMNS = ("source", "suite", "paper_shape", "pair_key", "threads")
 CASE_COLUMNS = (
-    "source", "run_id", "machine", "device_name", "suite", "paper_shape", "pair_key",
+    "source", "run_id", "datetime", "machine", "device_name", "suite", "paper_shape", "pair_key",
     "threads", "method", "strategy", "sparse_grad", "device", "dtype", "grads", "B",
     "d_in", "n", "hidden", "k", "k_over_n", "case_id",
 )  # fmt: skip
@@ -143,8 +144,9 @@ REPEAT_COLUMNS = ("machine", "device_name", "suite", "paper_shape", "pair_key", 
 def across_runs(speedups: pd.DataFrame) -> pd.DataFrame:
     """Speedups measured in more than one file (repeated runs of the same case on the
     same machine): per case the number of runs, the median speedup over the runs and
-    their range, and the median dense and sparse times. On a shared machine a single
-    run's ratio can be off by 10%; the spread over runs shows by how much."""
+    their range, the median dense and sparse times, and where its speedup changed level
+    (:func:`level_history`). On a shared machine a single run's ratio can be off by
+    10%; the spread over runs shows by how much."""
     if speedups.empty or speedups["source"].nunique() < 2:
         return pd.DataFrame()
     keys = list(REPEAT_COLUMNS)
@@ -157,8 +159,27 @@ def across_runs(speedups: pd.DataFrame) -> pd.DataFrame:
         dense_median=("dense_median", "median"),
         sparse_median=("sparse_median", "median"),
         ideal=("ideal", "first"),
-    ).reset_index()
+    )
+    frame = frame.join(groups.apply(level_history, include_groups=False)).reset_index()
     return frame[frame["runs"] > 1].reset_index(drop=True)
+
+
+def level_history(runs: pd.DataFrame) -> pd.Series:
+    """One case's runs in time order (``datetime``, then file): ``level_changes``, how
+    many times its speedup changed level (:func:`meprop_bench.stats.level_changes`), and
+    ``changed_at``, each change as "run i/n (run_id): before -> after", the medians of
+    the levels either side."""
+    ordered = runs.sort_values(["datetime", "source"], na_position="first")
+    speedups = ordered["speedup"].to_numpy(dtype=float)
+    starts = level_changes(speedups)
+    bounds = [0, *starts, len(speedups)]
+    levels = [np.median(speedups[a:b]) for a, b in itertools.pairwise(bounds)]
+    changed = [
+        f"run {start + 1}/{len(speedups)} ({ordered['run_id'].iloc[start]}): "
+        f"{levels[i]:.2f}x -> {levels[i + 1]:.2f}x"
+        for i, start in enumerate(starts)
+    ]
+    return pd.Series({"level_changes": len(starts), "changed_at": "; ".join(changed)})
 
 
 # Which backward kernels use which selection (test_selection's ``selection`` name).

@@ -98,7 +98,8 @@ def speedup_table(speedups: pd.DataFrame, suite: str) -> pd.DataFrame:
 
 
 def across_runs_table(repeats: pd.DataFrame) -> pd.DataFrame:
-    """One row per case measured in several runs: median speedup over the runs, range."""
+    """One row per case measured in several runs: median speedup over the runs, range,
+    and the runs where its speedup changed level."""
     if repeats.empty:
         return pd.DataFrame()
     frame = repeats.sort_values(["suite", "device_name", "grads", "n", "B", "k", "kernel",
@@ -112,6 +113,7 @@ def across_runs_table(repeats: pd.DataFrame) -> pd.DataFrame:
             "runs": frame["runs"].astype(int),
             "range over runs": list(map(_interval, frame["speedup_min"], frame["speedup_max"])),
             "ideal": frame["ideal"].map(_x),
+            "level changed at": frame["changed_at"].replace("", "-"),
         }
     )
     return _drop_constant(table, ("shape", "device", "threads", "dY", "dtype"))
