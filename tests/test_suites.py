@@ -176,7 +176,7 @@ def test_bad_slowdown_is_a_usage_error(env):
 def test_the_slowdown_can_be_confined_to_some_methods(tmp_path):
     out = tmp_path / "out.json"
     env = {"MEPROP_BENCH_SLOWDOWN": "0.2", "MEPROP_BENCH_SLOWDOWN_METHODS": "unified"}
-    proc = sweep_backward(out, "dense,unified", env)
+    proc = sweep_backward(out, "dense,unified/compact,unified/scatter", env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     infos = [b["extra_info"] for b in json.loads(out.read_text())["benchmarks"]]
     assert [(i["method"], i.get("injected_slowdown")) for i in infos] == [
