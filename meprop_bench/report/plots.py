@@ -7,6 +7,7 @@ records what was skipped and why.
 
 from __future__ import annotations
 
+import textwrap
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from meprop_bench.paper import published_accuracies
 
 DPI = 90
 SVG_HASH_SALT = "meprop-bench"  # fixed ids in SVG output, so reruns diff cleanly
+PANEL_WIDTH = 45  # characters of a panel title line
 
 
 class SkipPlot(Exception):
@@ -62,34 +64,81 @@ def _suite(data: ReportData, suite: str) -> pd.DataFrame:
     return frame[frame["suite"] == suite].copy()
 
 
+def _where(frame: pd.DataFrame) -> pd.Series:
+    """What ran each case: its device (the GPU, or the CPU model), or, when the inputs
+    come from several machines, the machine (host, CPU and GPUs) and the device."""
+    if frame["machine"].nunique() < 2:
+        return frame["device_name"]
+    return frame["machine"] + " / " + frame["device"].astype(str)
+
+
+def _threads_label(count: float) -> str:
+    if pd.isna(count):
+        return "default threads"
+    return "1 thread" if count == 1 else f"{int(count)} threads"
+
+
+def _settings(frame: pd.DataFrame, *, where: bool = True) -> pd.Series:
+    """One label per case naming the settings a plot draws no axis for, so no line or
+    bar mixes two of them: where it ran (``where``; when it varies), the dY source
+    (when known), the dtype and the thread count (when they vary). Wrapped to fit
+    above a panel."""
+    parts = []
+    if where and frame["where"].nunique() > 1:
+        parts.append(frame["where"])
+    if frame["grads"].notna().any():
+        parts.append(frame["grads"].fillna("-").astype(str) + " dY")
+    if frame["dtype"].nunique() > 1:
+        parts.append(frame["dtype"].astype(str))
+    if frame["threads"].nunique(dropna=False) > 1:
+        parts.append(frame["threads"].map(_threads_label))
+    if not parts:
+        return pd.Series("", index=frame.index)
+    label = parts[0].str.cat(parts[1:], sep=", ") if len(parts) > 1 else parts[0]
+    return label.map(lambda text: textwrap.fill(text, PANEL_WIDTH))
+
+
 def _with_panels(frame: pd.DataFrame) -> pd.DataFrame:
-    """Add ``where`` (device, and machine when several) and ``row`` (where and the
-    gradient source) facet labels."""
-    frame = frame.copy()
-    several = frame["machine"].nunique() > 1
-    frame["where"] = (
-        frame["machine"] + " / " + frame["device_name"] if several else frame["device_name"]
-    )
-    grads = frame["grads"].fillna("-").astype(str)
-    frame["row"] = (
-        frame["where"] + ", " + grads + " dY" if frame["where"].nunique() > 1 else grads + " dY"
-    )
-    return frame
+    """Add ``where`` (see :func:`_where`) and ``row``, the facet label of
+    :func:`_settings`."""
+    frame = frame.assign(where=_where(frame))
+    return frame.assign(row=_settings(frame))
+
+
+def _batches(frame: pd.DataFrame) -> str:
+    """The batch sizes a plot aggregates over, for its title."""
+    sizes = ", ".join(str(b) for b in sorted(frame["B"].dropna().astype(int).unique()))
+    return f"batch sizes B = {sizes}" if frame["B"].nunique() > 1 else f"B = {sizes}"
+
+
+def _width_and_batch(frame: pd.DataFrame) -> pd.Series:
+    width, batch = (frame[c].astype(int).astype(str) for c in ("n", "B"))
+    return "n = " + width + ", B = " + batch
 
 
 def _lines_with_intervals(
     data: pd.DataFrame, x: str, y: str, low: str, high: str, hue_order: list[str], **_: object
 ) -> None:
-    """One line per kernel with markers and vertical interval bars (FacetGrid mapper)."""
+    """Per kernel, each case's point with its vertical interval bar, and a line through
+    the median of the points at each x: repeated runs of a case show as several points,
+    never as a zigzag (FacetGrid mapper)."""
     ax = plt.gca()
     palette = dict(zip(hue_order, sns.color_palette(n_colors=len(hue_order)), strict=True))
     for kernel, group in data.groupby("kernel", sort=False):
         group = group.sort_values(x)
         err = np.vstack([group[y] - group[low], group[high] - group[y]]).clip(min=0)
-        ax.errorbar(
-            group[x], group[y], yerr=np.nan_to_num(err), marker="o", ms=4, capsize=2,
-            lw=1.2, color=palette[kernel], label=kernel,
-        )  # fmt: skip
+        ax.errorbar(group[x], group[y], yerr=np.nan_to_num(err), fmt="o", ms=4, capsize=2,
+                    color=palette[kernel], label=kernel)  # fmt: skip
+        line = group.groupby(x)[y].median()
+        ax.plot(line.index, line.to_numpy(), lw=1.2, color=palette[kernel])
+
+
+def _runs_apart(frame: pd.DataFrame, label: str, panel: list[str]) -> pd.Series:
+    """``frame[label]``, with the input file added where a panel holds one label from
+    several files (repeated runs of a case), so no bar stands for two."""
+    repeated = frame.duplicated([*panel, label], keep=False)
+    files = frame["source"].map(lambda source: Path(source).name)
+    return frame[label].where(~repeated, frame[label] + " (" + files + ")")
 
 
 def _log_axes(ax: plt.Axes, unit: str = "x") -> None:
@@ -108,14 +157,16 @@ def _ideal_line(ax: plt.Axes, xs: np.ndarray) -> None:
     ax.axhline(1, color="grey", lw=0.8, ls=":")
 
 
-def _facet(frame: pd.DataFrame, col: str, **kw: object) -> tuple[sns.FacetGrid, list[str]]:
-    hue_order = sorted(frame["kernel"].unique())
-    grid = sns.FacetGrid(
-        frame, col=col, row="row", height=3.2, aspect=1.15, margin_titles=True,
-        sharey=False, **kw,
-    )  # fmt: skip
-    grid.set_titles(col_template="{col_name}", row_template="{row_name}")
-    return grid, hue_order
+def _facet(frame: pd.DataFrame, col: str, **kw: object) -> sns.FacetGrid:
+    """Panels by ``col`` and by the ``row`` settings, each titled with both (titles in the
+    right margin would overlap when the settings name machines)."""
+    grid = sns.FacetGrid(frame, col=col, row="row", sharey=False, **kw)
+    grid.set_titles(template="{row_name}\n{col_name}", size=8)
+    return grid
+
+
+def _kernel_facet(frame: pd.DataFrame, col: str) -> tuple[sns.FacetGrid, list[str]]:
+    return _facet(frame, col, height=3.2, aspect=1.15), sorted(frame["kernel"].unique())
 
 
 def _finish(grid: sns.FacetGrid, title: str, handles_from: plt.Axes | None = None) -> Figure:
@@ -130,9 +181,8 @@ def _finish(grid: sns.FacetGrid, title: str, handles_from: plt.Axes | None = Non
 def speedup_vs_k(data: ReportData, suite: str = "backward") -> Figure:
     """Speedup (dense / sparse median) against k/n, log-log, with the ideal n/k."""
     frame = _with_panels(_suite(data, suite))
-    frame = frame.assign(width=lambda f: "n = " + f["n"].astype(int).astype(str))
-    frame = frame.assign(width=frame["width"] + ", B = " + frame["B"].astype(int).astype(str))
-    grid, hue_order = _facet(frame, "width")
+    frame["width"] = _width_and_batch(frame)
+    grid, hue_order = _kernel_facet(frame, "width")
     grid.map_dataframe(_lines_with_intervals, x="k_over_n", y="speedup", low="ci_low",
                        high="ci_high", hue_order=hue_order)  # fmt: skip
     for ax in grid.axes.flat:
@@ -153,11 +203,11 @@ def efficiency(data: ReportData) -> Figure:
     """Speedup / ideal (n/k) against k/n: 1 would be the full n/k."""
     frame = _with_panels(_suite(data, "backward"))
     frame = frame.assign(
-        width="n = " + frame["n"].astype(int).astype(str),
+        width=_width_and_batch(frame),
         eff_low=frame["ci_low"] / frame["ideal"],
         eff_high=frame["ci_high"] / frame["ideal"],
     )
-    grid, hue_order = _facet(frame, "width")
+    grid, hue_order = _kernel_facet(frame, "width")
     grid.map_dataframe(_lines_with_intervals, x="k_over_n", y="efficiency", low="eff_low",
                        high="eff_high", hue_order=hue_order)  # fmt: skip
     for ax in grid.axes.flat:
@@ -179,7 +229,7 @@ def speedup_vs_batch(data: ReportData) -> Figure:
         + ", k/n = "
         + frame["k_over_n"].map("{:g}".format)
     )
-    grid, hue_order = _facet(frame, "shape")
+    grid, hue_order = _kernel_facet(frame, "shape")
     grid.map_dataframe(_lines_with_intervals, x="B", y="speedup", low="ci_low",
                        high="ci_high", hue_order=hue_order)  # fmt: skip
     for ax in grid.axes.flat:
@@ -210,25 +260,27 @@ def _nominal(share: float) -> float:
 
 
 def speedup_heatmap(data: ReportData) -> Figure:
-    """Speedup over (width n, k/n), one panel per kernel; median over the other axes."""
+    """Speedup over (width n, k/n), one panel per kernel and settings; median over the
+    batch sizes, which the title lists."""
     frame = _suite(data, "backward")
     if frame.groupby(["n", "k_over_n"]).ngroups < 2:
         raise SkipPlot("a single (n, k/n) point; a heatmap needs two or more")
     frame = _with_panels(frame)
-    frame["panel"] = frame["kernel"]
     frame["k_share"] = frame["k_over_n"].map(_nominal)
     frame["n"] = frame["n"].astype(int)
     limit = float(np.abs(np.log2(frame["speedup"])).max()) or 1.0
-    several = frame["where"].nunique() > 1
-    layout = {"row": "where"} if several else {"col_wrap": 3}
-    grid = sns.FacetGrid(frame, col="panel", height=2.6, aspect=1.1, sharex=False,
+    several = frame["row"].nunique() > 1
+    layout = {"row": "row"} if several else {"col_wrap": 3}
+    grid = sns.FacetGrid(frame, col="kernel", height=2.6, aspect=1.1, sharex=False,
                          sharey=False, **layout)  # fmt: skip
     grid.map_dataframe(_heatmap, limit=limit)
-    grid.set_titles(col_template="{col_name}", row_template="{row_name}")
+    grid.set_titles(template="{row_name}\n{col_name}" if several else "{col_name}", size=8)
     grid.set_axis_labels("k / n (rounded)", "width n")
+    only = frame["row"].iloc[0]
+    settings = f"; {only}" if only and not several else ""
     grid.figure.suptitle(
-        "Backward speedup over dense by width and k/n (median over batch sizes and "
-        "gradient sources; blue > 1x > red)",
+        f"Backward speedup over dense by width and k/n (median over {_batches(frame)}"
+        f"{settings}; blue > 1x > red)",
         y=1.03,
     )
     return grid.figure
@@ -239,13 +291,15 @@ def time_split(data: ReportData) -> Figure:
     frame = data.split
     if frame.empty:
         raise SkipPlot("needs the selection suite and the backward suite from the same run")
-    frame = _with_panels(frame.assign(device_name=frame["device_name"]))
-    frame["case"] = frame["kernel"] + "  k/n=" + frame["k_over_n"].map("{:.1%}".format)
+    frame = _with_panels(frame)
     frame["width"] = "n = " + frame["n"].astype(int).astype(str)
+    share, batch = frame["k_over_n"].map("{:.1%}".format), frame["B"].astype(int).astype(str)
+    frame["case"] = frame["kernel"] + "  k/n=" + share + "  B=" + batch
+    frame["case"] = _runs_apart(frame, "case", ["row", "width"])
 
     def bars(data: pd.DataFrame, **_: object) -> None:
         ax = plt.gca()
-        data = data.sort_values(["k_over_n", "kernel"])
+        data = data.sort_values(["k_over_n", "B", "case"])
         y = np.arange(len(data))
         sel, rest = data["selection_s"] * 1e3, data["rest_s"] * 1e3
         ax.barh(y, sel, color="tab:orange", label="selection")
@@ -253,8 +307,7 @@ def time_split(data: ReportData) -> Figure:
         ax.scatter(data["dense_s"] * 1e3, y, marker="|", s=120, color="k", label="dense backward")
         ax.set_yticks(y, data["case"], fontsize=7)
 
-    grid = sns.FacetGrid(frame, col="width", row="row", height=3.4, aspect=1.3,
-                         sharex=False, sharey=False, margin_titles=True)  # fmt: skip
+    grid = _facet(frame, "width", height=3.4, aspect=1.3, sharex=False)
     grid.map_dataframe(bars)
     grid.set_axis_labels("median time (ms)", "")
     return _finish(grid, "Where a sparse backward's time goes: selection vs the rest")
@@ -265,36 +318,37 @@ def devices(data: ReportData) -> Figure:
     frame = _with_panels(_suite(data, "backward"))
     if frame["where"].nunique() < 2:
         raise SkipPlot("the inputs hold one device on one machine")
-    frame["case"] = (
-        "n="
-        + frame["n"].astype(int).astype(str)
-        + ", k/n="
-        + frame["k_over_n"].map("{:.1%}".format)
-    )
+    width, share = frame["n"].astype(int).astype(str), frame["k_over_n"].map("{:.1%}".format)
+    settings = _settings(frame, where=False)
+    frame["case"] = ("n=" + width + ", k/n=" + share + "\n" + settings).str.strip()
     plot = sns.catplot(frame, kind="bar", x="speedup", y="kernel", hue="where", col="case",
                        col_wrap=3, errorbar=None, height=3, aspect=1.2, sharex=False)  # fmt: skip
-    plot.set_axis_labels("speedup over dense (x; mean over batch sizes and dY sources)", "")
-    plot.figure.suptitle("Backward speedup by device", y=1.03)
+    plot.set_titles(col_template="{col_name}", size=8)
+    plot.set_axis_labels("speedup over dense (x)", "")
+    plot.figure.suptitle(f"Backward speedup by device (mean over {_batches(frame)})", y=1.03)
     return plot.figure
 
 
 def train_step(data: ReportData) -> Figure:
     """Whole-training-step speedup of each meProp variant, with its bound 3n/(n+2k)."""
-    frame = _suite(data, "train_step")
-    frame["shape"] = frame["pair_key"].str.replace("train ", "", regex=False)
+    frame = _with_panels(_suite(data, "train_step"))
+    shape = frame["pair_key"].str.replace("train ", "", regex=False)
+    frame["shape"] = (shape + "\n" + frame["row"]).str.strip()
+    frame["bar"] = _runs_apart(frame, "kernel", ["shape"])
 
     def bars(data: pd.DataFrame, **_: object) -> None:
         ax = plt.gca()
-        data = data.sort_values("kernel")
+        data = data.sort_values("bar")
         y = np.arange(len(data))
         err = np.vstack([data["speedup"] - data["ci_low"], data["ci_high"] - data["speedup"]])
         ax.barh(y, data["speedup"], xerr=np.nan_to_num(err.clip(min=0)), color="tab:blue",
                 capsize=3, label="measured")  # fmt: skip
         ax.axvline(data["ideal"].iloc[0], color="k", ls="--", label="bound 3n/(n+2k)")
         ax.axvline(1, color="grey", ls=":")
-        ax.set_yticks(y, data["kernel"], fontsize=8)
+        ax.set_yticks(y, data["bar"], fontsize=8)
 
     grid = sns.FacetGrid(frame, col="shape", col_wrap=2, height=3, aspect=1.6, sharex=False)
+    grid.set_titles(col_template="{col_name}", size=8)
     grid.map_dataframe(bars)
     grid.set_axis_labels("training-step speedup over dense (x)", "")
     return _finish(grid, "Training step (forward + backward + Adam) of the MLP 784-h-h-10")

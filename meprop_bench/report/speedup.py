@@ -214,7 +214,7 @@ def time_split(bench: pd.DataFrame) -> pd.DataFrame:
     merged["backward_s"] = merged["median"]
     merged["rest_s"] = (merged["backward_s"] - merged["selection_s"]).clip(lower=0)
     merged["selection_share"] = (merged["selection_s"] / merged["backward_s"]).clip(upper=1)
-    columns = ["source", "run_id", "machine", "device_name", "pair_key", "threads", "grads",
-               "B", "n", "k", "k_over_n", "kernel", "selection", "selection_s", "rest_s",
-               "backward_s", "dense_s", "selection_share"]  # fmt: skip
+    columns = ["source", "run_id", "machine", "device_name", "device", "dtype", "pair_key",
+               "threads", "grads", "B", "n", "k", "k_over_n", "kernel", "selection",
+               "selection_s", "rest_s", "backward_s", "dense_s", "selection_share"]  # fmt: skip
     return merged[columns].reset_index(drop=True)

@@ -7,6 +7,7 @@ renders them with :func:`markdown`, ``index.html`` with pandas' ``to_html``.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -56,21 +57,47 @@ def _pct(value: float) -> str:
 
 
 def _case_columns(frame: pd.DataFrame) -> dict[str, Any]:
-    """The columns that name a paired case and give its two times and their ratio (the
-    width is the hidden size for a training step, n otherwise)."""
-    width = frame["hidden"].where(frame["suite"] == "train_step", frame["n"])
+    """The columns that name a case (the width is the hidden size for a training step, n
+    otherwise): every axis a sweep can vary, so no two rows look alike."""
+    width = frame["n"]
+    if "hidden" in frame:
+        width = frame["hidden"].where(frame["suite"] == "train_step", width)
     return {
+        "machine": frame["machine"],
         "device": frame["device_name"],
         "kernel": frame["kernel"],
         "threads": frame["threads"].map(_threads),
         "dY": frame["grads"].astype(object).fillna("-"),
+        "dtype": frame["dtype"].astype(object).fillna("-"),
         "B": frame["B"].astype(int),
         "n": width.astype(int),
         "k": frame["k"].astype(int),
+    }
+
+
+def _time_columns(frame: pd.DataFrame) -> dict[str, Any]:
+    """A paired case's two times and their ratio."""
+    return {
         "dense": frame["dense_median"].map(_ms),
         "sparse": frame["sparse_median"].map(_ms),
         "speedup": frame["speedup"].map(_x),
     }
+
+
+# Case columns shown only when they vary: the inputs section says a constant one once.
+SETTINGS = ("machine", "device", "threads", "dtype")
+CASE_KEYS = ("suite", "shape", "machine", "device", "kernel", "threads", "dY", "dtype", "B",
+             "n", "k")  # fmt: skip
+CASE_ORDER = ["machine", "device_name", "dtype", "grads", "threads", "n", "B", "k", "kernel"]
+
+
+def _runs_apart(table: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with the input ``file`` first when a case appears in several files
+    (repeated runs; their summary is the across-runs table), so no two rows look alike."""
+    keys = [c for c in table if c in CASE_KEYS]
+    if table.duplicated(keys).any():
+        table.insert(0, "file", [Path(source).name for source in frame["source"]])
+    return table
 
 
 def _drop_constant(table: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -82,19 +109,18 @@ def speedup_table(speedups: pd.DataFrame, suite: str) -> pd.DataFrame:
     """One row per paired sparse case of ``suite``: shape, times, speedup and interval."""
     if speedups.empty:
         return pd.DataFrame()
-    frame = speedups[speedups["suite"] == suite].sort_values(
-        ["device_name", "grads", "n", "B", "k", "kernel", "threads"], na_position="first"
-    )
+    frame = speedups[speedups["suite"] == suite].sort_values(CASE_ORDER, na_position="first")
     table = pd.DataFrame(
         {
             **_case_columns(frame),
+            **_time_columns(frame),
             "95% interval": list(map(_interval, frame["ci_low"], frame["ci_high"])),
             "ideal": frame["ideal"].map(_x),
             "efficiency": frame["efficiency"].map(_share),
             "rounds": frame["rounds"].astype(int),
         }
     )
-    return _drop_constant(table, ("device", "threads"))
+    return _drop_constant(_runs_apart(table, frame), SETTINGS)
 
 
 def across_runs_table(repeats: pd.DataFrame) -> pd.DataFrame:
@@ -102,40 +128,37 @@ def across_runs_table(repeats: pd.DataFrame) -> pd.DataFrame:
     and the runs where its speedup changed level."""
     if repeats.empty:
         return pd.DataFrame()
-    frame = repeats.sort_values(["suite", "device_name", "grads", "n", "B", "k", "kernel",
-                                 "threads"], na_position="first")  # fmt: skip
+    frame = repeats.sort_values(["suite", *CASE_ORDER], na_position="first")
     table = pd.DataFrame(
         {
             "suite": frame["suite"],
             "shape": frame["paper_shape"].astype(object).fillna("-"),
-            "dtype": frame["dtype"].astype(object).fillna("-"),
             **_case_columns(frame),
+            **_time_columns(frame),
             "runs": frame["runs"].astype(int),
             "range over runs": list(map(_interval, frame["speedup_min"], frame["speedup_max"])),
             "ideal": frame["ideal"].map(_x),
             "level changed at": frame["changed_at"].replace("", "-"),
         }
     )
-    return _drop_constant(table, ("shape", "device", "threads", "dY", "dtype"))
+    return _drop_constant(table, ("shape", *SETTINGS, "dY"))
 
 
 def split_table(split: pd.DataFrame) -> pd.DataFrame:
     """Selection time against the whole sparse backward, per case."""
     if split.empty:
         return pd.DataFrame()
-    frame = split.sort_values(["grads", "n", "k", "kernel"])
-    return pd.DataFrame(
+    frame = split.sort_values(CASE_ORDER, na_position="first")
+    table = pd.DataFrame(
         {
-            "kernel": frame["kernel"],
-            "dY": frame["grads"],
-            "n": frame["n"].astype(int),
-            "k": frame["k"].astype(int),
+            **_case_columns(frame),
             "selection": frame["selection_s"].map(_ms),
             "sparse backward": frame["backward_s"].map(_ms),
             "selection share": frame["selection_share"].map("{:.0%}".format),
             "dense backward": frame["dense_s"].map(_ms),
         }
     )
+    return _drop_constant(_runs_apart(table, frame), SETTINGS)
 
 
 def unpaired_table(unpaired: pd.DataFrame) -> pd.DataFrame:
@@ -217,6 +240,21 @@ def _hardware(device: str, published: str) -> str:
     return "same GPU model" if same else f"differs: paper {published}; here {device}"
 
 
+def _varying_settings(speedups: pd.DataFrame) -> list[str]:
+    """Which of machine, dtype and input file (repeated runs) vary among ``speedups``."""
+    several = [c for c in ("machine", "dtype") if speedups[c].nunique() > 1]
+    return several + (["source"] if speedups["source"].nunique() > speedups["machine"].nunique()
+                      else [])  # fmt: skip
+
+
+def _measured_case(m: pd.Series, varying: list[str]) -> str:
+    """A measured case in words: kernel, shape, threads, suite, and the ``varying``
+    settings (the input file by its name)."""
+    threads = "" if pd.isna(m["threads"]) else f", threads={int(m['threads'])}"
+    extra = "".join(f", {Path(m[c]).name if c == 'source' else m[c]}" for c in varying)
+    return f"{m['kernel']}, B={int(m['B'])}, n={int(m['n'])}{threads}{extra}, {m['suite']} suite"
+
+
 def paper_comparison(speedups: pd.DataFrame) -> pd.DataFrame:
     """Published speedups (Tables 1, 2, 7, 8) beside measured ones at the same shape:
     one row per (published figure, measured kernel), or one row per table and task
@@ -225,8 +263,10 @@ def paper_comparison(speedups: pd.DataFrame) -> pd.DataFrame:
     published = published_speedups()
     if speedups.empty:
         speedups = pd.DataFrame(
-            columns=["suite", "B", "n", "d_in", "hidden", "k", "kernel", "threads"]
-        )
+            columns=["suite", "B", "n", "d_in", "hidden", "k", "kernel", "threads", "machine",
+                     "dtype", "source"]
+        )  # fmt: skip
+    varying = _varying_settings(speedups)
     for (table, task), group in published.groupby(["table", "task"], sort=False):
         matched = False
         for _, pub in group.iterrows():
@@ -234,10 +274,6 @@ def paper_comparison(speedups: pd.DataFrame) -> pd.DataFrame:
             for _, m in found.sort_values(["B", "kernel", "threads"]).iterrows():
                 matched = True
                 optimizer = f" ({pub['optimizer']})" if pub["optimizer"] else ""
-                threads = "" if pd.isna(m["threads"]) else f", threads={int(m['threads'])}"
-                case = (
-                    f"{m['kernel']}, B={int(m['B'])}, n={int(m['n'])}{threads}, {m['suite']} suite"
-                )
                 rows.append(
                     {
                         "paper": f"{table} {task}{optimizer}",
@@ -245,7 +281,7 @@ def paper_comparison(speedups: pd.DataFrame) -> pd.DataFrame:
                         "published": _x(pub["speedup"]),
                         "published measures": pub["measures"],
                         "measured": f"{_x(m['speedup'])} [{_interval(m['ci_low'], m['ci_high'])}]",
-                        "measured case": f"{case} ({what})",
+                        "measured case": f"{_measured_case(m, varying)} ({what})",
                         "hardware": _hardware(m["device_name"], pub["hardware"]),
                     }
                 )
