@@ -51,13 +51,24 @@ UNIFIED_SMALL = 1 << 16
 
 @functools.cache
 def _jit() -> ModuleType:
-    """The compiled loops; a one-line error naming numba when it cannot be imported."""
+    """The compiled loops, with numba's thread pool started; a one-line error naming
+    numba when it cannot be imported.
+
+    Starting the pool (numba's OpenMP layer shares torch's OpenMP runtime) resets
+    OpenMP's thread count to the pool's size, which silently moved torch from 1 thread
+    to 2 here: torch's setting is put back.
+    """
     try:
+        import numba
+
         from meprop_bench import native_jit
     except ImportError as err:
         raise MePropInputError(
             f"the native strategy needs numba ({err}); install it with: pip install numba"
         ) from None
+    before = torch.get_num_threads()
+    numba.get_num_threads()  # starts the pool
+    torch.set_num_threads(before)
     return native_jit
 
 

@@ -161,3 +161,17 @@ def test_threads_follow_torch():
         with threads(2):
             backward(torch.randn(4, 8), torch.randn(4, 3), torch.randn(8, 3), 2, "topk", "native")
             assert numba.get_num_threads() == 2
+
+
+def test_starting_numbas_pool_leaves_torchs_thread_count():
+    # In a fresh process: numba's OpenMP pool starts once per process, and starting it
+    # reset OpenMP's (so torch's) thread count to the pool's size.
+    code = (
+        "import torch\n"
+        "torch.set_num_threads(1)\n"
+        "from meprop_bench import native\n"
+        "native.compile_ahead()\n"
+        "print(torch.get_num_threads())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"
