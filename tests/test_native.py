@@ -169,6 +169,7 @@ def test_starting_numbas_pool_leaves_torchs_thread_count():
     code = (
         "import torch\n"
         "torch.set_num_threads(1)\n"
+        "assert torch.get_num_threads() == 1\n"  # torch's OpenMP is initialised first
         "from meprop_bench import native\n"
         "native.compile_ahead()\n"
         "print(torch.get_num_threads())\n"
