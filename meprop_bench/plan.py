@@ -93,7 +93,7 @@ class SweepPlan:
         Cases fill the places the cases held; other tests keep theirs."""
         slots = [i for i, item in enumerate(items) if _is_case(item)]
         units = [unit_of(items[i]) for i in slots]
-        shards = assign(units, self.shard.count) if units else []
+        shards = assign(units, self.shard.count)
         mine = [j for j, s in enumerate(shards) if s == self.shard.index]
         total = sum(unit.cost for unit in units)
         self.collected, self.cases = len(units), len(mine)

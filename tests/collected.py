@@ -4,6 +4,7 @@ not from the partner groups that sharding and ordering use, which are under test
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,10 @@ class _Grab:
         self.items = list(session.items)
 
 
+@cache
 def collect(*args: str) -> list[pytest.Item]:
-    """The suites' items collected in this process with ``args``, in collection order."""
+    """The suites' items collected in this process with ``args``, in collection order
+    (collected once per ``args``: copy the list before changing it)."""
     grab = _Grab()
     argv = [str(ROOT / "suites"), "--collect-only", "-qq", "-p", "no:cacheprovider"]
     code = pytest.main([*argv, "--meprop-order", "given", *args], plugins=[grab])
