@@ -13,6 +13,8 @@ whatever the algorithm.
 
 from __future__ import annotations
 
+import types
+
 import numba
 import numpy as np
 
@@ -20,8 +22,15 @@ _OPTIONS = dict(cache=True, nogil=True, fastmath={"contract"}, error_model="nump
 
 
 def _both(fn):
-    """``fn`` compiled parallel and serial: returns (parallel, serial)."""
-    return numba.njit(parallel=True, **_OPTIONS)(fn), numba.njit(parallel=False, **_OPTIONS)(fn)
+    """``fn`` compiled parallel and serial: returns (parallel, serial).
+
+    The serial one is compiled from a copy under another name: numba names its disk
+    cache after the function, not its options, so two compilations of one function
+    would load each other's machine code (the "serial" loops ran parallel ones).
+    """
+    serial = types.FunctionType(fn.__code__, fn.__globals__, f"{fn.__name__}_serial")
+    serial.__qualname__ = f"{fn.__qualname__}_serial"
+    return numba.njit(parallel=True, **_OPTIONS)(fn), numba.njit(**_OPTIONS)(serial)
 
 
 @numba.njit(inline="always", **_OPTIONS)
