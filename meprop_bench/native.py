@@ -41,8 +41,6 @@ from meprop_bench.selection import batch_sum, random_scores, unified_score
 QUICKSELECT_FROM = 0.25
 #: Below this many multiply-adds (B * k * d_in) one thread beats starting the pool.
 PARALLEL_FROM = 1 << 21
-#: Bytes of one row's slice in a d_in block of the products (see _block).
-BLOCK_ROW_BYTES = 8 * 1024
 #: Largest shape (B * n) for which unified/native is meant: above it unified/compact's
 #: BLAS GEMMs win (measured: see docs/kernels.md). Only a documented guide; the kernel
 #: is exact at every shape.
@@ -114,14 +112,15 @@ def _threads() -> int:
     return count
 
 
-def _block(d_in: int, itemsize: int, threads: int) -> int:
-    """Width of the d_in blocks the products are split into: BLOCK_ROW_BYTES of a row,
-    narrower only so that every thread gets a block. Wide blocks, because each kept
-    entry costs a few nanoseconds per block on top of its arithmetic (at B=256,
-    n=d_in=4096, k=41 on one thread, 256-wide blocks took 6.2 + 6.9 ms for dW + dX,
-    2048-wide 3.7 + 4.3 ms)."""
-    width = min(BLOCK_ROW_BYTES // itemsize, math.ceil(d_in / threads))
-    return max(1, min(d_in, width))
+def _block(d_in: int, threads: int) -> int:
+    """Width of the d_in blocks the products are split into: one block per thread.
+
+    No narrower, though cache-sized blocks looked attractive: each kept entry costs
+    its slicing once per block, and at B=256, n=d_in=4096, k=41 on one thread dW + dX
+    took 5.8 + 6.8 ms over whole rows against 8.9 + 11.6 ms in 2048-wide blocks and
+    11.9 + 16.9 ms in 256-wide ones.
+    """
+    return max(1, math.ceil(d_in / threads))
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -186,7 +185,7 @@ def _per_example_products(
     union = torch.empty(room, dtype=torch.int64)  # returned: never scratch
     dx = fresh_tensor((batch if need_dx else 0, d_in), dy.dtype)
     dw = fresh_tensor((room if need_dw else 0, d_in), dy.dtype)
-    block = _block(d_in, dy.element_size(), threads if parallel else 1)
+    block = _block(d_in, threads if parallel else 1)
     used = jit.per_example_backward(
         parallel, _numpy(score), use_abs, k, quick, work_v.numpy(), ints.numpy(),
         vals.numpy(), _numpy(dy), union.numpy(), _numpy(x), _numpy(w), block, dx.numpy(),
