@@ -194,9 +194,18 @@ def _products(x, w, starts, rows, vals, union, used, chunk, dx, dw):
                 v = vals[p]
                 for i in range(hi - lo):
                     out[i] = v * src[i]
-                for p in range(starts[c] + 1, starts[c + 1]):
-                    src = x[rows[p], lo:hi]
-                    v = vals[p]
+                p += 1
+                end = starts[c + 1]
+                while p + 4 <= end:  # four entries per pass: one load and store of out
+                    x0, x1 = x[rows[p], lo:hi], x[rows[p + 1], lo:hi]
+                    x2, x3 = x[rows[p + 2], lo:hi], x[rows[p + 3], lo:hi]
+                    v0, v1, v2, v3 = vals[p], vals[p + 1], vals[p + 2], vals[p + 3]
+                    for i in range(hi - lo):
+                        out[i] += v0 * x0[i] + v1 * x1[i] + v2 * x2[i] + v3 * x3[i]
+                    p += 4
+                for q in range(p, end):
+                    src = x[rows[q], lo:hi]
+                    v = vals[q]
                     for i in range(hi - lo):
                         out[i] += v * src[i]
         if need_dx:
