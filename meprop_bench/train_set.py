@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
+import signal
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import Any
 
@@ -59,18 +59,19 @@ def run_set(
     bar = tqdm(total=epochs, initial=epochs - sum(c.epochs for c in todo), unit="epoch")
     try:
         with bar, threads(threads_per_run):
-            finished = (
+            runner = (
                 _in_parallel(todo, data, device, workers, threads_per_run, bar)
                 if workers > 1 and len(todo) > 1
                 else _in_process(todo, data, device, bar)
             )
-            for cfg, run in finished:
-                journal.add(run_key(cfg), run)
-                tell(
-                    f"{cfg.recipe} {cfg.label} seed={cfg.seed}: best dev "
-                    f"{run['best_dev_acc']:.4f} at epoch {run['best_epoch']}, test "
-                    f"{run['test_acc_at_best']:.4f} ({run['wall_s']:.1f} s)"
-                )
+            with closing(runner) as finished:  # on an exception the workers stop now
+                for cfg, run in finished:
+                    journal.add(run_key(cfg), run)
+                    tell(
+                        f"{cfg.recipe} {cfg.label} seed={cfg.seed}: best dev "
+                        f"{run['best_dev_acc']:.4f} at epoch {run['best_epoch']}, test "
+                        f"{run['test_acc_at_best']:.4f} ({run['wall_s']:.1f} s)"
+                    )
             machine = machine_info()
     except BaseException:
         tell(f"stopped: {len(journal.done)} of {len(configs)} runs are saved in {journal.path};"
@@ -95,29 +96,31 @@ def _in_parallel(
     threads_per_run: int | None,
     bar: tqdm,
 ) -> Iterator[tuple[RunConfig, dict[str, Any]]]:
-    """Runs as they finish in ``workers`` spawned processes; the bar moves per epoch."""
+    """Runs as they finish in ``workers`` spawned processes; the bar moves per epoch.
+
+    Workers ignore Ctrl-C: this process takes it, and on any exception, or when the
+    caller closes the generator, terminates them (a run still training is lost; every
+    finished one has been yielded)."""
     context = multiprocessing.get_context("spawn")
     ticks = context.Queue()
-    bar.set_description(f"{min(workers, len(todo))} workers")
-    pool = ProcessPoolExecutor(
-        min(workers, len(todo)),
-        mp_context=context,
-        initializer=_start_worker,
-        initargs=(data, threads_per_run, ticks),
-    )
+    size = min(workers, len(todo))
+    bar.set_description(f"{size} workers")
+    pool = context.Pool(size, _start_worker, (data, threads_per_run, ticks))
     try:
-        futures: dict[Future, RunConfig] = {
-            pool.submit(_train_in_worker, cfg, str(device)): cfg for cfg in todo
-        }
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=_POLL_S, return_when=FIRST_COMPLETED)
+        tasks = [(i, cfg, str(device)) for i, cfg in enumerate(todo)]
+        results = pool.imap_unordered(_train_in_worker, tasks)
+        for _ in tasks:
+            while True:
+                try:
+                    index, run = results.next(timeout=_POLL_S)
+                    break
+                except multiprocessing.TimeoutError:
+                    _drain(ticks, bar)
             _drain(ticks, bar)
-            for future in done:
-                yield futures[future], future.result()
+            yield todo[index], run
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        _drain(ticks, bar)
+        pool.terminate()
+        pool.join()
 
 
 def _drain(ticks: Any, bar: tqdm) -> None:
@@ -135,11 +138,13 @@ def _drain(ticks: Any, bar: tqdm) -> None:
 
 def _start_worker(data: MnistData, count: int | None, ticks: Any) -> None:
     """A worker's set-up: its thread count (kept for its life), its data, the queue."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     stack = ExitStack()
     stack.enter_context(threads(count))
     _WORKER.update(stack=stack, data=data, ticks=ticks)
 
 
-def _train_in_worker(cfg: RunConfig, device: str) -> dict[str, Any]:
+def _train_in_worker(task: tuple[int, RunConfig, str]) -> tuple[int, dict[str, Any]]:
+    index, cfg, device = task
     ticks = _WORKER["ticks"]
-    return train_run(cfg, _WORKER["data"], device=device, on_epoch=lambda _: ticks.put(1))
+    return index, train_run(cfg, _WORKER["data"], device=device, on_epoch=lambda _: ticks.put(1))
