@@ -43,10 +43,13 @@ def time_table(runs: pd.DataFrame) -> pd.DataFrame:
             if len(dense) and conf["family"].iloc[0] != "dense":
                 back = welch(np.log(dense["backward_s"]), np.log(conf["backward_s"]))
                 total = dense["total_s"].mean() / conf["total_s"].mean()
-                row["backward speedup [95%]"] = (
-                    f"{_x(dense['backward_s'].mean() / conf['backward_s'].mean())} "
-                    f"[{_x(math.exp(back.low))}-{_x(math.exp(back.high))}]"
+                interval = (
+                    f" [{_x(math.exp(back.low))}-{_x(math.exp(back.high))}]"
+                    if math.isfinite(back.low)
+                    else ""
                 )
+                speedup = dense["backward_s"].mean() / conf["backward_s"].mean()
+                row["backward speedup [95%]"] = _x(speedup) + interval
                 row["epoch speedup"] = _x(total)
             rows.append(row)
     return pd.DataFrame(rows).fillna("-")
