@@ -34,7 +34,7 @@ EMBEDDED_SIZES = (3000, 1000, 1000)  # train, dev, test out of the 5,000 digits
 SPLIT_SEED = 0
 PIXELS = 28 * 28
 CLASSES = 10
-_MEAN, _STD = 0.1307, 0.3081
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # the authors' PyTorch normalisation
 _IDX_FILES = {
     "train_images": ("train-images-idx3-ubyte", 3),
     "train_labels": ("train-labels-idx1-ubyte", 1),
@@ -68,7 +68,7 @@ class MnistData(NamedTuple):
 
 def _split(pixels: np.ndarray, labels: np.ndarray) -> Split:
     x = torch.from_numpy(pixels.reshape(len(pixels), PIXELS).astype(np.float32) / 255.0)
-    return Split((x - _MEAN) / _STD, torch.from_numpy(labels.astype(np.int64)))
+    return Split((x - MNIST_MEAN) / MNIST_STD, torch.from_numpy(labels.astype(np.int64)))
 
 
 @functools.lru_cache(maxsize=1)

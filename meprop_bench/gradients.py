@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from meprop_bench.data import load_embedded, minibatches
 from meprop_bench.errors import MePropInputError
 from meprop_bench.models import build_mlp, hidden_layers
-from meprop_bench.train import make_optimizer
+from meprop_bench.training_loop import make_optimizer
 
 SCHEMA = "meprop-bench/gradients"
 SCHEMA_VERSION = 1

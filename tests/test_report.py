@@ -109,30 +109,42 @@ def full_sweep(device: str = "cpu") -> list[dict[str, Any]]:
     return out
 
 
-def training_doc(epochs: int = 3, seeds: tuple[int, ...] = (0, 1, 2)) -> dict[str, Any]:
-    """A trainer file: dense h=500, topk/randk k=20 and dense h=20, over seeds."""
+def training_doc(
+    epochs: int = 3, seeds: tuple[int, ...] = (0, 1, 2), version: int = 2,
+    recipes: tuple[str, ...] = ("torch",),
+) -> dict[str, Any]:  # fmt: skip
+    """A trainer file: dense h=500, topk/randk k=20 and dense h=20, over recipes and
+    seeds; version 2 adds each run's recipe and keep counts (topk's skewed)."""
     variants = [("dense", None, 500), ("topk", 20, 500), ("randk", 20, 500), ("dense", None, 20)]
     runs = []
-    for method, k, hidden in variants:
-        for seed in seeds:
-            base = 0.9 if hidden == 500 and method != "randk" else 0.8
-            eps = [
-                {"epoch": e, "train_loss": 1 / e, "train_acc": base + 0.02 * e + 0.001 * seed,
-                 "dev_acc": base + 0.01 * e, "test_acc": base + 0.01 * e - 0.002 * seed,
-                 "forward_s": 0.1, "backward_s": 0.2, "step_s": 0.05}
-                for e in range(1, epochs + 1)
-            ]  # fmt: skip
-            label = f"{method}{'' if k is None else f' k={k}'} h={hidden}"
-            runs.append(
-                {
+    for recipe in recipes:
+        for method, k, hidden in variants:
+            for seed in seeds:
+                base = 0.9 if hidden == 500 and method != "randk" else 0.8
+                eps = [
+                    {"epoch": e, "train_loss": 1 / e, "train_acc": base + 0.02 * e + 0.001 * seed,
+                     "dev_acc": base + 0.01 * e, "test_acc": base + 0.01 * e - 0.002 * seed,
+                     "forward_s": 0.1, "backward_s": 0.2 if k is None else 0.05 + 0.01 * seed,
+                     "step_s": 0.05}
+                    for e in range(1, epochs + 1)
+                ]  # fmt: skip
+                label = f"{method}{'' if k is None else f' k={k}'} h={hidden}"
+                run = {
                     "label": label, "method": method, "k": k, "hidden": hidden, "layers": 2,
                     "dropout": 0.0, "seed": seed, "optimizer": "adam", "lr": 0.001,
                     "batch_size": 50, "best_epoch": epochs, "best_dev_acc": eps[-1]["dev_acc"],
                     "test_acc_at_best": eps[-1]["test_acc"], "wall_s": 1.0, "epochs": eps,
-                }
-            )  # fmt: skip
+                }  # fmt: skip
+                if version > 1:
+                    seen = 100 * epochs
+                    kept = [
+                        seen // (1 + u) if method == "topk" else seen // 2 for u in range(hidden)
+                    ]
+                    run.update(recipe=recipe, kept={"hidden0": kept, "hidden1": kept[::-1]},
+                               kept_of=seen)  # fmt: skip
+                runs.append(run)
     return {
-        "schema": "meprop-bench/training", "schema_version": 1, "created": "2026-01-01",
+        "schema": "meprop-bench/training", "schema_version": version, "created": "2026-01-01",
         "meprop_bench_version": "0.1.0", "argv": [], "machine": MACHINE,
         "experiment": "quick", "config": {}, "data": {"name": "embedded"}, "runs": runs,
     }  # fmt: skip
@@ -554,3 +566,31 @@ def test_paper_comparison_tells_machines_and_runs_apart(tmp_path):
     measured = list(table[table["paper"] == "Table 1 MNIST (adam)"]["measured case"])
     assert len(measured) == 4 == len(set(measured))
     assert "other (Test CPU)" in measured[-1] and "other-2.json" in measured[-1]
+
+
+def test_an_old_schema_file_loads_as_recipe_torch(tmp_path):
+    old = load_trainings([write(tmp_path / "v1.json", training_doc(seeds=(0,), version=1))])
+    assert set(old["recipe"]) == {"torch"} and old["kept"].isna().all()
+    assert set(old["schema_version"]) == {1}
+    runs = training_runs(old)
+    assert len(runs) == 4 and set(runs["recipe"]) == {"torch"}
+
+
+def test_the_verdicts_open_the_report_per_recipe_with_the_diagnostics(tmp_path):
+    both = write(tmp_path / "in" / "v2.json", training_doc(recipes=("torch", "authors")))
+    old = write(tmp_path / "in" / "v1.json", training_doc(seeds=(0, 1), version=1))
+    assert run_main(report_main, [str(both), str(old), "--out-root", str(tmp_path),
+                                  "--name", "r"]) == 0  # fmt: skip
+    summary = (tmp_path / "r" / "summary.md").read_text()
+    sections = [line for line in summary.splitlines() if line.startswith("## ")]
+    assert sections[:3] == ["## The paper's claims: verdicts",
+                            "## Starvation: how often each hidden unit was kept",
+                            "## Training time per epoch (Table 2)"]  # fmt: skip
+    assert f"1 training file(s) predate schema v2 ({old})" in summary
+    verdict_rows = [line for line in summary.splitlines() if "| (a) Table 3" in line]
+    assert [row.split(" | ")[1] for row in verdict_rows] == ["torch", "authors"]
+    assert all(row.rstrip(" |").rsplit(" | ", 1)[1] in ("reproduced", "refuted",
+               "inconclusive") for row in verdict_rows)  # fmt: skip
+    assert "18.4x" in summary and "3.33x" in summary  # authors: dense 0.2 s / topk 0.06 s
+    assert "| 40.0% |" in summary  # topk's units with no keeps in the synthetic counts
+    assert (tmp_path / "r" / "plots" / "unit_keeps.png").exists()

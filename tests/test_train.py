@@ -1,20 +1,29 @@
-"""The trainer: it learns, a seed reproduces a run, the result file validates, and bad
+"""The trainer: it learns, a seed reproduces a run, each recipe does what it says, the
+keep counts match the kernels, the result file validates (old versions too), and bad
 arguments are usage errors."""
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 
 import pytest
+import torch
+from torch import nn
 
+from meprop_bench import native
 from meprop_bench.cli import run_main
 from meprop_bench.data import load_embedded
 from meprop_bench.errors import MePropInputError
+from meprop_bench.kernels import Kernel
 from meprop_bench.machine import threads
 from meprop_bench.models import build_mlp, hidden_layers
-from meprop_bench.train import EXPERIMENTS, RunConfig, main, train_run
+from meprop_bench.recipes import RECIPES, get_recipe
+from meprop_bench.train import EXPERIMENTS, main
 from meprop_bench.training_io import EPOCH_FIELDS, load_training, validate_training
+from meprop_bench.training_loop import RunConfig, train_run
+from meprop_bench.unit_keeps import KeepCounter
 
 TIMES = ("forward_s", "backward_s", "step_s")
 
@@ -81,6 +90,9 @@ def test_cli_writes_a_valid_file_and_never_clobbers(tmp_path, capsys):
     validate_training(doc)
     assert doc["schema"] == "meprop-bench/training" and doc["experiment"] is None
     assert doc["config"]["seeds"] == [0, 1] and doc["config"]["lr"] == 0.001
+    assert doc["schema_version"] == 2 and doc["config"]["recipe"] == "torch"
+    assert {r["recipe"] for r in doc["runs"]} == {"torch"}
+    assert not (tmp_path / "run.journal.jsonl").exists()  # the journal goes once merged
     # The machine as the runs had it (2 threads), not as the process does (1, the fixture's).
     assert doc["machine"]["torch_threads"] == 2
     assert [(r["seed"], r["k"], r["label"]) for r in doc["runs"]] == [
@@ -102,6 +114,8 @@ def test_experiment_sets_include_the_must_show_configurations():
         assert {"dense h=500", "topk k=20 h=500", "unified k=20 h=500", "randk k=20 h=500",
                 "dense h=20"} <= labels  # fmt: skip
         assert len(EXPERIMENTS[name].seeds) >= 3
+    assert set(EXPERIMENTS["paper"].recipes) == set(RECIPES)
+    assert len(EXPERIMENTS["paper"].seeds) >= 5
 
 
 def test_schema_violations_are_named(tmp_path):
@@ -124,6 +138,8 @@ def test_schema_violations_are_named(tmp_path):
         (["--dropout", "1.5"], "dropout must be"),
         (["--lr", "-1"], "positive number"),
         (["--experiment", "quick", "--k", "5"], "leave them out"),
+        (["--recipe", "keras"], "invalid choice"),
+        (["--resume"], "--resume needs the --out"),
         (["--data", "mnist"], "needs --data-dir"),
         (["--data-dir", "x"], "mnist only"),
     ],
@@ -147,3 +163,108 @@ def test_input_errors_are_one_line(argv, message, capsys, tmp_path):
     assert run_main(main, [*argv, "--out", str(tmp_path / "o.json")]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+# --- recipes -------------------------------------------------------------------------
+
+
+def test_authors_init_is_glorot_bound_as_normal_std_on_every_layer():
+    torch.manual_seed(0)
+    model = get_recipe("authors").prepare_model(build_mlp(hidden=500, layers=2))
+    for layer in (m for m in model.modules() if isinstance(m, nn.Linear)):
+        fan_out, fan_in = layer.weight.shape
+        std = math.sqrt(6 / (fan_in + fan_out))
+        w = layer.weight.detach()
+        assert abs(w.std().item() / std - 1) < 0.03, (fan_in, fan_out)
+        assert abs(w.mean().item()) < 0.05 * std
+        assert w.abs().max().item() > 3 * std  # a normal, not a uniform bounded at std
+        assert torch.all(layer.bias == 0)
+    torch.manual_seed(0)
+    default = get_recipe("torch").prepare_model(build_mlp(hidden=500, layers=2))
+    # PyTorch's default: uniform in +-1/sqrt(fan_in), std 1/sqrt(3 fan_in)
+    assert default.hidden0.weight.abs().max().item() <= 1 / math.sqrt(784)
+    assert abs(default.hidden0.weight.std().item() * math.sqrt(3 * 784) - 1) < 0.03
+
+
+def test_authors_loss_gradient_is_summed_over_the_minibatch():
+    torch.manual_seed(0)
+    model = build_mlp(hidden=16, layers=1)
+    x, y = torch.randn(8, 784), torch.randint(0, 10, (8,))
+    grads = {}
+    for name in RECIPES:
+        model.zero_grad()
+        get_recipe(name).loss(model(x), y).backward()
+        grads[name] = [p.grad.clone() for p in model.parameters()]
+    for summed, mean in zip(grads["authors"], grads["torch"], strict=True):
+        torch.testing.assert_close(summed, 8 * mean)
+
+
+def test_authors_clips_every_gradient_element_to_5():
+    params = [nn.Parameter(torch.zeros(4)), nn.Parameter(torch.zeros(2, 2))]
+    raw = [torch.tensor([-12.0, -5.0, 0.5, 7.0]), torch.tensor([[3.0, -6.0], [5.5, 0.0]])]
+    for recipe, expect in (("authors", [[-5, -5, 0.5, 5], [[3, -5], [5, 0]]]), ("torch", raw)):
+        for p, g in zip(params, raw, strict=True):
+            p.grad = g.clone()
+        get_recipe(recipe).clip_gradients(params)
+        for p, e in zip(params, expect, strict=True):
+            torch.testing.assert_close(p.grad, torch.as_tensor(e, dtype=torch.float32))
+
+
+def test_authors_inputs_are_pixels_in_0_1(tiny):
+    x = get_recipe("authors").inputs(tiny.train).x
+    assert x.min().item() > -1e-6 and x.max().item() < 1 + 1e-6 and x.max().item() > 0.99
+    assert get_recipe("torch").inputs(tiny.train) is tiny.train
+
+
+def test_a_run_records_its_recipe_batch_and_keep_counts(tiny):
+    run = train_run(RunConfig(method="topk", k=4, hidden=16, epochs=2, recipe="authors"), tiny)
+    assert (run["recipe"], run["batch_size"]) == ("authors", 100)
+    assert run["kept_of"] == 2 * len(tiny.train.y)
+    assert set(run["kept"]) == {"hidden0", "hidden1"}
+    for counts in run["kept"].values():
+        assert len(counts) == 16 and 0 < sum(counts) <= 4 * run["kept_of"]
+    assert train_run(RunConfig(method="dense", hidden=16, epochs=1, batch_size=10), tiny)[
+        "batch_size"
+    ] == 10  # fmt: skip
+
+
+def test_unknown_recipe_is_an_input_error():
+    with pytest.raises(MePropInputError, match="unknown recipe 'keras'"):
+        RunConfig(recipe="keras")
+
+
+# --- keep counts ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["dense", "topk", "unified", "randk"])
+def test_keep_counts_match_the_rows_the_kernel_updated(method):
+    """Every kept nonzero entry moves its unit's row of dW, and no other row moves: the
+    counts see what the backward kernel (the native one, the default) actually kept."""
+    torch.manual_seed(1)
+    model = build_mlp(hidden=24, layers=2, method=method, k=5)
+    x, y = torch.randn(1, 784), torch.randint(0, 10, (1,))
+    with KeepCounter(model) as keeps:
+        for _ in range(3):  # one example a step: a row moves iff that example kept it
+            model.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            counts = {name: c.clone() for name, c in keeps.counts.items()}
+            keeps.collect()
+            for name, layer in hidden_layers(model):
+                moved = layer.weight.grad.abs().sum(1) != 0
+                assert torch.equal(keeps.counts[name] - counts[name], moved.long()), name
+            x = torch.randn(1, 784)
+    assert keeps.examples == 3
+    if method != "dense":
+        assert all(int(c.sum()) <= 3 * 5 for c in keeps.counts.values())
+
+
+def test_compiling_a_kernel_leaves_the_runs_thread_count(tiny, monkeypatch):
+    """Compiling the native kernels ran numba's OpenMP pool, which left torch on 2
+    threads after threads(1): every op of a run slowed about 10x on a busy machine."""
+    with threads(1):
+        native.compile_ahead()  # numba's pool starts once a process: start it here
+    monkeypatch.setattr(Kernel, "prepare", lambda self: torch.set_num_threads(2))
+    seen = []
+    train_run(RunConfig(method="topk", k=4, hidden=8, epochs=1), tiny,
+              on_epoch=lambda _: seen.append(torch.get_num_threads()))  # fmt: skip
+    assert seen == [1] and torch.get_num_threads() == 1

@@ -89,6 +89,7 @@ def build_report(
         str(p): "training" for p in inputs.trainings
     }
     sections = [
+        *sec.claim_sections(runs),
         sec.inputs_section(read_machines([*inputs.benchmarks, *inputs.trainings]), kinds),
         *sec.speedup_sections(data, pairing.unpaired),
         *sec.paper_sections(data, summary),
@@ -104,7 +105,7 @@ def build_report(
     data.speedups.to_csv(out_dir / "speedups.csv", index=False)
     if not repeats.empty:
         repeats.to_csv(out_dir / "speedups_across_runs.csv", index=False)
-    runs.to_csv(out_dir / "training_runs.csv", index=False)
+    runs.drop(columns="kept", errors="ignore").to_csv(out_dir / "training_runs.csv", index=False)
     return Report(
         out_dir,
         out_dir / "index.html",

@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -25,6 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from meprop_bench.paper import published_accuracies
+from meprop_bench.report.starvation import keep_rates
 
 DPI = 90
 SVG_HASH_SALT = "meprop-bench"  # fixed ids in SVG output, so reruns diff cleanly
@@ -366,17 +368,18 @@ def overfit_curves(data: ReportData) -> Figure:
     if epochs["epoch"].max() < 2:
         raise SkipPlot("one epoch per run; curves need two or more")
     long = epochs.melt(
-        id_vars=["label", "dropout", "seed", "epoch"], value_vars=["train_acc", "dev_acc"],
-        var_name="split", value_name="accuracy",
+        id_vars=["recipe", "label", "dropout", "seed", "epoch"],
+        value_vars=["train_acc", "dev_acc"], var_name="split", value_name="accuracy",
     )  # fmt: skip
     long["accuracy"] *= 100
     long["split"] = long["split"].map({"train_acc": "train (on the fly)", "dev_acc": "dev"})
+    row = "recipe" if long["recipe"].nunique() > 1 else None
     plot = sns.relplot(
-        long, kind="line", x="epoch", y="accuracy", hue="label", col="split",
+        long, kind="line", x="epoch", y="accuracy", hue="label", col="split", row=row,
         errorbar=("ci", 95), seed=0, marker="o", height=3.4, aspect=1.2,
     )  # fmt: skip
     plot.set_axis_labels("epoch", "accuracy (%)")
-    plot.set_titles(col_template="{col_name}")
+    plot.set_titles(col_template="{col_name}", row_template="{row_name} recipe")
     for ax in plot.axes.flat:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     seeds = epochs.groupby("label")["seed"].nunique().min()
@@ -387,20 +390,10 @@ def overfit_curves(data: ReportData) -> Figure:
     return plot.figure
 
 
-def accuracy_vs_k(data: ReportData) -> Figure:
-    """Test accuracy at the best dev epoch against k: topk, unified, randk and a dense
-    model of width h = k, beside full-width dense; the paper's Figure 4 and Table 3
-    values (read off the plot) as crosses."""
-    runs = data.runs
-    if runs.empty:
-        raise SkipPlot("no training results in the inputs")
-    runs = runs[runs["dropout"] == 0].assign(test=lambda f: f["test_acc_at_best"] * 100)
+def _accuracy_panel(ax: plt.Axes, runs: pd.DataFrame, palette: dict[str, Any]) -> None:
+    """One recipe's test accuracy against k (see :func:`accuracy_vs_k`)."""
     sparse = runs[runs["family"] != "dense"]
-    if sparse.empty:
-        raise SkipPlot("no meProp or dense h=k runs in the training results")
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    order = [f for f in ("topk", "unified", "randk", "dense h=k") if f in set(sparse["family"])]
-    palette = dict(zip(order, sns.color_palette(n_colors=len(order)), strict=True))
+    order = [f for f in palette if f in set(sparse["family"])]
     sns.lineplot(sparse, x="k_axis", y="test", hue="family", hue_order=order, palette=palette,
                  errorbar=("ci", 95), seed=0, marker="o", err_style="bars", ax=ax)  # fmt: skip
     dense = runs[runs["family"] == "dense"]["test"]
@@ -411,7 +404,7 @@ def accuracy_vs_k(data: ReportData) -> Figure:
                 dense.mean() - dense.std(), dense.mean() + dense.std(), color="k", alpha=0.08
             )
     paper = published_accuracies()
-    paper = paper[paper["model"].isin(palette) & paper["k"].notna()]
+    paper = paper[paper["model"].isin(order) & paper["k"].notna()]
     for model, group in paper.groupby("model"):
         ax.scatter(group["k"], group["test_acc"], marker="x", s=40, color=palette[model],
                    label=f"paper {model} (Fig. 4/Table 3)")  # fmt: skip
@@ -421,9 +414,48 @@ def accuracy_vs_k(data: ReportData) -> Figure:
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize=7, frameon=False, loc="lower right")
+
+
+def accuracy_vs_k(data: ReportData) -> Figure:
+    """Test accuracy at the best dev epoch against k, one panel per recipe: topk,
+    unified, randk and a dense model of width h = k, beside full-width dense; the
+    paper's Figure 4 and Table 3 values (read off the plot) as crosses."""
+    runs = data.runs
+    if runs.empty:
+        raise SkipPlot("no training results in the inputs")
+    runs = runs[runs["dropout"] == 0].assign(test=lambda f: f["test_acc_at_best"] * 100)
+    if (runs["family"] == "dense").all():
+        raise SkipPlot("no meProp or dense h=k runs in the training results")
+    families = ("topk", "unified", "randk", "dense h=k")
+    palette = dict(zip(families, sns.color_palette(n_colors=len(families)), strict=True))
+    recipes = list(runs["recipe"].unique())
+    fig, axes = plt.subplots(1, len(recipes), figsize=(6.4 * len(recipes), 4.2), squeeze=False)
+    for ax, recipe in zip(axes.flat, recipes, strict=True):
+        _accuracy_panel(ax, runs[runs["recipe"] == recipe], palette)
+        ax.set_title(f"{recipe} recipe", fontsize=10)
     data_name = runs["data"].iloc[0]
-    ax.set_title(f"Test accuracy against k ({data_name} data; paper: full MNIST)", fontsize=10)
+    fig.suptitle(f"Test accuracy against k ({data_name} data; paper: full MNIST)", y=1.02)
     return fig
+
+
+def unit_keeps(data: ReportData) -> Figure:
+    """Each hidden unit's keep rate over training, units sorted from most to least kept
+    (mean over seeds at each rank), per recipe and layer: the starvation diagnostic."""
+    rates = keep_rates(data.runs) if not data.runs.empty else pd.DataFrame()
+    if rates.empty:
+        raise SkipPlot("no keep counts in the inputs (training files of schema v2 record them)")
+    rates = rates.assign(percent=rates["rate"] * 100)
+    plot = sns.relplot(
+        rates, kind="line", x="rank", y="percent", hue="label", col="recipe", row="layer",
+        errorbar=None, height=3.2, aspect=1.3, facet_kws={"margin_titles": True},
+    )  # fmt: skip
+    plot.set(yscale="symlog")
+    plot.set_axis_labels("units, most to least kept (share of the layer)", "examples kept (%)")
+    plot.set_titles(col_template="{col_name} recipe", row_template="{row_name}")
+    plot.figure.suptitle(
+        "How often each hidden unit's gradient was kept over training (mean over seeds)", y=1.03
+    )
+    return plot.figure
 
 
 PLOTS: dict[str, tuple[str, Callable[[ReportData], Figure]]] = {
@@ -437,6 +469,7 @@ PLOTS: dict[str, tuple[str, Callable[[ReportData], Figure]]] = {
     "train_step": ("Training-step speedup", train_step),
     "overfit_curves": ("Train and dev accuracy per epoch", overfit_curves),
     "accuracy_vs_k": ("Test accuracy against k", accuracy_vs_k),
+    "unit_keeps": ("Keep rate of each hidden unit (starvation)", unit_keeps),
 }
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from meprop_bench.machine import describe
 from meprop_bench.paper import published_accuracies
-from meprop_bench.report import tables
+from meprop_bench.report import claims, starvation, tables, train_time
 from meprop_bench.report.plots import PlotFile, ReportData
 from meprop_bench.report.speedup import CONFIDENCE, RESAMPLES, SEED
 from meprop_bench.stats import LEVEL_MIN_RUNS, LEVEL_PENALTY, MIN_EFFECT
@@ -143,6 +143,52 @@ def paper_sections(data: ReportData, summary: pd.DataFrame) -> list[Section]:
                 tables.accuracy_comparison(summary, published_accuracies()),
             )
         )
+    return sections
+
+
+def _varying(frame: pd.DataFrame, always: tuple[str, ...] = ("data", "recipe")) -> pd.DataFrame:
+    """``frame`` without the setting columns that hold one value (bar ``always``)."""
+    fixed = [c for c in claims.SETTING if c not in always and frame[c].nunique() < 2]
+    return frame.drop(columns=fixed)
+
+
+def claim_sections(runs: pd.DataFrame) -> list[Section]:
+    """The verdict on each of the paper's accuracy claims, then the starvation
+    diagnostic and training time beside Table 2: the top of the training report."""
+    if runs.empty:
+        return []
+    text = [claims.RULE]
+    legacy = runs.loc[runs["schema_version"] < 2, "source"].unique()
+    if len(legacy):
+        text.append(
+            f"{len(legacy)} training file(s) predate schema v2 ({', '.join(legacy)}): their "
+            "runs are read as recipe torch, the only recipe then, and record no keep counts."
+        )
+    verdicts = claims.verdicts(runs)
+    if verdicts.empty:
+        text.append(
+            "No claim could be tested: each needs top-k k=20 at the full width beside dense "
+            "h=20, random-k at the same k, or dense at the full width (the paper set runs all)."
+        )
+    sections = [Section("The paper's claims: verdicts", text, _varying(verdicts))]
+    table = starvation.starvation(starvation.keep_rates(runs))
+    if not table.empty:
+        shown = _varying(table).assign(
+            never=table["never"].map("{:.1%}".format),
+            top_share=table["top_share"].map("{:.1%}".format),
+            median=table["median"].map("{:.2%}".format),
+        )
+        shown = shown.rename(columns={
+            "label": "configuration", "never": "units never kept",
+            "top_share": f"share of keeps in the top {starvation.TOP_SHARE:.0%} of units",
+            "median": "median keep rate"})  # fmt: skip
+        sections.append(Section("Starvation: how often each hidden unit was kept",
+                                [starvation.NOTE],
+                                shown))  # fmt: skip
+    times = train_time.time_table(runs)
+    if not times.empty:
+        sections.append(Section("Training time per epoch (Table 2)", [train_time.NOTE],
+                                _varying(times)))  # fmt: skip
     return sections
 
 

@@ -182,6 +182,7 @@ def training_table(summary: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     return pd.DataFrame(
         {
+            "recipe": summary["recipe"],
             "configuration": summary["label"],
             "seeds": summary["seeds"],
             "test % (best dev epoch)": summary["test_acc"].map(_pct),
@@ -322,7 +323,8 @@ def accuracy_comparison(summary: pd.DataFrame, published: pd.DataFrame) -> pd.Da
                     "k or h": "-" if pd.isna(pub["k"]) else int(pub["k"]),
                     "published test %": f"{pub['test_acc']:.2f}",
                     "measured test %": _pct(m["test_acc"]),
-                    "measured configuration": f"{m['label']} ({m['seeds']} seeds)",
+                    "measured configuration": f"{m['label']}, {m['recipe']} recipe "
+                    f"({m['seeds']} seeds)",
                 }
             )
     return pd.DataFrame(rows)

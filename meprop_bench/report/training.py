@@ -8,6 +8,7 @@ import pandas as pd
 from scipy import stats
 
 CONFIDENCE = 0.95
+EPOCH_TIMES = ("forward_s", "backward_s", "step_s")  # seconds per epoch, mean over epochs
 
 
 def family(method: str, hidden: int, full_width: int) -> str:
@@ -19,19 +20,26 @@ def family(method: str, hidden: int, full_width: int) -> str:
 
 
 def runs(epochs: pd.DataFrame) -> pd.DataFrame:
-    """One row per run of :func:`load_trainings`' frame: its configuration, ``family``,
-    ``k_axis`` (k, or the width of a dense h=k model), the best-dev epoch, test accuracy
-    there, and the last epoch's train - dev accuracy ``gap`` (overfitting)."""
+    """One row per run of :func:`load_trainings`' frame: its configuration, recipe and
+    setting, ``family``, ``k_axis`` (k, or the width of a dense h=k model), ``epochs``
+    run, the best-dev epoch, test accuracy there, the last epoch's train and dev
+    accuracy and their ``gap`` (overfitting), the mean forward / backward / step
+    seconds per epoch, and the per-unit keep counts (``kept``, ``kept_of``)."""
     if epochs.empty:
         return pd.DataFrame()
-    last = epochs.sort_values("epoch").groupby("run").tail(1).set_index("run")
+    ordered = epochs.sort_values("epoch").groupby("run")
+    last = ordered.tail(1).set_index("run")
     out = epochs.drop_duplicates("run").set_index("run")[
-        ["source", "experiment", "data", "label", "method", "k", "hidden", "dropout", "seed",
-         "best_epoch", "best_dev_acc", "test_acc_at_best", "wall_s"]
+        ["source", "schema_version", "experiment", "data", "recipe", "label", "method", "k",
+         "hidden", "layers", "dropout", "seed", "optimizer", "batch_size", "best_epoch",
+         "best_dev_acc", "test_acc_at_best", "wall_s", "kept", "kept_of"]
     ].copy()  # fmt: skip
+    out["epochs"] = last["epoch"]
     out["final_train_acc"] = last["train_acc"]
     out["final_dev_acc"] = last["dev_acc"]
     out["gap"] = last["train_acc"] - last["dev_acc"]
+    for column in EPOCH_TIMES:
+        out[column] = ordered[column].mean()
     full = out.groupby("source")["hidden"].transform("max")
     out["family"] = [
         family(m, h, f) for m, h, f in zip(out["method"], out["hidden"], full, strict=True)
@@ -54,7 +62,7 @@ def summarize(run_frame: pd.DataFrame) -> pd.DataFrame:
     if run_frame.empty:
         return pd.DataFrame()
     rows = []
-    keys = ["source", "label", "family", "method", "k", "k_axis", "hidden", "dropout"]
+    keys = ["source", "recipe", "label", "family", "method", "k", "k_axis", "hidden", "dropout"]
     for key, group in run_frame.groupby(keys, dropna=False, sort=False):
         low, high = _interval(group["test_acc_at_best"])
         rows.append(

@@ -1,0 +1,197 @@
+"""The paper's accuracy claims, judged from the seeds of training runs: one verdict per
+claim and setting (data set, recipe, optimizer, minibatch, layers, epochs), each a
+difference with its 95% interval, the test and its p-value, and one word. The rule is
+:data:`RULE`.
+
+(a) Table 3: top-k k=20 beats a dense MLP of h=20 (test accuracy at the best dev epoch).
+(b) Figure 4: top-k beats random-k at each k both were run at.
+(c) Table 1: top-k k=20 is within 0.5 points of dense at the full width, or better.
+(d) Reduced overfitting: top-k k=20's final train - dev gap is smaller than dense's, at
+    a final dev accuracy within 0.5 points of dense's, or better.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+CONFIDENCE = 0.95
+NON_INFERIORITY = -0.005  # Table 1's claim: within 0.5 points of dense, or better
+REPRODUCED, REFUTED, INCONCLUSIVE = "reproduced", "refuted", "inconclusive"
+TEST = "Welch t, one-sided"
+# What one judged setting holds in common; runs that differ in any of these are not pooled.
+SETTING = ["data", "recipe", "optimizer", "batch_size", "layers", "epochs"]
+K_CLAIMED = 20  # the k of the paper's MNIST claims (Tables 1-3)
+RULE = (
+    "Each claim compares means over seeds, A - B, with a margin m (0 for 'beats'; -0.5 "
+    "points for 'within 0.5 points, or better'): the claim is A - B > m. Test: Welch's t "
+    "(unequal variances; the seeds of A and of B as independent samples), one-sided "
+    "against H0: A - B <= m, beside the two-sided 95% interval of A - B. reproduced: the "
+    "whole interval lies above m (p < 0.025); refuted: the whole interval lies below m; "
+    "inconclusive: the interval contains m, or a side has fewer than 2 seeds. A claim of "
+    "several parts is reproduced when every part is, refuted when any part is, and its "
+    "p is the largest. Settings that differ in data set, recipe, optimizer, minibatch, "
+    "layers or epochs are judged apart; runs with dropout take no part."
+)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A - B (means over seeds), its two-sided interval, and the one-sided p of
+    H0: A - B <= margin."""
+
+    diff: float
+    low: float
+    high: float
+    p: float
+    margin: float
+    n_a: int
+    n_b: int
+
+    @property
+    def word(self) -> str:
+        if self.low > self.margin:
+            return REPRODUCED
+        if self.high < self.margin:
+            return REFUTED
+        return INCONCLUSIVE
+
+
+def welch(a: np.ndarray, b: np.ndarray, margin: float = 0.0) -> Comparison:
+    """Welch's comparison of the means of ``a`` and ``b`` against ``margin`` (see the
+    module docstring); NaN interval and p when a side has fewer than 2 values."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    diff = float(a.mean() - b.mean()) if len(a) and len(b) else math.nan
+    if len(a) < 2 or len(b) < 2:
+        return Comparison(diff, math.nan, math.nan, math.nan, margin, len(a), len(b))
+    if np.ptp(a) == 0 and np.ptp(b) == 0:  # every seed alike on both sides: exact
+        p = 0.0 if diff > margin else (0.5 if diff == margin else 1.0)
+        return Comparison(diff, diff, diff, p, margin, len(a), len(b))
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = stats.t.ppf((1 + CONFIDENCE) / 2, df) * se
+    p = float(stats.t.sf((diff - margin) / se, df))
+    return Comparison(diff, diff - half, diff + half, p, margin, len(a), len(b))
+
+
+def combined(words: list[str]) -> str:
+    """The word for a claim that needs every part to hold: refuted when any part is,
+    reproduced when all are, else inconclusive."""
+    if REFUTED in words:
+        return REFUTED
+    return REPRODUCED if set(words) == {REPRODUCED} else INCONCLUSIVE
+
+
+def _pts(value: float) -> str:
+    return "-" if not math.isfinite(value) else f"{value * 100:+.2f}"
+
+
+def _p(value: float) -> str:
+    return "-" if not math.isfinite(value) else f"{value:.3g}"
+
+
+def _row(claim: str, compared: str, what: str, c: Comparison) -> dict[str, str]:
+    interval = "-" if not math.isfinite(c.low) else f"{_pts(c.low)} to {_pts(c.high)}"
+    return {
+        "claim": claim,
+        "compared (seeds)": f"{compared} ({c.n_a} vs {c.n_b})",
+        "difference (points)": f"{what} = {_pts(c.diff)}",
+        "95% interval": interval,
+        "test": f"{TEST}, H0: difference <= {_pts(c.margin)}",
+        "p": _p(c.p),
+        "verdict": c.word,
+    }
+
+
+def _overall(claim: str, compared: str, rule: str, p: float, parts: list[Comparison]) -> dict:
+    return {
+        "claim": claim,
+        "compared (seeds)": compared,
+        "difference (points)": "parts above",
+        "95% interval": "-",
+        "test": rule,
+        "p": _p(p),
+        "verdict": combined([c.word for c in parts]),
+    }
+
+
+def _pick(runs: pd.DataFrame, family: str, k: int | None = None) -> pd.DataFrame:
+    """Runs without dropout of one family (at k, or width k for dense h=k)."""
+    plain = runs[(runs["dropout"] == 0) & (runs["family"] == family)]
+    return plain if k is None else plain[plain["k_axis"] == k]
+
+
+def _judge(runs: pd.DataFrame) -> Iterator[dict[str, str]]:
+    """The verdict rows of one setting's runs, for each claim they can test."""
+    acc, k = "test_acc_at_best", K_CLAIMED
+    topk, dense, small = _pick(runs, "topk", k), _pick(runs, "dense"), _pick(runs, "dense h=k", k)
+    if len(topk) and len(small):
+        yield _row(
+            "(a) Table 3: top-k k=20 beats dense h=20",
+            f"topk k={k} vs dense h={k}",
+            "test acc A - B",
+            welch(topk[acc], small[acc]),
+        )
+    ks = sorted(set(_pick(runs, "topk")["k_axis"]) & set(_pick(runs, "randk")["k_axis"]))
+    per_k = [welch(_pick(runs, "topk", j)[acc], _pick(runs, "randk", j)[acc]) for j in ks]
+    for j, c in zip(ks, per_k, strict=True):
+        yield _row(
+            f"(b) Figure 4: top-k beats random-k at k={int(j)}",
+            f"topk vs randk k={int(j)}",
+            "test acc A - B",
+            c,
+        )
+    if len(per_k) > 1:
+        yield _overall(
+            "(b) Figure 4: top-k beats random-k at each k",
+            "k = " + ", ".join(str(int(j)) for j in ks),
+            "every k reproduced; refuted if any k is",
+            math.nan,
+            per_k,
+        )
+    if len(topk) and len(dense):
+        yield _row(
+            "(c) Table 1: top-k k=20 within 0.5 points of dense h=500, or better",
+            f"topk k={k} vs dense h=500",
+            "test acc A - B",
+            welch(topk[acc], dense[acc], NON_INFERIORITY),
+        )
+        gap = welch(dense["gap"], topk["gap"])
+        dev = welch(topk["final_dev_acc"], dense["final_dev_acc"], NON_INFERIORITY)
+        yield _row(
+            "(d) reduced overfitting, part 1: smaller final train - dev gap",
+            f"dense h=500 vs topk k={k}",
+            "gap A - B",
+            gap,
+        )
+        yield _row(
+            "(d) part 2: at equal or better final dev accuracy",
+            f"topk k={k} vs dense h=500",
+            "dev acc A - B",
+            dev,
+        )
+        yield _overall(
+            "(d) reduced overfitting: both parts",
+            f"topk k={k} vs dense h=500",
+            "intersection-union: p = the larger",
+            max(gap.p, dev.p),
+            [gap, dev],
+        )
+
+
+def verdicts(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per claim and setting (data set, recipe, optimizer, minibatch, layers,
+    epochs) that the runs of :func:`meprop_bench.report.training.runs` can test."""
+    if runs.empty:
+        return pd.DataFrame()
+    rows = []
+    for key, group in runs.groupby(SETTING, sort=False, dropna=False):
+        setting = dict(zip(SETTING, key, strict=True))
+        rows.extend({**setting, **row} for row in _judge(group))
+    return pd.DataFrame(rows)

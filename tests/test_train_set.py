@@ -1,0 +1,115 @@
+"""Training sets: a set interrupted and resumed ends with every run exactly once, a
+journal is never silently reused, and worker processes give the runs this process
+would."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from meprop_bench import train_set
+from meprop_bench.data import load_embedded
+from meprop_bench.errors import MePropInputError
+from meprop_bench.journal import journal_path, run_key
+from meprop_bench.machine import threads
+from meprop_bench.train_set import run_set
+from meprop_bench.training_loop import RunConfig
+
+TIMES = ("forward_s", "backward_s", "step_s")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    with threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_embedded((200, 50, 50))
+
+
+def configs(seeds=(0, 1, 2)):
+    return [
+        RunConfig(method=method, k=4, hidden=8, epochs=1, seed=seed, recipe=recipe)
+        for recipe in ("torch", "authors")
+        for method in ("dense", "topk")
+        for seed in seeds
+    ]
+
+
+def run(cfgs, data, out, **kw):
+    return run_set(cfgs, data, out=out, device=torch.device("cpu"), tell=lambda _: None, **kw)
+
+
+def interrupt_after(monkeypatch, count):
+    """Make the trainer raise KeyboardInterrupt once ``count`` runs have finished."""
+    real, calls = train_set.train_run, []
+
+    def flaky(*args, **kwargs):
+        if len(calls) == count:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_set, "train_run", flaky)
+
+
+def test_an_interrupted_set_resumes_without_losing_or_repeating_a_run(tiny, tmp_path, monkeypatch):
+    out, cfgs = tmp_path / "set.json", configs()
+    interrupt_after(monkeypatch, 5)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfgs, tiny, out)
+    saved = [json.loads(line) for line in journal_path(out).read_text().splitlines()[1:]]
+    assert [r["key"] for r in saved] == [run_key(c) for c in cfgs[:5]]
+    monkeypatch.undo()
+    trained = []
+    real = train_set.train_run
+    monkeypatch.setattr(
+        train_set, "train_run", lambda c, *a, **k: trained.append(c) or real(c, *a, **k)
+    )
+    runs, _ = run(cfgs, tiny, out, resume=True)
+    assert trained == cfgs[5:]  # only the runs the interruption left
+    assert [(r["recipe"], r["label"], r["seed"]) for r in runs] == [
+        (c.recipe, c.label, c.seed) for c in cfgs
+    ]
+    assert runs[:5] == [r["run"] for r in saved]  # the journaled runs, as they were
+
+
+def test_a_journal_is_never_reused_silently(tiny, tmp_path, monkeypatch):
+    out, cfgs = tmp_path / "set.json", configs(seeds=(0,))
+    interrupt_after(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfgs, tiny, out)
+    monkeypatch.undo()
+    with pytest.raises(MePropInputError, match="pass --resume"):
+        run(cfgs, tiny, out)
+    with pytest.raises(MePropInputError, match="another set of runs"):
+        run(cfgs[:2], tiny, out, resume=True)
+
+
+def test_a_torn_last_line_and_a_repeated_run_are_dropped(tiny, tmp_path, monkeypatch):
+    out, cfgs = tmp_path / "set.json", configs(seeds=(0,))
+    interrupt_after(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfgs, tiny, out)
+    monkeypatch.undo()
+    path = journal_path(out)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines, lines[1], lines[2][:40]]))  # a repeat, a torn line
+    runs, _ = run(cfgs, tiny, out, resume=True)
+    assert [r["label"] for r in runs] == [c.label for c in cfgs]
+    assert runs[0] == json.loads(lines[1])["run"]
+
+
+def test_workers_give_the_runs_this_process_gives(tiny, tmp_path):
+    cfgs = configs(seeds=(0,))[1:3]  # topk torch, dense authors
+    alone, _ = run(cfgs, tiny, tmp_path / "a.json")
+    pooled, machine = run(cfgs, tiny, tmp_path / "b.json", workers=2, threads_per_run=1)
+    assert machine["torch_threads"] == 1
+    for a, b in zip(alone, pooled, strict=True):
+        scores = [{k: v for k, v in e.items() if k not in TIMES} for e in a["epochs"]]
+        assert scores == [{k: v for k, v in e.items() if k not in TIMES} for e in b["epochs"]]
+        assert a["kept"] == b["kept"]
