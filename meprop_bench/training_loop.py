@@ -16,7 +16,6 @@ from meprop_bench.data import MnistData, Split, minibatches
 from meprop_bench.errors import MePropInputError
 from meprop_bench.kernels import Kernel, get_kernel
 from meprop_bench.layer import MePropLinear
-from meprop_bench.machine import threads
 from meprop_bench.models import build_mlp, hidden_layers
 from meprop_bench.recipes import DEFAULT_RECIPE, get_recipe
 from meprop_bench.selection import resolve_k
@@ -121,12 +120,7 @@ def train_run(
     model = recipe.prepare_model(model).to(device)
     params = list(model.parameters())
     kernel = _hidden_kernel(model)
-    # Compile a native kernel now, not inside the first epoch's times. Compiling runs
-    # numba's OpenMP pool, which leaves torch on that pool's thread count (2 here, after
-    # threads(1)): every torch op of the run then ran about 10x slower on a busy 2-core
-    # machine. The context puts the run's own setting back.
-    with threads(torch.get_num_threads()):
-        kernel.prepare()
+    kernel.prepare()  # compile a native kernel now, not inside the first epoch's times
     opt = make_optimizer(cfg.optimizer, params, cfg.lr)
     per_example = recipe.loss_reduction == "mean"  # the loss is a mean: times the batch
     clock = _clock(device)

@@ -12,11 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-from meprop_bench import native
 from meprop_bench.cli import run_main
 from meprop_bench.data import load_embedded
 from meprop_bench.errors import MePropInputError
-from meprop_bench.kernels import Kernel
 from meprop_bench.machine import threads
 from meprop_bench.models import build_mlp, hidden_layers
 from meprop_bench.recipes import RECIPES, get_recipe
@@ -256,15 +254,3 @@ def test_keep_counts_match_the_rows_the_kernel_updated(method):
     assert keeps.examples == 3
     if method != "dense":
         assert all(int(c.sum()) <= 3 * 5 for c in keeps.counts.values())
-
-
-def test_compiling_a_kernel_leaves_the_runs_thread_count(tiny, monkeypatch):
-    """Compiling the native kernels ran numba's OpenMP pool, which left torch on 2
-    threads after threads(1): every op of a run slowed about 10x on a busy machine."""
-    with threads(1):
-        native.compile_ahead()  # numba's pool starts once a process: start it here
-    monkeypatch.setattr(Kernel, "prepare", lambda self: torch.set_num_threads(2))
-    seen = []
-    train_run(RunConfig(method="topk", k=4, hidden=8, epochs=1), tiny,
-              on_epoch=lambda _: seen.append(torch.get_num_threads()))  # fmt: skip
-    assert seen == [1] and torch.get_num_threads() == 1
