@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+from meprop_bench.machine import threads
+
 HAS_CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU; none is present")
 
@@ -21,3 +23,11 @@ def _native_kernels_stay_on_the_cpu(request):
     params = callspec.params if callspec else {}
     if params.get("device") == "cuda" and params.get("strategy") == "native":
         pytest.skip("native kernels run on the CPU only")
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: for tiny models a second only adds contention on a shared
+    CPU (use with ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    with threads(1):
+        yield

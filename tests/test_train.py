@@ -10,12 +10,12 @@ from dataclasses import replace
 
 import pytest
 import torch
+from runs import epoch_scores
 from torch import nn
 
 from meprop_bench.cli import run_main
 from meprop_bench.data import load_embedded
 from meprop_bench.errors import MePropInputError
-from meprop_bench.machine import threads
 from meprop_bench.models import build_mlp, hidden_layers
 from meprop_bench.recipes import RECIPES, get_recipe
 from meprop_bench.train import EXPERIMENTS, main
@@ -23,14 +23,7 @@ from meprop_bench.training_io import EPOCH_FIELDS, load_training, validate_train
 from meprop_bench.training_loop import RunConfig, train_run
 from meprop_bench.unit_keeps import KeepCounter
 
-TIMES = ("forward_s", "backward_s", "step_s")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: a second thread only adds contention on a shared CPU."""
-    with threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +34,6 @@ def small():
 @pytest.fixture(scope="module")
 def tiny():
     return load_embedded((300, 100, 100))
-
-
-def scores(run):
-    return [{k: v for k, v in e.items() if k not in TIMES} for e in run["epochs"]]
 
 
 @pytest.mark.parametrize("method", ["dense", "unified"])
@@ -58,9 +47,9 @@ def test_learns_well_above_chance(small, method):
 def test_same_seed_same_result(tiny, method):
     cfg = RunConfig(method=method, k=8, hidden=32, epochs=2, dropout=0.1, seed=3)
     first, again = train_run(cfg, tiny), train_run(cfg, tiny)
-    assert scores(first) == scores(again)
+    assert epoch_scores(first) == epoch_scores(again)
     other = train_run(replace(cfg, seed=4), tiny)
-    assert scores(other) != scores(first)
+    assert epoch_scores(other) != epoch_scores(first)
 
 
 def test_k_equal_to_hidden_is_dense(tiny):

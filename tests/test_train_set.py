@@ -8,22 +8,16 @@ import json
 
 import pytest
 import torch
+from runs import epoch_scores
 
 from meprop_bench import train_set
 from meprop_bench.data import load_embedded
 from meprop_bench.errors import MePropInputError
 from meprop_bench.journal import journal_path, run_key
-from meprop_bench.machine import threads
 from meprop_bench.train_set import run_set
 from meprop_bench.training_loop import RunConfig
 
-TIMES = ("forward_s", "backward_s", "step_s")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    with threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +104,5 @@ def test_workers_give_the_runs_this_process_gives(tiny, tmp_path):
     pooled, machine = run(cfgs, tiny, tmp_path / "b.json", workers=2, threads_per_run=1)
     assert machine["torch_threads"] == 1
     for a, b in zip(alone, pooled, strict=True):
-        scores = [{k: v for k, v in e.items() if k not in TIMES} for e in a["epochs"]]
-        assert scores == [{k: v for k, v in e.items() if k not in TIMES} for e in b["epochs"]]
+        assert epoch_scores(a) == epoch_scores(b)
         assert a["kept"] == b["kept"]
