@@ -21,7 +21,7 @@ def _work_started(*args, **kwargs):
 
 # command, its argv before the output option, the option, the function doing the work
 COMMANDS = {
-    "train": (meprop_bench.train, ["--epochs", "1"], "--out", "train_run"),
+    "train": (meprop_bench.train, ["--epochs", "1"], "--out", "run_set"),
     "check": (meprop_bench.check, ["-B", "4", "--n", "8", "--d-in", "8", "--k", "2"], "--json",
               "measure_interleaved"),
     "gate": (meprop_bench.gate, ["base.json", "head.json"], "--json", "load_side"),
