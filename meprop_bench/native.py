@@ -8,8 +8,8 @@ either multiply a masked dense dY (``masked``: dense cost) or go through CSR
    a sizeable fraction of n, chosen by :data:`QUICKSELECT_FROM`), reading dY once;
 2. regroup the kept entries by column (a counting sort, like a transposed CSR);
 3. dW: each kept column's row, Σ v·x[b] over its entries, written once; dX: each kept
-   entry adds v·W[c] to its example's row. Both run over column blocks of d_in that
-   fit in cache, one block per thread, so threads never write the same memory. The
+   entry adds v·W[c] to its example's row. d_in is split into one block per thread,
+   so threads never write the same memory. The
    outputs are fresh tensors on huge pages where Linux offers them
    (:func:`~meprop_bench.allocator.fresh_tensor`): at n = d_in = 4096 the page faults of
    a 4 KiB-paged dW cost more than all of the arithmetic.
@@ -42,9 +42,9 @@ from meprop_bench.selection import batch_sum, random_scores, unified_score
 QUICKSELECT_FROM = 0.06
 #: Below this many multiply-adds (B * k * d_in) one thread beats starting the pool.
 PARALLEL_FROM = 1 << 21
-#: Largest shape (B * n) for which unified/native is meant: above it unified/compact's
-#: BLAS GEMMs win (measured: see docs/kernels.md). Only a documented guide; the kernel
-#: is exact at every shape.
+#: Largest dY (B * n elements) for which the automatic choice takes unified/native: one
+#: thread, B=50, n=500 (25,000) it ran at 4.2x of dense against unified/compact's 3.2x,
+#: B=256, n=4096 (1M) at 39.9x against 57.3x. The kernel is exact at every shape.
 UNIFIED_SMALL = 1 << 16
 
 

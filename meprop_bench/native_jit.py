@@ -174,9 +174,8 @@ def group_by_column(idx, dy, starts, rows, vals, union):
 def _products(x, w, starts, rows, vals, union, used, chunk, dx, dw):
     """dx = masked dY @ W and the kept rows of dW = masked dYᵀ @ x, over kept entries only.
 
-    Work is split over column blocks of d_in (``chunk`` wide), so threads never write the
-    same memory and a block of dx or x stays in cache while every kept entry passes
-    over it. ``dx`` or ``dw`` may be empty (0 rows) when not needed.
+    Work is split over column blocks of d_in (``chunk`` wide, one per thread), so threads
+    never write the same memory. ``dx`` or ``dw`` may be empty (0 rows) when not needed.
     """
     d_in = x.shape[1]
     blocks = (d_in + chunk - 1) // chunk
