@@ -1,9 +1,8 @@
-"""Root conftest: loads the suites' plugin, and makes ``pytest --benchmark-only`` at the
-repository root run suites/ as well (plain ``pytest`` stays the tests/ correctness run)."""
+"""Root conftest: makes ``pytest --benchmark-only`` at the repository root run suites/ as
+well (plain ``pytest`` stays the tests/ correctness run). The suites' plugin itself is
+loaded by its ``pytest11`` entry point (see pyproject.toml)."""
 
 import pytest
-
-pytest_plugins = ["meprop_bench.pytest_plugin"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

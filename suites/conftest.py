@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from meprop_bench.grid import paper_cases
-from meprop_bench.pytest_plugin import grid_of, profile_of
+from meprop_bench.harness.grid import paper_cases
+from meprop_bench.harness.plugin import grid_of, profile_of
 
 SELECTIONS = ("topk", "unified", "randk")
 

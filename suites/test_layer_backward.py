@@ -9,7 +9,7 @@ full dense one. The input requires a gradient, as a hidden layer's does.
 import torch
 from torch import nn
 
-from meprop_bench.layer import MePropLinear
+from meprop_bench.core.layer import MePropLinear
 
 
 def make_layer(case, w):

@@ -1,7 +1,7 @@
 """Selection alone (per-example top-k, unified top-k, random-k), to set the cost of
 choosing the k entries against the cost of the products in test_backward."""
 
-from meprop_bench.selection import randk_per_example, topk_per_example, unified_topk
+from meprop_bench.core.selection import randk_per_example, topk_per_example, unified_topk
 
 SELECT = {"topk": topk_per_example, "unified": unified_topk, "randk": randk_per_example}
 

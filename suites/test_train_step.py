@@ -10,12 +10,12 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from meprop_bench.grid import TRAIN_STEP_SHAPES, TRAIN_STEP_VARIANTS
-from meprop_bench.kernels import get_kernel
-from meprop_bench.layer import swap_linear
-from meprop_bench.models import build_mlp
-from meprop_bench.pytest_plugin import grid_of, profile_of
-from meprop_bench.selection import resolve_k
+from meprop_bench.core.kernels import get_kernel
+from meprop_bench.core.layer import swap_linear
+from meprop_bench.core.selection import resolve_k
+from meprop_bench.harness.grid import TRAIN_STEP_SHAPES, TRAIN_STEP_VARIANTS
+from meprop_bench.harness.plugin import grid_of, profile_of
+from meprop_bench.training.models import build_mlp
 
 
 def pytest_generate_tests(metafunc):

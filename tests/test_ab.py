@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from meprop_bench import ab
-from meprop_bench.ab import main, parse_args, schedule
-from meprop_bench.cli import run_main
+from meprop_bench.commands import ab
+from meprop_bench.commands.ab import main, parse_args
+from meprop_bench.commands.common import run_main
 from meprop_bench.errors import MePropInputError
+from meprop_bench.gate.ab import schedule
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,10 +9,10 @@ import sys
 import pytest
 import torch
 
-from meprop_bench import allocator
+from meprop_bench.core import allocator
 from meprop_bench.errors import MePropInputError
-from meprop_bench.machine import machine_info
-from meprop_bench.timing import CpuTimer, measure_interleaved
+from meprop_bench.harness.machine import machine_info
+from meprop_bench.harness.timing import CpuTimer, measure_interleaved
 
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="page-fault counts are Linux's")
 MIB_64 = 16 << 20  # float32 elements: over glibc's largest mmap threshold, so always fresh
@@ -74,7 +74,7 @@ def test_steady_mode_is_applied_and_recorded(tmp_path):
     assert doc["machine"]["allocator"]["mode"] == "steady"
     assert all(isinstance(r["minor_faults_median"], (int, float)) for r in doc["results"])
     code = (
-        "from meprop_bench import allocator\n"
+        "from meprop_bench.core import allocator\n"
         "allocator.set_mode('steady')\n"
         "allocator.set_mode('default')\n"
         "assert allocator.info()['mode'] == 'steady'\n"

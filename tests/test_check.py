@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from meprop_bench.check import main
-from meprop_bench.cli import run_main
+from meprop_bench.commands.check import main
+from meprop_bench.commands.common import run_main
 
 TINY = ["-B", "4", "--d-in", "8", "--n", "16", "--k", "0.25", "--rounds", "5", "--warmup", "1"]
 

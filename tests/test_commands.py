@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from meprop_bench.cli import run_main
+from meprop_bench.commands.common import run_main
 from meprop_bench.errors import MePropInputError
 
-COMMANDS = ["meprop_bench.__main__", "meprop_bench.ab", "meprop_bench.check",
-            "meprop_bench.gate", "meprop_bench.profile", "meprop_bench.recover",
-            "meprop_bench.train", "meprop_bench.report.__main__"]  # fmt: skip
+COMMANDS = [f"meprop_bench.commands.{name}" for name in
+            ("run", "ab", "check", "gate", "profile", "recover", "train", "report")]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", COMMANDS)
@@ -28,10 +27,10 @@ def test_no_command_takes_an_abbreviated_option(name):
 @pytest.mark.parametrize(
     "name,argv",
     [
-        ("meprop_bench.__main__", ["--skip-bench", "--skip-train"]),
-        ("meprop_bench.profile", ["--width", "16", "--batch", "2", "--k", "2", "--no-py-spy",
-                                  "--duration", "0.05"]),
-        ("meprop_bench.report.__main__", []),
+        ("meprop_bench.commands.run", ["--skip-bench", "--skip-train"]),
+        ("meprop_bench.commands.profile",
+         ["--width", "16", "--batch", "2", "--k", "2", "--no-py-spy", "--duration", "0.05"]),
+        ("meprop_bench.commands.report", []),
     ],
 )  # fmt: skip
 def test_out_is_not_taken_for_out_root(name, argv, tmp_path, capsys, monkeypatch):
@@ -47,7 +46,7 @@ def test_out_is_not_taken_for_out_root(name, argv, tmp_path, capsys, monkeypatch
 
 
 def test_recover_writes_to_out(tmp_path):
-    from meprop_bench.recover import main
+    from meprop_bench.commands.recover import main
 
     partial = tmp_path / "p.jsonl"
     partial.write_text('{"kind": "header", "machine_info": {}, "commit_info": {}, '
@@ -60,7 +59,8 @@ REPORTS = Path(__file__).resolve().parents[1] / "reports"
 
 
 @pytest.mark.parametrize(
-    "name", ["meprop_bench.__main__", "meprop_bench.profile", "meprop_bench.report.__main__"]
+    "name",
+    ["meprop_bench.commands.run", "meprop_bench.commands.profile", "meprop_bench.commands.report"],
 )
 def test_default_out_root_is_the_checkouts_reports_whatever_the_directory(
     name, tmp_path, monkeypatch
@@ -71,7 +71,7 @@ def test_default_out_root_is_the_checkouts_reports_whatever_the_directory(
 
 
 def test_train_writes_under_the_checkouts_reports_by_default(tmp_path, monkeypatch, capsys):
-    import meprop_bench.train as train
+    import meprop_bench.commands.train as train
 
     def stop(path, force):
         raise MePropInputError(f"would write {path}")

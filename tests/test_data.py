@@ -9,8 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from meprop_bench.data import load_data, load_embedded, load_mnist_dir, minibatches, read_idx
 from meprop_bench.errors import MePropInputError
+from meprop_bench.training.data import (
+    load_data,
+    load_embedded,
+    load_mnist_dir,
+    minibatches,
+    read_idx,
+)
 
 
 def write_idx(path, array: np.ndarray, *, magic: int | None = None, cut: int = 0) -> None:

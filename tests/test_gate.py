@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from meprop_bench.cli import run_main
-from meprop_bench.gate import main
+from meprop_bench.commands.common import run_main
+from meprop_bench.commands.gate import main
 from meprop_bench.stats import (
     IMPROVEMENT,
     OK,

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from meprop_bench.errors import MePropInputError
-from meprop_bench.gradients import cached_gradients, load_gradients, record
+from meprop_bench.harness.gradients import cached_gradients, load_gradients, record
 
 
 def test_record_saves_unsparsified_dy_x_and_w(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from meprop_bench.errors import MePropInputError
-from meprop_bench.grid import PROFILES, Grid, apply_overrides, paper_cases, select_profile
+from meprop_bench.harness.grid import PROFILES, Grid, apply_overrides, paper_cases, select_profile
 
 
 def test_dense_precedes_each_group_of_sparse_cases():

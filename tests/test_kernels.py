@@ -7,9 +7,10 @@ import pytest
 import torch
 from reference import index_mask, masked_grads, per_example_mask, unified_mask
 
-from meprop_bench import KERNELS, MePropInputError, RowGrad, backward, get_kernel, selection
-from meprop_bench.kernels import strategies
-from meprop_bench.selection import (
+from meprop_bench import KERNELS, MePropInputError, RowGrad, backward, get_kernel
+from meprop_bench.core import selection
+from meprop_bench.core.kernels import strategies
+from meprop_bench.core.selection import (
     batch_sum,
     randk_per_example,
     topk_per_example,

@@ -95,7 +95,7 @@ def test_sparse_grad_needs_compact_strategy():
 
 
 def test_auto_strategy_is_the_fastest_exact_kernel_for_the_gradient(monkeypatch):
-    from meprop_bench import native
+    from meprop_bench.core import native
 
     layer = MePropLinear(6, 8, k=3)
     assert layer.strategy is None and layer.kernel.name == "topk/native"
@@ -138,7 +138,7 @@ def test_backward_computes_only_the_gradients_autograd_needs(x_grad, bias, froze
         return kernel_fn(*args, **kwargs)
 
     spied = dataclasses.replace(layer.kernel, fn=spy)
-    monkeypatch.setattr("meprop_bench.layer.get_kernel", lambda *names: spied)
+    monkeypatch.setattr("meprop_bench.core.layer.get_kernel", lambda *names: spied)
     x = torch.randn(3, 4, requires_grad=x_grad)
     layer(x).sum().backward()
     assert asked == [{"need_dx": x_grad, "need_dw": not frozen, "need_db": bias}]

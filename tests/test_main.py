@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from test_report import bench_doc, full_sweep, training_doc, write
 
-import meprop_bench.__main__ as job
-from meprop_bench.cli import run_main
-from meprop_bench.pytest_plugin import partial_notice
-from meprop_bench.recover import recover_command
+import meprop_bench.commands.run as job
+from meprop_bench.commands.common import run_main
+from meprop_bench.commands.recover import recover_command
+from meprop_bench.harness.plugin import partial_notice
 
 
 @pytest.fixture

@@ -16,9 +16,10 @@ import pytest
 import torch
 from reference import masked_grads, per_example_mask
 
-from meprop_bench import MePropInputError, backward, native
-from meprop_bench.machine import threads
-from meprop_bench.selection import randk_per_example, topk_per_example
+from meprop_bench import MePropInputError, backward
+from meprop_bench.core import native
+from meprop_bench.core.selection import randk_per_example, topk_per_example
+from meprop_bench.harness.machine import threads
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="numba is not installed")
 
@@ -138,7 +139,8 @@ def test_without_numba_native_says_so_and_the_rest_works():
     code = (
         "import sys; sys.modules['numba'] = None\n"
         "import torch\n"
-        "from meprop_bench import backward, MePropInputError, native\n"
+        "from meprop_bench import backward, MePropInputError\n"
+        "from meprop_bench.core import native\n"
         "dy, x, w = torch.randn(2, 4), torch.randn(2, 3), torch.randn(4, 3)\n"
         "backward(dy, x, w, 2, 'topk', 'masked')\n"
         "assert not native.available()\n"
@@ -170,7 +172,7 @@ def test_starting_numbas_pool_leaves_torchs_thread_count():
         "import torch\n"
         "torch.set_num_threads(1)\n"
         "assert torch.get_num_threads() == 1\n"  # torch's OpenMP is initialised first
-        "from meprop_bench import native\n"
+        "from meprop_bench.core import native\n"
         "native.compile_ahead()\n"
         "print(torch.get_num_threads())\n"
     )

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import pytest
 from collected import collect, dense_partners, is_dense
 
-from meprop_bench.ordering import seeded_order
-from meprop_bench.partners import Unit, unit_of
-from meprop_bench.plan import SweepPlan
-from meprop_bench.sharding import WHOLE, Shard
+from meprop_bench.harness.ordering import seeded_order
+from meprop_bench.harness.partners import Unit, unit_of
+from meprop_bench.harness.plan import SweepPlan
+from meprop_bench.harness.sharding import WHOLE, Shard
 
 
 @pytest.fixture(scope="module")

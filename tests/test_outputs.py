@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-import meprop_bench.check
-import meprop_bench.gate
-import meprop_bench.recover
-import meprop_bench.train
-from meprop_bench.cli import run_main
+import meprop_bench.commands.check
+import meprop_bench.commands.gate
+import meprop_bench.commands.recover
+import meprop_bench.commands.train
+from meprop_bench.commands.common import run_main
 from meprop_bench.errors import MePropInputError
-from meprop_bench.results import write_new_json
+from meprop_bench.results.files import write_new_json
 
 
 def _work_started(*args, **kwargs):
@@ -21,11 +21,11 @@ def _work_started(*args, **kwargs):
 
 # command, its argv before the output option, the option, the function doing the work
 COMMANDS = {
-    "train": (meprop_bench.train, ["--epochs", "1"], "--out", "run_set"),
-    "check": (meprop_bench.check, ["-B", "4", "--n", "8", "--d-in", "8", "--k", "2"], "--json",
-              "measure_interleaved"),
-    "gate": (meprop_bench.gate, ["base.json", "head.json"], "--json", "load_side"),
-    "recover": (meprop_bench.recover, ["sweep.partial.jsonl"], "-o", "read_partial"),
+    "train": (meprop_bench.commands.train, ["--epochs", "1"], "--out", "run_set"),
+    "check": (meprop_bench.commands.check, ["-B", "4", "--n", "8", "--d-in", "8", "--k", "2"],
+              "--json", "measure_interleaved"),
+    "gate": (meprop_bench.commands.gate, ["base.json", "head.json"], "--json", "load_side"),
+    "recover": (meprop_bench.commands.recover, ["sweep.partial.jsonl"], "-o", "read_partial"),
 }  # fmt: skip
 
 

@@ -14,9 +14,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from meprop_bench.cases import Case
-from meprop_bench.cli import run_main
-from meprop_bench.opstats import (
+from meprop_bench.commands.common import run_main
+from meprop_bench.commands.profile import FILES, explain_py_spy_failure, find_profiles, main
+from meprop_bench.harness.cases import Case
+from meprop_bench.profiling.categories import (
     BACKWARD,
     BIAS,
     CATEGORIES,
@@ -25,7 +26,6 @@ from meprop_bench.opstats import (
     OpStats,
     op_category,
 )
-from meprop_bench.profile import FILES, explain_py_spy_failure, find_profiles, main
 
 TINY = ["--batch", "8", "--width", "64", "--k", "4", "--duration", "0.5"]
 CASE_ID = Case.make("unified", None, 8, 64, 64, 4).case_id
@@ -147,7 +147,15 @@ def test_bad_arguments_exit_2(argv, tmp_path, capsys):
 
 def test_command_line_reports_a_mistake_in_one_line(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "meprop_bench.profile", "--k", "0", "--out-root", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "meprop_bench.profile",
+            "--k",
+            "0",
+            "--out-root",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         cwd=Path(__file__).resolve().parents[1],

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from meprop_bench.cases import Case
+from meprop_bench.harness.cases import Case
 
 MACHINE = {
     "node": "box",
@@ -164,8 +164,8 @@ import xml.etree.ElementTree as ET  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from meprop_bench.cli import run_main  # noqa: E402
-from meprop_bench.paper import TABLE7, TABLE8, published_speedups  # noqa: E402
+from meprop_bench.commands.common import run_main  # noqa: E402
+from meprop_bench.commands.report import main as report_main  # noqa: E402
 from meprop_bench.report import (  # noqa: E402
     bootstrap_ratio,
     find_inputs,
@@ -177,7 +177,7 @@ from meprop_bench.report import (  # noqa: E402
     training_runs,
     training_summary,
 )
-from meprop_bench.report.__main__ import main as report_main  # noqa: E402
+from meprop_bench.report.paper import TABLE7, TABLE8, published_speedups  # noqa: E402
 from meprop_bench.report.plots import PLOTS  # noqa: E402
 from meprop_bench.report.speedup import across_runs  # noqa: E402
 

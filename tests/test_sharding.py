@@ -13,14 +13,14 @@ from types import SimpleNamespace
 import pytest
 from collected import ROOT, collect, dense_partners
 
-from meprop_bench import ab
-from meprop_bench.cli import run_main
+from meprop_bench.commands import ab
+from meprop_bench.commands.common import run_main
+from meprop_bench.commands.gate import main as gate_main
+from meprop_bench.commands.report import main as report_main
 from meprop_bench.errors import MePropInputError
-from meprop_bench.gate import main as gate_main
-from meprop_bench.partners import Unit, unit_of
-from meprop_bench.plan import SweepPlan
-from meprop_bench.report.__main__ import main as report_main
-from meprop_bench.sharding import Shard, assign, parse_shard
+from meprop_bench.harness.partners import Unit, unit_of
+from meprop_bench.harness.plan import SweepPlan
+from meprop_bench.harness.sharding import Shard, assign, parse_shard
 
 PRESETS = ("quick", "paper", "full")
 COUNTS = (1, 2, 5, 16)  # 16 exceeds the quick profile's 14 partner groups

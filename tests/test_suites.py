@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from meprop_bench.pytest_plugin import benchmark_json_path
-from meprop_bench.recover import main as recover_main
+from meprop_bench.commands.recover import main as recover_main
+from meprop_bench.harness.plugin import benchmark_json_path
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
@@ -146,7 +146,7 @@ def test_interrupted_sweep_is_recovered(tmp_path):
 
 
 def test_recover_rejects_a_file_that_is_not_partial_results(tmp_path, capsys):
-    from meprop_bench.cli import run_main
+    from meprop_bench.commands.common import run_main
 
     bad = tmp_path / "x.jsonl"
     bad.write_text('{"a": 1}\n')
@@ -257,9 +257,8 @@ def test_timed(meprop, err):
 def test_an_exception_in_a_timed_case_is_a_skip_or_itself(tmp_path):
     (tmp_path / "test_timed.py").write_text(TIMED_ERRORS)
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "meprop_bench.pytest_plugin", "-p",
-         "no:cacheprovider", "-rsf", "test_timed.py", "--benchmark-only", "--meprop-rounds",
-         "1", "--meprop-warmup", "0"],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rsf", "test_timed.py",
+         "--benchmark-only", "--meprop-rounds", "1", "--meprop-warmup", "0"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert "2 failed, 2 skipped" in proc.stdout, proc.stdout

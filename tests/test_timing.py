@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from meprop_bench.timing import (
+from meprop_bench.harness.timing import (
     CpuTimer,
     Measurement,
     SampleClock,
@@ -74,7 +74,7 @@ def test_cuda_timer_uses_events_and_flushes_l2():
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU; none is present")
-    from meprop_bench.timing import CudaTimer
+    from meprop_bench.harness.timing import CudaTimer
 
     timer = make_timer("cuda")
     assert isinstance(timer, CudaTimer)

@@ -13,15 +13,15 @@ import torch
 from runs import epoch_scores
 from torch import nn
 
-from meprop_bench.cli import run_main
-from meprop_bench.data import load_embedded
+from meprop_bench.commands.common import run_main
+from meprop_bench.commands.train import EXPERIMENTS, main
 from meprop_bench.errors import MePropInputError
-from meprop_bench.models import build_mlp, hidden_layers
-from meprop_bench.recipes import RECIPES, get_recipe
-from meprop_bench.train import EXPERIMENTS, main
-from meprop_bench.training_io import EPOCH_FIELDS, load_training, validate_training
-from meprop_bench.training_loop import RunConfig, train_run
-from meprop_bench.unit_keeps import KeepCounter
+from meprop_bench.results.training import EPOCH_FIELDS, load_training, validate_training
+from meprop_bench.training.data import load_embedded
+from meprop_bench.training.loop import RunConfig, train_run
+from meprop_bench.training.models import build_mlp, hidden_layers
+from meprop_bench.training.recipes import RECIPES, get_recipe
+from meprop_bench.training.unit_keeps import KeepCounter
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -122,7 +122,7 @@ def test_schema_violations_are_named(tmp_path):
         (["--method", "bogus"], "invalid choice"),
         (["--k", "many"], "neither a count"),
         (["--hidden", "0"], "positive integer"),
-        (["--dropout", "1.5"], "dropout must be"),
+        (["--dropout", "1.5"], "--dropout: expected a number in [0, 1)"),
         (["--lr", "-1"], "positive number"),
         (["--experiment", "quick", "--k", "5"], "leave them out"),
         (["--recipe", "keras"], "invalid choice"),

@@ -10,12 +10,12 @@ import pytest
 import torch
 from runs import epoch_scores
 
-from meprop_bench import train_set
-from meprop_bench.data import load_embedded
 from meprop_bench.errors import MePropInputError
-from meprop_bench.journal import journal_path, run_key
-from meprop_bench.train_set import run_set
-from meprop_bench.training_loop import RunConfig
+from meprop_bench.training import sets as train_set
+from meprop_bench.training.data import load_embedded
+from meprop_bench.training.journal import journal_path, run_key
+from meprop_bench.training.loop import RunConfig
+from meprop_bench.training.sets import run_set
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

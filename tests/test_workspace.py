@@ -8,7 +8,8 @@ import threading
 import pytest
 import torch
 
-from meprop_bench import KERNELS, MePropLinear, backward, workspace
+from meprop_bench import KERNELS, MePropLinear, backward
+from meprop_bench.core import workspace
 
 LIKE = torch.empty(0)
 

@@ -23,9 +23,9 @@ from typing import Any
 import pandas as pd
 
 from meprop_bench.errors import MePropInputError
-from meprop_bench.machine import identity
-from meprop_bench.training_io import SCHEMA as TRAINING_SCHEMA
-from meprop_bench.training_io import load_training
+from meprop_bench.harness.machine import identity
+from meprop_bench.results.training import SCHEMA as TRAINING_SCHEMA
+from meprop_bench.results.training import load_training
 
 PathLike = str | os.PathLike[str]
 STATS = ("median", "iqr", "q1", "q3", "min", "max", "mean", "stddev", "rounds")
@@ -214,7 +214,7 @@ def load_benchmarks(paths: Sequence[PathLike]) -> pd.DataFrame:
 
 def load_trainings(paths: Sequence[PathLike]) -> pd.DataFrame:
     """One row per run x epoch of the trainer files ``paths`` (see
-    :func:`meprop_bench.training_io.load_training`), with ``source`` (file) added and
+    :func:`meprop_bench.results.training.load_training`), with ``source`` (file) added and
     ``run`` numbered across all files."""
     frames = []
     for path in paths:

@@ -25,7 +25,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from meprop_bench.paper import published_accuracies
+from meprop_bench.report.paper import published_accuracies
 from meprop_bench.report.starvation import keep_rates
 
 DPI = 90

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from meprop_bench.machine import describe
-from meprop_bench.paper import published_accuracies
+from meprop_bench.harness.machine import describe
 from meprop_bench.report import claims, starvation, tables, train_time
+from meprop_bench.report.paper import published_accuracies
 from meprop_bench.report.plots import PlotFile, ReportData
 from meprop_bench.report.speedup import CONFIDENCE, RESAMPLES, SEED
 from meprop_bench.stats import LEVEL_MIN_RUNS, LEVEL_PENALTY, MIN_EFFECT
@@ -37,7 +37,7 @@ class Section:
 
 
 def describe_machine(info: dict) -> str:
-    """:func:`meprop_bench.machine.describe`, or what a foreign file's machine_info has."""
+    """:func:`meprop_bench.harness.machine.describe`, or what a foreign file's machine_info has."""
     try:
         return describe(info)
     except KeyError:

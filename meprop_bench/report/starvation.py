@@ -3,7 +3,7 @@ each hidden layer's units received gradient over training, per recipe and method
 
 A unit's keep rate is its count over the examples back-propagated (``kept_of``): the
 share of training examples whose backward passed that unit a nonzero gradient
-(:mod:`meprop_bench.unit_keeps`). Uniform selection of k of n units would give each
+(:mod:`meprop_bench.training.unit_keeps`). Uniform selection of k of n units would give each
 about k/n, less where the unit's ReLU was inactive; a dense layer gives the share of
 examples on which the unit was active.
 """

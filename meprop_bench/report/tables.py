@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from meprop_bench.paper import SOURCE, published_speedups
+from meprop_bench.report.paper import SOURCE, published_speedups
 
 
 def markdown(frame: pd.DataFrame) -> str:

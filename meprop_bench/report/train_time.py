@@ -14,8 +14,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from meprop_bench.paper import TABLE2
 from meprop_bench.report.claims import SETTING, welch
+from meprop_bench.report.paper import TABLE2
 
 PUBLISHED = next(t for t in TABLE2 if t.task == "MNIST")  # 18.4x, topk k=20, minibatch 10
 

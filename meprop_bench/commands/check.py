@@ -1,0 +1,142 @@
+"""``python -m meprop_bench.check``: dense vs every sparsified backward, timed in one run.
+
+A quick answer to "does meProp pay off here, at this shape?": all kernels run on the
+same synthetic gradient, interleaved round by round, and each speedup is the median
+of the per-round ratios dense/sparse, shown with its interquartile range next to the
+ideal n/k.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from meprop_bench.core import allocator
+from meprop_bench.core.kernels import KERNELS, check_inputs, get_kernel
+from meprop_bench.errors import backend_support
+from meprop_bench.harness.machine import describe, machine_info, threads
+from meprop_bench.harness.options import parse_dtype, parse_k, positive_int, resolve_device
+from meprop_bench.harness.timing import make_timer, measure_interleaved, paired_ratio
+from meprop_bench.results.files import check_new_path, envelope, write_new_json
+
+SCHEMA = "meprop-bench/check"
+SCHEMA_VERSION = 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False,
+        prog="meprop-bench check",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--batch", "-B", type=positive_int, default=256, help="batch size B")
+    parser.add_argument("--d-in", type=positive_int, default=4096, help="input width d_in")
+    parser.add_argument("--n", type=positive_int, default=4096, help="output width n")
+    parser.add_argument(
+        "--k", type=parse_k, default=41, help="entries kept: a count, or a fraction of n"
+    )
+    parser.add_argument(
+        "--kernels",
+        nargs="+",
+        default=[kern.name for kern in KERNELS.values() if kern.method != "randk"],
+        metavar="METHOD[/STRATEGY]",
+        help=f"kernels to time besides dense; known: {', '.join(k.name for k in KERNELS.values())}",
+    )
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
+    parser.add_argument("--dtype", type=parse_dtype, default="float32", help="data type")
+    parser.add_argument("--threads", type=positive_int, default=None, help="intra-op threads")
+    parser.add_argument("--rounds", type=positive_int, default=15, help="timed rounds")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic inputs")
+    parser.add_argument(
+        "--malloc",
+        choices=allocator.MODES,
+        default="default",
+        help="C allocator setting; steady keeps freed blocks under 32 MiB for reuse, which "
+        "mostly stops repeated allocations page-faulting (see meprop_bench.core.allocator)",
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write the results here")
+    parser.add_argument("--force", action="store_true", help="let --json overwrite a file")
+    return parser
+
+
+def run_check(args: argparse.Namespace) -> dict[str, Any]:
+    """Time dense and the chosen kernels; return rows ready to print or save."""
+    device = resolve_device(args.device, "--device")
+    allocator.set_mode(args.malloc)
+    kernels = [get_kernel(*name.split("/", 1)) for name in args.kernels]
+    gen = torch.Generator().manual_seed(args.seed)
+    shapes = ((args.batch, args.n), (args.batch, args.d_in), (args.n, args.d_in))
+    dy, x, w = (torch.randn(s, generator=gen).to(device, args.dtype) for s in shapes)
+    k = check_inputs(dy, x, w, args.k)
+    dense = get_kernel("dense")
+    for kern in kernels:
+        kern.prepare()  # compile native kernels now, not in a timed round
+    fns = {kern.name: (lambda kern=kern: kern.fn(dy, x, w, k)) for kern in [dense, *kernels]}
+    dtype = str(args.dtype).removeprefix("torch.")
+    where = f"in {dtype} on {device} (choose another --dtype, --device or --kernels)"
+    for name, fn in fns.items():  # once each, untimed: a kernel the backend lacks is named
+        with backend_support(f"{name} cannot run {where}"):
+            fn()
+    with threads(args.threads) as n_threads:
+        times = measure_interleaved(fns, make_timer(device), args.rounds, args.warmup)
+        machine = machine_info()
+    rows = []
+    for name, m in times.items():
+        ratio = paired_ratio(times[dense.name], m)
+        rows.append(
+            {
+                "kernel": name,
+                "median_s": m.median,
+                "q1_s": m.q1,
+                "q3_s": m.q3,
+                "speedup": ratio.median,
+                "speedup_q1": ratio.q1,
+                "speedup_q3": ratio.q3,
+                "minor_faults_median": m.median_faults,
+                "samples_s": list(m.samples),
+            }
+        )
+    params = {
+        "batch": args.batch, "d_in": args.d_in, "n": args.n, "k": k, "k_over_n": k / args.n,
+        "ideal_speedup": args.n / k, "device": str(device), "dtype": str(args.dtype),
+        "threads": n_threads, "rounds": args.rounds, "warmup": args.warmup, "seed": args.seed,
+        "input": "synthetic gaussian",
+    }  # fmt: skip
+    return envelope(SCHEMA, SCHEMA_VERSION, machine=machine, params=params, results=rows)
+
+
+def format_table(result: dict[str, Any]) -> str:
+    p = result["params"]
+    head = (
+        f"B={p['batch']} d_in={p['d_in']} n={p['n']} k={p['k']} (k/n={p['k_over_n']:.2%}) "
+        f"{p['dtype']} on {p['device']}, {p['rounds']} interleaved rounds\n"
+        f"machine: {describe(result['machine'])}\n"
+    )
+    lines = [f"{'kernel':<18}{'median ms':>11}{'IQR ms':>9}{'speedup':>9}  {'[q1-q3]':<15}"
+             f"{'ideal n/k':>9}{'of ideal':>9}{'faults':>8}"]  # fmt: skip
+    for r in result["results"]:
+        faults = r["minor_faults_median"]
+        lines.append(
+            f"{r['kernel']:<18}{r['median_s'] * 1e3:>11.3f}{(r['q3_s'] - r['q1_s']) * 1e3:>9.3f}"
+            f"{r['speedup']:>8.1f}x  [{r['speedup_q1']:.1f}-{r['speedup_q3']:.1f}]".ljust(64)
+            + f"{p['ideal_speedup']:>9.1f}{r['speedup'] / p['ideal_speedup']:>9.0%}"
+            + (f"{faults:>8.0f}" if faults is not None else f"{'-':>8}")
+        )
+    lines.append("faults: median minor page faults per call (CPU; see meprop_bench.core.allocator)")
+    return head + "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.json:
+        check_new_path(args.json, args.force)
+    result = run_check(args)
+    print(format_table(result))
+    if args.json:
+        print(f"wrote {write_new_json(args.json, result, args.force)}")
+    return 0

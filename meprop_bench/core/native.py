@@ -1,0 +1,237 @@
+"""Native CPU kernels: per-example top-k / random-k, and unified top-k at small shapes.
+
+PyTorch has no per-row sparse product, so the torch strategies for per-example meProp
+either multiply a masked dense dY (``masked``: dense cost) or go through CSR
+(``sparse``). These kernels do what the method asks for, compiled with numba:
+
+1. select each row's k entries (a min-heap of size k per row, or quickselect once k is
+   a sizeable fraction of n, chosen by :data:`QUICKSELECT_FROM`), reading dY once;
+2. regroup the kept entries by column (a counting sort, like a transposed CSR);
+3. dW: each kept column's row, Σ v·x[b] over its entries, written once; dX: each kept
+   entry adds v·W[c] to its example's row. d_in is split into one block per thread,
+   so threads never write the same memory. The
+   outputs are fresh tensors on huge pages where Linux offers them
+   (:func:`~meprop_bench.core.allocator.fresh_tensor`): at n = d_in = 4096 the page faults of
+   a 4 KiB-paged dW cost more than all of the arithmetic.
+
+The kept set is the one :mod:`meprop_bench.core.selection` picks (ties go to the lowest
+column), random-k draws its scores from the caller's generator exactly as the torch
+strategies do, and the weight gradient comes back as a :class:`RowGrad` over the union
+of kept columns. Temporaries live in :mod:`meprop_bench.core.workspace`. numba's thread count
+follows ``torch.get_num_threads()`` at every call. Compilation happens in
+:func:`compile_ahead` (the harness calls it before timing) and is cached on disk.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from types import ModuleType
+
+import numpy as np
+import torch
+
+from meprop_bench.core import workspace
+from meprop_bench.core.allocator import fresh_tensor
+from meprop_bench.core.kernel_types import Gradients, KernelFn, RowGrad
+from meprop_bench.core.selection import batch_sum, random_scores, unified_score
+from meprop_bench.errors import MePropInputError
+
+#: k/n from which quickselect replaces the heap: one thread, B=256, n=4096, the heap
+#: took 3.3 / 6.5 / 11.4 / 18.8 ms at k = 41 / 100 / 205 / 410, quickselect 12-14 ms.
+QUICKSELECT_FROM = 0.06
+#: Below this many multiply-adds (B * k * d_in) one thread beats starting the pool.
+PARALLEL_FROM = 1 << 21
+#: Largest dY (B * n elements) for which the automatic choice takes unified/native: one
+#: thread, B=50, n=500 (25,000) it ran at 4.2x of dense against unified/compact's 3.2x,
+#: B=256, n=4096 (1M) at 39.9x against 57.3x. The kernel is exact at every shape.
+UNIFIED_SMALL = 1 << 16
+
+
+@functools.cache
+def _jit() -> ModuleType:
+    """The compiled loops, with numba's thread pool started; a one-line error naming
+    numba when it cannot be imported.
+
+    Starting the pool (numba's OpenMP layer shares torch's OpenMP runtime) resets
+    OpenMP's thread count to the pool's size, which silently moved torch from 1 thread
+    to 2 here: torch's setting is put back.
+    """
+    try:
+        import numba
+
+        from meprop_bench.core import native_jit
+    except ImportError as err:
+        raise MePropInputError(
+            f"the native strategy needs numba ({err}); install it with: pip install numba"
+        ) from None
+    before = torch.get_num_threads()
+    numba.get_num_threads()  # starts the pool
+    torch.set_num_threads(before)
+    return native_jit
+
+
+def available() -> bool:
+    """Whether numba can be imported, so the native kernels can run."""
+    try:
+        _jit()
+    except MePropInputError:
+        return False
+    return True
+
+
+def _check_inputs(*tensors: torch.Tensor) -> None:
+    """Refuse what the compiled loops cannot take: other devices, other dtypes, and a
+    backward that autograd records to differentiate again (create_graph=True)."""
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        raise MePropInputError(
+            "the native strategy cannot be differentiated again (a backward with "
+            "create_graph=True); use masked, sparse or rowunion (per example) or compact "
+            "(unified)"
+        )
+    for t in tensors:
+        if not t.is_cpu:
+            raise MePropInputError(
+                f"the native strategy runs on the CPU only, got a tensor on {t.device}; "
+                "on CUDA use masked, sparse or rowunion (per example) or compact/scatter "
+                "(unified)"
+            )
+        if t.dtype not in (torch.float32, torch.float64):
+            raise MePropInputError(
+                f"the native strategy takes float32 or float64, got {t.dtype}; "
+                "use masked or sparse for half precision"
+            )
+
+
+def _threads() -> int:
+    """Set numba's thread count to torch's (capped by numba's pool) and return it."""
+    import numba
+
+    count = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    if numba.get_num_threads() != count:
+        numba.set_num_threads(count)
+    return count
+
+
+def _block(d_in: int, threads: int) -> int:
+    """Width of the d_in blocks the products are split into: one block per thread.
+
+    No narrower, though cache-sized blocks looked attractive: each kept entry costs
+    its slicing once per block, and at B=256, n=d_in=4096, k=41 on one thread dW + dX
+    took 5.8 + 6.8 ms over whole rows against 8.9 + 11.6 ms in 2048-wide blocks and
+    11.9 + 16.9 ms in 256-wide ones.
+    """
+    return max(1, math.ceil(d_in / threads))
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    """A NumPy view of ``t`` (a contiguous copy when it is not), for the compiled loops."""
+    return (t if t.is_contiguous() else t.contiguous()).detach().numpy()
+
+
+def per_example(method: str) -> KernelFn:
+    """The native kernel for ``topk`` (scores |dY|) or ``randk`` (uniform noise)."""
+    use_abs = method == "topk"
+
+    def kernel(dy, x, w, k, generator=None, *, need_dx=True, need_dw=True, need_db=True):
+        _check_inputs(dy, x, w)
+        jit = _jit()
+        db = batch_sum(dy) if need_db else None
+        if not (need_dx or need_dw):
+            return Gradients(None, None, db)
+        if use_abs:
+            score = dy
+        else:
+            out = workspace.scratch("noise", tuple(dy.shape), dy, torch.float32)
+            score = random_scores(dy, generator, out)
+        threads = _threads()
+        parallel = threads > 1 and dy.shape[0] * k * x.shape[1] >= PARALLEL_FROM
+        quick = k >= QUICKSELECT_FROM * dy.shape[1]
+        dx, dw = _per_example_products(
+            jit, score, use_abs, dy, x, w, k, need_dx, need_dw, parallel, threads, quick
+        )
+        return Gradients(dx, dw, db)
+
+    return kernel
+
+
+def _per_example_products(
+    jit: ModuleType,
+    score: torch.Tensor,
+    use_abs: bool,
+    dy: torch.Tensor,
+    x: torch.Tensor,
+    w: torch.Tensor,
+    k: int,
+    need_dx: bool,
+    need_dw: bool,
+    parallel: bool,
+    threads: int,
+    quick: bool,
+) -> tuple[torch.Tensor | None, RowGrad | None]:
+    """Select, regroup and multiply, in one compiled call: (dx or None, dW's kept rows
+    or None).
+
+    dW gets room for every column that could be kept (min(n, B*k) rows) and comes back
+    as a view of the rows written: the rows left over are never touched, so on Linux
+    they take address space but no memory.
+    """
+    batch, n = dy.shape
+    d_in = x.shape[1]
+    width = n if quick else k
+    room = min(n, batch * k)
+    work_v = workspace.empty("native_v", (batch, width), dy, score.dtype)
+    ints = workspace.empty("native_i", (batch * (width + 2 * k) + n + 1,), dy, torch.int64)
+    vals = workspace.empty("native_vals", (batch * k,), dy)
+    union = torch.empty(room, dtype=torch.int64)  # returned: never scratch
+    dx = fresh_tensor((batch if need_dx else 0, d_in), dy.dtype)
+    dw = fresh_tensor((room if need_dw else 0, d_in), dy.dtype)
+    block = _block(d_in, threads if parallel else 1)
+    used = jit.per_example_backward(
+        parallel, _numpy(score), use_abs, k, quick, work_v.numpy(), ints.numpy(),
+        vals.numpy(), _numpy(dy), union.numpy(), _numpy(x), _numpy(w), block, dx.numpy(),
+        dw.numpy(),
+    )  # fmt: skip
+    return (dx if need_dx else None), (RowGrad(union[:used], dw[:used], n) if need_dw else None)
+
+
+def unified(dy, x, w, k, generator=None, *, need_dx=True, need_dw=True, need_db=True):
+    """Unified top-k with the selection and both products in one compiled call.
+
+    The column score is torch's (:func:`~meprop_bench.core.selection.unified_score`), so the
+    kept columns are exactly unified/compact's; the rest costs one dispatch instead
+    of a dozen operators, which is what dominates at the paper's MNIST shape.
+    """
+    _check_inputs(dy, x, w)
+    jit = _jit()
+    db = batch_sum(dy) if need_db else None
+    if not (need_dx or need_dw):
+        return Gradients(None, None, db)
+    score = unified_score(dy)
+    heap = workspace.empty("unified_heap", (k,), dy, score.dtype)
+    idx = torch.empty(k, dtype=torch.int64)  # returned as the RowGrad's indices
+    d_in = x.shape[1]
+    dx = torch.empty((dy.shape[0] if need_dx else 0, d_in), dtype=dy.dtype)
+    dw = torch.empty((k if need_dw else 0, d_in), dtype=dy.dtype)
+    jit.unified_backward(_numpy(score), _numpy(dy), _numpy(x), _numpy(w), heap.numpy(),
+                         idx.numpy(), dx.numpy(), dw.numpy())  # fmt: skip
+    rows = RowGrad(idx, dw, dy.shape[1]) if need_dw else None
+    return Gradients(dx if need_dx else None, rows, db)
+
+
+@functools.cache
+def compile_ahead() -> None:
+    """Compile (or load from the disk cache) every native loop for float32 and float64,
+    serial and parallel, heap and quickselect, so no timed call ever compiles."""
+    jit = _jit()
+    gen = torch.Generator().manual_seed(0)
+    for dtype in (torch.float32, torch.float64):
+        dy, x, w = (torch.randn(s, generator=gen, dtype=dtype) for s in ((4, 8), (4, 3), (8, 3)))
+        with workspace.enabled_for(dy, x, w):
+            for score, use_abs in ((dy, True), (random_scores(dy, gen), False)):
+                for parallel in (True, False):
+                    for quick in (True, False):
+                        _per_example_products(
+                            jit, score, use_abs, dy, x, w, 2, True, True, parallel, 2, quick
+                        )
+            unified(dy, x, w, 2)

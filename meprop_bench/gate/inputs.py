@@ -1,0 +1,129 @@
+"""The gate's inputs: pytest-benchmark JSON files read into two sides (baseline and
+candidate) of benchmarks, each holding its raw samples run by run (file by file)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from glob import glob
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from meprop_bench.errors import MePropInputError
+from meprop_bench.harness.machine import identity
+from meprop_bench.stats import as_samples
+
+
+@dataclass
+class Bench:
+    """One benchmark of one side: its samples from each of that side's files (runs)."""
+
+    key: str
+    name: str
+    group: str
+    info: dict[str, Any]
+    runs: dict[str, np.ndarray]
+    machines: set[str]
+
+    @property
+    def samples(self) -> np.ndarray:
+        return np.concatenate(list(self.runs.values()))
+
+    @property
+    def median(self) -> float:
+        return float(np.median(self.samples))
+
+
+@dataclass
+class Side:
+    """What one side (baseline or candidate) measured, from one or more files."""
+
+    files: list[Path]
+    benches: dict[str, Bench]
+
+    @property
+    def machines(self) -> set[str]:
+        return set().union(*(b.machines for b in self.benches.values()))
+
+    @property
+    def fewest_runs(self) -> int:
+        return min(len(b.runs) for b in self.benches.values())
+
+    @property
+    def slowdowns(self) -> set[float]:
+        """Injected slowdowns (MEPROP_BENCH_SLOWDOWN) its benchmarks ran with."""
+        found = (b.info.get("injected_slowdown") for b in self.benches.values())
+        return {float(s) for s in found if s}
+
+
+def load_side(spec: str) -> Side:
+    """Read every pytest-benchmark JSON named by ``spec`` (file, directory or glob)."""
+    side = Side(_json_files(spec), {})
+    for path in side.files:
+        data = _read_json(path)
+        machine = identity(data["machine_info"])
+        for raw in data["benchmarks"]:
+            bench = _bench(path, raw, machine)
+            known = side.benches.get(bench.key)
+            if known is None:
+                side.benches[bench.key] = bench
+            elif str(path) in known.runs:
+                raise MePropInputError(f"{path}: {bench.key} appears twice")
+            else:
+                known.runs.update(bench.runs)
+                known.machines |= bench.machines
+    if not side.benches:
+        raise MePropInputError(f"{spec}: no benchmarks in {len(side.files)} file(s)")
+    return side
+
+
+def _json_files(spec: str) -> list[Path]:
+    paths = [Path(spec)] if Path(spec).exists() else [Path(p) for p in sorted(glob(spec))]
+    files: list[Path] = []
+    for path in paths:
+        files.extend(sorted(path.rglob("*.json")) if path.is_dir() else [path])
+    if not files:
+        raise MePropInputError(
+            f"{spec}: no pytest-benchmark JSON found (no such file, or no *.json in it)"
+        )
+    return files
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except OSError as err:
+        raise MePropInputError(f"cannot read {path}: {err.strerror or err}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise MePropInputError(f"{path} is not JSON ({err})") from None
+    if not (
+        isinstance(data, dict)
+        and isinstance(data.get("machine_info"), dict)
+        and isinstance(data.get("benchmarks"), list)
+    ):
+        raise MePropInputError(
+            f"{path} is not a pytest-benchmark JSON file "
+            "(expected 'machine_info' and a 'benchmarks' list)"
+        )
+    return data
+
+
+def _bench(path: Path, raw: Any, machine: str) -> Bench:
+    if not (isinstance(raw, dict) and "fullname" in raw and isinstance(raw.get("stats"), dict)):
+        raise MePropInputError(f"{path}: a benchmark without 'fullname' and 'stats'")
+    key = str(raw["fullname"])
+    data = raw["stats"].get("data")
+    if not data:
+        raise MePropInputError(
+            f"{path}: {key} has no raw samples (stats.data); re-run with them saved: "
+            "--benchmark-json (the suites always save them) or --benchmark-save-data"
+        )
+    try:
+        samples = as_samples(data)
+    except ValueError as err:
+        raise MePropInputError(f"{path}: {key}: {err}") from None
+    info = raw.get("extra_info") if isinstance(raw.get("extra_info"), dict) else {}
+    name = str(raw.get("name") or key)
+    return Bench(key, name, str(raw.get("group") or ""), info, {str(path): samples}, {machine})

@@ -1,0 +1,436 @@
+"""The gate's verdict: each benchmark of a candidate judged against its baseline, and
+the run as a whole.
+
+BASELINE and CANDIDATE are pytest-benchmark JSON files with raw samples (what
+``pytest suites --benchmark-only --benchmark-json F`` writes), directories of them, or
+quoted glob patterns (``'ab/*/base'``). A side's files are merged; a benchmark found in
+several of them (repeated runs) keeps its samples grouped by file, one run each.
+
+Two kinds of comparison, decided as :mod:`meprop_bench.stats` describes:
+
+- **time**: every benchmark on both sides, matched by its pytest id (``fullname``, which
+  holds the case_id and any thread count). Refused when the sides ran on different
+  machines (host, CPU model or GPUs), unless ``--allow-machine-change``.
+- **speedup**: every sparse benchmark's dense median / its own median, its dense
+  counterpart being the benchmark of the same side, group, ``pair_key`` and thread
+  count whose method is "dense". Within-run ratios survive a change of machine, so
+  they are compared whatever the machines.
+
+With one run a side, each kind is judged against the run's common shift (the median
+log ratio over its benchmarks): a benchmark must move beyond that shift and the noise
+around it to count, and a shift shared by the whole run is **undecided**, since one run
+a side cannot tell it from machine state; ``ab --rounds N`` resolves it.
+
+Markdown goes to stdout (and is appended to ``$GITHUB_STEP_SUMMARY`` when set);
+``--json`` writes the verdict. Exit status: 0 pass, 1 regression, 2 unusable input or
+nothing that could be decided, 3 undecided (one run a side: see above).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field, replace
+from fnmatch import fnmatchcase
+from typing import Any
+
+import numpy as np
+
+from meprop_bench.gate.inputs import Bench, Side
+from meprop_bench.results.files import envelope
+from meprop_bench.stats import (
+    IMPROVEMENT,
+    OK,
+    REGRESSION,
+    UNDECIDED,
+    Comparison,
+    Rule,
+    Shift,
+    common_shift,
+    compare_speedups,
+    compare_times,
+    one_way_only,
+    speedup_log_ratio,
+    time_log_ratio,
+)
+
+SCHEMA = "meprop-bench/gate"
+SCHEMA_VERSION = 2  # 2: undecided (exit 3) apart from unusable (exit 2); shifts
+REFUSED = "refused"
+TIME, SPEEDUP = "time", "speedup"
+EXIT_CODES = {"pass": 0, "regression": 1, "unusable": 2, "undecided": 3}
+RESOLVE = "python -m meprop_bench.ab BASE_REV --rounds 4"  # what resolves one run a side
+_ORDER = (REGRESSION, UNDECIDED, REFUSED, IMPROVEMENT, OK)
+
+
+# --- configuration --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """The rule, its per-group minimum effects (fnmatch patterns, first match wins)
+    and whether absolute times may be compared across machines."""
+
+    rule: Rule = field(default_factory=Rule)
+    group_thresholds: tuple[tuple[str, float], ...] = ()
+    allow_machine_change: bool = False
+
+    def rule_for(self, group: str) -> Rule:
+        for pattern, effect in self.group_thresholds:
+            if fnmatchcase(group, pattern):
+                return replace(self.rule, min_effect=effect)
+        return self.rule
+
+
+# --- comparing ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """One comparison: a benchmark's time, or a sparse benchmark's speedup."""
+
+    kind: str
+    key: str
+    name: str
+    group: str
+    min_effect: float
+    baseline: float  # median seconds, or speedup (x)
+    candidate: float
+    result: Comparison
+
+
+@dataclass
+class Verdict:
+    rows: list[Row]
+    only_in_baseline: list[str]
+    only_in_candidate: list[str]
+    notes: list[str]
+    shifts: dict[str, Shift] = field(default_factory=dict)  # by kind, one run a side
+
+    @property
+    def status(self) -> str:
+        """regression; else undecided when one run a side cannot tell a change from
+        machine state; else pass when anything was decided; else unusable."""
+        found = {row.result.status for row in self.rows}
+        if REGRESSION in found:
+            return "regression"
+        if self.shared or self.unresolved:
+            return "undecided"
+        return "pass" if found & {OK, IMPROVEMENT} else "unusable"
+
+    @property
+    def shared(self) -> list[str]:
+        """The kinds whose common shift moved every benchmark (one run a side)."""
+        return [kind for kind, shift in self.shifts.items() if shift.shared]
+
+    @property
+    def unresolved(self) -> list[Row]:
+        """Rows that changed but, from one run a side, cannot be told from noise (too
+        few samples is undecided too, but measured no change: its ``change`` is None)."""
+        return [
+            r for r in self.rows if r.result.status == UNDECIDED and r.result.change is not None
+        ]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.status]
+
+
+@dataclass(frozen=True)
+class _Case:
+    """A comparison to make: the benchmark naming its row, its two values, and the runs
+    that :data:`_COMPARE` of its kind tests."""
+
+    kind: str
+    bench: Bench
+    values: tuple[float, float]
+    runs: tuple[Any, Any]
+    fewest_runs: int
+
+
+_COMPARE = {TIME: compare_times, SPEEDUP: compare_speedups}
+_LOG_RATIO = {TIME: time_log_ratio, SPEEDUP: speedup_log_ratio}
+
+
+def compare(base: Side, cand: Side, config: GateConfig) -> Verdict:
+    """Every time and speedup comparison between the two sides; with one run a side,
+    each against the common shift of its kind."""
+    common = [key for key in base.benches if key in cand.benches]
+    pairs = [(base.benches[k], cand.benches[k]) for k in common]
+    refused = [_refused_row(b, c, config) for b, c in pairs if _refuses(b, c, config)]
+    cases = [
+        *(_time_case(b, c) for b, c in pairs if not _refuses(b, c, config)),
+        *_speedup_cases(base, cand, common),
+    ]
+    rows = refused + [_row(c, config, None) for c in cases if c.fewest_runs > 1]
+    shifts = {}
+    for kind in (TIME, SPEEDUP):
+        single = [c for c in cases if c.kind == kind and c.fewest_runs < 2]
+        if single:
+            shifts[kind] = common_shift([_LOG_RATIO[kind](*c.runs) for c in single], config.rule)
+            judged = [_row(c, config, shifts[kind]) for c in single]
+            results = one_way_only([row.result for row in judged])
+            rows += [replace(row, result=r) for row, r in zip(judged, results, strict=True)]
+    rows.sort(key=lambda r: (_ORDER.index(r.result.status), r.kind != TIME, r.key))
+    return Verdict(
+        rows,
+        sorted(set(base.benches) - set(cand.benches)),
+        sorted(set(cand.benches) - set(base.benches)),
+        _notes(base, cand, config),
+        shifts,
+    )
+
+
+def _refuses(b: Bench, c: Bench, config: GateConfig) -> bool:
+    return b.machines != c.machines and not config.allow_machine_change
+
+
+def _refused_row(b: Bench, c: Bench, config: GateConfig) -> Row:
+    result = Comparison(
+        REFUSED,
+        "measured on different machines (--allow-machine-change to compare)",
+        len(b.samples),
+        len(c.samples),
+    )
+    rule = config.rule_for(b.group)
+    return Row(TIME, b.key, b.name, b.group, rule.min_effect, b.median, c.median, result)
+
+
+def _time_case(b: Bench, c: Bench) -> _Case:
+    runs = (list(b.runs.values()), list(c.runs.values()))
+    return _Case(TIME, b, (b.median, c.median), runs, min(len(b.runs), len(c.runs)))
+
+
+def _speedup_cases(base: Side, cand: Side, common: list[str]) -> list[_Case]:
+    """A case per sparse benchmark with one dense partner on each side."""
+    base_dense, cand_dense = dense_partners(base), dense_partners(cand)
+    cases = []
+    for key in common:
+        if key in base_dense and key in cand_dense:
+            (bd, bs) = base.benches[base_dense[key]], base.benches[key]
+            (cd, cs) = cand.benches[cand_dense[key]], cand.benches[key]
+            runs = (_paired_runs(bd, bs), _paired_runs(cd, cs))
+            values = (bd.median / bs.median, cd.median / cs.median)
+            fewest = min(len(runs[0][0]), len(runs[1][0]))
+            cases.append(_Case(SPEEDUP, bs, values, runs, fewest))
+    return cases
+
+
+def _row(case: _Case, config: GateConfig, shift: Shift | None) -> Row:
+    b = case.bench
+    rule = config.rule_for(b.group)
+    result = _COMPARE[case.kind](*case.runs, rule, shift)
+    return Row(case.kind, b.key, b.name, b.group, rule.min_effect, *case.values, result)
+
+
+def _paired_runs(dense: Bench, sparse: Bench) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The two benchmarks' samples from each file that holds both, run by run."""
+    files = [f for f in sparse.runs if f in dense.runs]
+    return [dense.runs[f] for f in files], [sparse.runs[f] for f in files]
+
+
+def dense_partners(side: Side) -> dict[str, str]:
+    """Key of each sparse benchmark -> key of its one dense counterpart on ``side``."""
+
+    def pairing(bench: Bench) -> tuple[str, str, str] | None:
+        if "pair_key" not in bench.info or "method" not in bench.info:
+            return None
+        return bench.group, str(bench.info["pair_key"]), str(bench.info.get("threads"))
+
+    dense: defaultdict[tuple[str, str, str], list[str]] = defaultdict(list)
+    for bench in side.benches.values():
+        if bench.info.get("method") == "dense" and (key := pairing(bench)):
+            dense[key].append(bench.key)
+    return {
+        bench.key: dense[key][0]
+        for bench in side.benches.values()
+        if bench.info.get("method") != "dense"
+        and (key := pairing(bench))
+        and len(dense.get(key, ())) == 1
+    }
+
+
+def _notes(base: Side, cand: Side, config: GateConfig) -> list[str]:
+    notes = []
+    if base.machines != cand.machines:
+        what = (
+            "compared anyway (--allow-machine-change)"
+            if config.allow_machine_change
+            else "not compared where they differ; speedups are"
+        )
+        notes.append(
+            f"Different machines: baseline on {', '.join(sorted(base.machines))}; "
+            f"candidate on {', '.join(sorted(cand.machines))}. Absolute times {what}."
+        )
+    if min(base.fewest_runs, cand.fewest_runs) < 2:
+        notes.append(
+            "A side holds a single run: run-to-run variation is not measured, so each "
+            "benchmark is judged against the run's common shift, and a change of the whole "
+            f"run cannot be told from machine state. `{RESOLVE}` gives runs to test."
+        )
+    for label, side in (("baseline", base), ("candidate", cand)):
+        if side.slowdowns:
+            fractions = ", ".join(f"{s:.0%}" for s in sorted(side.slowdowns))
+            slowed = sum(bool(b.info.get("injected_slowdown")) for b in side.benches.values())
+            notes.append(
+                f"The {label} ran with an injected slowdown of {fractions} "
+                f"({slowed} of {len(side.benches)} benchmarks)."
+            )
+    return notes
+
+
+def unmatched_patterns(config: GateConfig, *sides: Side) -> list[str]:
+    """--group-threshold patterns that match no benchmark group (likely typos)."""
+    groups = {b.group for side in sides for b in side.benches.values()}
+    return [p for p, _ in config.group_thresholds if not any(fnmatchcase(g, p) for g in groups)]
+
+
+# --- reporting ------------------------------------------------------------------------
+
+
+def to_markdown(verdict: Verdict, config: GateConfig) -> str:
+    """The verdict as GitHub-flavoured Markdown (fit for $GITHUB_STEP_SUMMARY)."""
+    rule = config.rule
+    counts = Counter(row.result.status for row in verdict.rows)
+    tally = ", ".join(f"{counts[s]} {s}" for s in _ORDER if counts[s]) or "nothing compared"
+    effects = "".join(f", `{p}`: {e:.0%}" for p, e in config.group_thresholds)
+    lines = [
+        f"### Benchmark gate: {verdict.status.upper()}",
+        "",
+        f"{tally} ({len(verdict.rows)} comparisons).",
+        f"Rule: one-sided alpha {rule.alpha:g} (times: Mann-Whitney U, and a t-test on "
+        f"run medians given runs; speedups: that t-test, or a bootstrap), minimum effect "
+        f"{rule.min_effect:.0%}{effects}, at least {rule.min_samples} samples a side.",
+        "",
+    ]
+    if verdict.shifts:
+        lines += [*(_shift_line(kind, shift) for kind, shift in verdict.shifts.items()), ""]
+    if verdict.status == "undecided":
+        lines += [f"**Undecided (exit {verdict.exit_code}):** {why_undecided(verdict)}.", ""]
+    lines += [f"> {note}\n" for note in verdict.notes]
+    flagged = [row for row in verdict.rows if row.result.status != OK]
+    passed = [row for row in verdict.rows if row.result.status == OK]
+    if flagged:
+        lines += [*_table(flagged, rule.alpha), ""]
+    if passed:
+        lines += [f"<details><summary>{len(passed)} within limits</summary>", ""]
+        lines += [*_table(passed, rule.alpha), "", "</details>", ""]
+    for label, keys in (
+        ("Only in the baseline", verdict.only_in_baseline),
+        ("Only in the candidate", verdict.only_in_candidate),
+    ):
+        if keys:
+            lines += [f"**{label} ({len(keys)}):** " + ", ".join(f"`{k}`" for k in keys), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _shift_line(kind: str, shift: Shift) -> str:
+    """The common shift of one kind, on its own line."""
+    shared = " **shared by the whole run**" if shift.shared else ""
+    noise = "unknown (too few)" if math.isinf(shift.noise) else f"{_fraction(shift.noise)}"
+    return (
+        f"Common shift of the {kind}s (one run a side): **{shift.change:+.1%}**{shared} "
+        f"over {shift.count} benchmarks (p={shift.p_value:.2g}); spread "
+        f"{_fraction(shift.spread)}; each benchmark is judged against it, beyond a noise "
+        f"limit of {noise} either way.  "
+    )
+
+
+def _fraction(log_value: float) -> str:
+    return f"{math.expm1(log_value):.1%}"
+
+
+def _table(rows: list[Row], alpha: float) -> list[str]:
+    out = [
+        f"| verdict | kind | benchmark | baseline | candidate | change "
+        f"| {1 - 2 * alpha:.0%} interval | p | n | why |",
+        "|---|---|---|---:|---:|---:|---|---:|---:|---|",
+    ]
+    for row in rows:
+        r = row.result
+        cells = [
+            r.status,
+            row.kind,
+            f"`{row.name}`",
+            _value(row.kind, row.baseline),
+            _value(row.kind, row.candidate),
+            "" if r.change is None else f"{r.change:+.1%}",
+            "" if r.low is None else f"[{r.low:+.1%}, {r.high:+.1%}]",
+            "" if r.p_value is None else f"{r.p_value:.2g}",
+            f"{r.n_base}/{r.n_cand}",
+            r.reason,
+        ]
+        out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return out
+
+
+def _value(kind: str, value: float) -> str:
+    if kind == SPEEDUP:
+        return f"{value:.3g}x"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value / 1e-9:.3g} ns"
+
+
+def to_json(verdict: Verdict, config: GateConfig, base: Side, cand: Side) -> dict[str, Any]:
+    """The verdict as a JSON-ready document (schema meprop-bench/gate)."""
+    rows = [
+        {
+            "kind": row.kind,
+            "key": row.key,
+            "name": row.name,
+            "group": row.group,
+            "min_effect": row.min_effect,
+            "baseline": row.baseline,
+            "candidate": row.candidate,
+            "unit": "x" if row.kind == SPEEDUP else "s",
+            **asdict(row.result),
+        }
+        for row in verdict.rows
+    ]
+    return envelope(
+        SCHEMA,
+        SCHEMA_VERSION,
+        verdict=verdict.status,
+        exit_code=verdict.exit_code,
+        rule={**asdict(config.rule), "group_thresholds": dict(config.group_thresholds)},
+        allow_machine_change=config.allow_machine_change,
+        baseline={"files": [str(f) for f in base.files], "machines": sorted(base.machines)},
+        candidate={"files": [str(f) for f in cand.files], "machines": sorted(cand.machines)},
+        notes=verdict.notes,
+        shifts={kind: _shift_json(shift) for kind, shift in verdict.shifts.items()},
+        rows=rows,
+        only_in_baseline=verdict.only_in_baseline,
+        only_in_candidate=verdict.only_in_candidate,
+    )
+
+
+def _shift_json(shift: Shift) -> dict[str, Any]:
+    """A shift for JSON: its change as a fraction, an unknown noise limit as null."""
+    noise = shift.noise if math.isfinite(shift.noise) else None
+    return {**asdict(shift), "noise": noise, "change": shift.change}
+
+
+def why_undecided(verdict: Verdict) -> str:
+    """Why one run a side could not decide, and what resolves it."""
+    parts = [
+        f"all {kind}s moved together by {verdict.shifts[kind].change:+.1%}"
+        for kind in verdict.shared
+    ]
+    if verdict.unresolved:
+        parts.append(f"{len(verdict.unresolved)} changed, but not clearly beyond the run's noise")
+    return (
+        f"{'; '.join(parts)}: with one run a side this cannot be told from machine state; "
+        f"`{RESOLVE}` resolves it"
+    )
+
+
+def why_unusable(verdict: Verdict) -> str:
+    if not verdict.rows:
+        return "no benchmark is present in both the baseline and the candidate"
+    counts = Counter(row.result.status for row in verdict.rows)
+    parts = [f"{counts[UNDECIDED]} with too few samples"] if counts[UNDECIDED] else []
+    if counts[REFUSED]:
+        parts.append(f"{counts[REFUSED]} refused: different machines (--allow-machine-change)")
+    return "nothing could be decided: " + "; ".join(parts)

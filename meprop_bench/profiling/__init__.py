@@ -1,0 +1,1 @@
+"""Where a backward's time goes: profiler events sorted into operator categories."""
