@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from meprop_bench.harness.grid import paper_cases
-from meprop_bench.harness.plugin import grid_of, profile_of
+from meprop_bench.harness.plugin import grid_of, preset_of
 
 SELECTIONS = ("topk", "unified", "randk")
 
@@ -50,7 +50,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "paper_case" in names:
         params = [
             (shape, case, t)
-            for shape, case in paper_cases(profile_of(config), grid)
+            for shape, case in paper_cases(preset_of(config), grid)
             for t in grid.threads
         ]
         metafunc.parametrize(

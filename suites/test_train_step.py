@@ -14,7 +14,7 @@ from meprop_bench.core.kernels import get_kernel
 from meprop_bench.core.layer import swap_linear
 from meprop_bench.core.selection import resolve_k
 from meprop_bench.harness.grid import TRAIN_STEP_SHAPES, TRAIN_STEP_VARIANTS
-from meprop_bench.harness.plugin import grid_of, profile_of
+from meprop_bench.harness.plugin import grid_of, preset_of
 from meprop_bench.training.models import build_mlp
 
 
@@ -24,7 +24,7 @@ def pytest_generate_tests(metafunc):
     grid = grid_of(metafunc.config)
     params = [
         (shape, variant, device, dtype, threads)
-        for shape in TRAIN_STEP_SHAPES[profile_of(metafunc.config)]
+        for shape in TRAIN_STEP_SHAPES[preset_of(metafunc.config)]
         for device in grid.devices
         for dtype in grid.dtypes
         for threads in grid.threads

@@ -1,11 +1,11 @@
-"""Grid profiles, command-line overrides and their expansion into cases."""
+"""Grid presets, command-line overrides and their expansion into cases."""
 
 from __future__ import annotations
 
 import pytest
 
 from meprop_bench.errors import MePropInputError
-from meprop_bench.harness.grid import PROFILES, Grid, apply_overrides, paper_cases, select_profile
+from meprop_bench.harness.grid import PRESETS, Grid, apply_overrides, paper_cases, select_preset
 
 
 def test_dense_precedes_each_group_of_sparse_cases():
@@ -41,7 +41,7 @@ def test_kernels_that_cannot_run_on_a_device_or_dtype_are_left_out():
 
 def test_every_axis_overrides():
     grid = apply_overrides(
-        PROFILES["quick"],
+        PRESETS["quick"],
         {"widths": "64,128", "batches": "4", "ks": "0.5,3", "methods": "unified/compact",
          "devices": "cpu,cuda:1", "dtypes": "float64", "threads": "1,2", "grads": "gaussian",
          "rounds": "7", "warmup": "0", "d-in": "32"},
@@ -54,11 +54,11 @@ def test_every_axis_overrides():
 @pytest.mark.parametrize(
     "key,text,message",
     [
-        ("widths", "64,abc", "--meprop-widths: expected positive integers"),
-        ("widths", "0", "--meprop-widths: expected positive integers"),
+        ("widths", "64,abc", "--meprop-widths: expected a positive integer, got 'abc'"),
+        ("widths", "0", "--meprop-widths: expected a positive integer, got '0'"),
         ("batches", "", "--meprop-batches: expected a comma-separated list"),
         ("ks", "0.01,x", "--meprop-ks: 'x' is neither a count"),
-        ("ks", "1.5", r"--meprop-ks: '1.5' must be a count >= 1 or in \(0, 1\]"),
+        ("ks", "1.5", r"--meprop-ks: '1.5' must be a count >= 1 or a fraction in \(0, 1\]"),
         ("ks", "0", "--meprop-ks: '0' must be a count"),
         ("methods", "topk,fast", "--meprop-methods: unknown kernel 'fast'"),
         ("methods", "unified/masked", "--meprop-methods: unknown kernel 'unified/masked'"),
@@ -68,21 +68,21 @@ def test_every_axis_overrides():
         ("grads", "real", "--meprop-grads: unknown 'real'"),
         ("warmup", "-1", "--meprop-warmup: expected a non-negative integer"),
         ("rounds", "1,,2", "--meprop-rounds: expected a comma-separated list"),
-        ("rounds", "5,6", "--meprop-rounds: expected one positive integer"),
+        ("rounds", "5,6", "--meprop-rounds: expected one value, got '5,6'"),
     ],
 )
 def test_malformed_values_name_the_option(key, text, message):
     with pytest.raises(MePropInputError, match=message):
-        apply_overrides(PROFILES["quick"], {key: text})
+        apply_overrides(PRESETS["quick"], {key: text})
 
 
-def test_unknown_profile():
-    with pytest.raises(MePropInputError, match="--meprop-profile: unknown profile 'fast'"):
-        select_profile("fast")
+def test_unknown_preset():
+    with pytest.raises(MePropInputError, match="--meprop-preset: unknown preset 'fast'"):
+        select_preset("fast")
 
 
-def test_paper_shapes_by_profile():
-    base = PROFILES["quick"]
+def test_paper_shapes_by_preset():
+    base = PRESETS["quick"]
     quick = {shape.name for shape, _ in paper_cases("quick", base)}
     paper = {shape.name for shape, _ in paper_cases("paper", base)}
     assert quick == {"mnist-mlp-b50"}

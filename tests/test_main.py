@@ -8,8 +8,8 @@ from test_report import bench_doc, full_sweep, training_doc, write
 
 import meprop_bench.commands.run as job
 from meprop_bench.commands.common import run_main
-from meprop_bench.commands.recover import recover_command
 from meprop_bench.harness.plugin import partial_notice
+from meprop_bench.results.partial import recover_command
 
 
 @pytest.fixture
@@ -109,7 +109,7 @@ def test_a_killed_sweep_names_its_partial_file_and_the_recover_command(
     [
         (["--experiment", "bogus"], "--experiment: invalid choice: 'bogus'"),
         (["--meprop-ks", "0.01,abc"], "--meprop-ks"),
-        (["--meprop-profile", "huge"], "unknown profile 'huge'"),
+        (["--meprop-preset", "huge"], "unknown preset 'huge'"),
         (["--meprop-methods", "unified/nope"], "unified/nope"),
         (["--meprop-malloc", "fast"], "--meprop-malloc"),
         (["--meprop-widths"], "--meprop-widths: expected one argument"),

@@ -17,7 +17,7 @@ from meprop_bench.harness.sharding import WHOLE, Shard
 
 @pytest.fixture(scope="module")
 def items():
-    return collect("--meprop-profile", "quick")
+    return collect("--meprop-preset", "quick")
 
 
 def blocks_of(run: list[pytest.Item]) -> list[list[pytest.Item]]:

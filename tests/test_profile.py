@@ -152,7 +152,7 @@ def test_command_line_reports_a_mistake_in_one_line(tmp_path):
             "-m",
             "meprop_bench.profile",
             "--k",
-            "0",
+            "5000",
             "--out-root",
             str(tmp_path),
         ],
@@ -163,7 +163,7 @@ def test_command_line_reports_a_mistake_in_one_line(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "error: k=0 is out of range: it must satisfy 1 <= k <= n=4096"
+        "error: k=5000 is out of range: it must satisfy 1 <= k <= n=4096"
     ]
 
 

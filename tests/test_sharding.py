@@ -43,7 +43,7 @@ def run_pytest(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module", params=PRESETS)
 def preset(request):
     """(preset name, its whole collection)."""
-    return request.param, collect("--meprop-profile", request.param)
+    return request.param, collect("--meprop-preset", request.param)
 
 
 @pytest.mark.parametrize("count", COUNTS)

@@ -156,7 +156,7 @@ def test_recover_rejects_a_file_that_is_not_partial_results(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "option,value",
-    [("--meprop-ks", "0.01,abc"), ("--meprop-profile", "huge"), ("--meprop-malloc", "fast")],
+    [("--meprop-ks", "0.01,abc"), ("--meprop-preset", "huge"), ("--meprop-malloc", "fast")],
 )
 def test_malformed_option_is_a_usage_error(option, value):
     proc = run_suites("suites", "--benchmark-disable", option, value)
@@ -274,7 +274,7 @@ def test_a_killed_sweeps_partial_file_is_beside_its_json_and_says_how_to_recover
     printed = kill_after_three_cases(partial, "--benchmark-json", "results/out.json", cwd=tmp_path)
     assert not (tmp_path / "out.json.partial.jsonl").exists()
     command = (
-        "python -m meprop_bench.recover results/out.json.partial.jsonl -o results/out.json --force"
+        "meprop-bench recover results/out.json.partial.jsonl -o results/out.json --force"
     )
     assert command in printed
     out = tmp_path / "results" / "out.json"

@@ -17,7 +17,7 @@ PAIRS=${2:-10}
 AB_PAIRS=${3:-10}
 SWEEP=(suites --benchmark-only --meprop-widths 512 --meprop-batches 64 --meprop-ks 0.05
        --meprop-methods dense,unified,topk -q -p no:cacheprovider)
-AB_GRID=(-- -k test_backward --meprop-profile quick --meprop-widths 256,1024
+AB_GRID=(-- -k test_backward --meprop-preset quick --meprop-widths 256,1024
          --meprop-grads gaussian --meprop-ks 0.01
          --meprop-methods dense,unified/compact,topk/masked --meprop-threads 1)
 SLOW_UNIFIED=(MEPROP_BENCH_SLOWDOWN=0.2 MEPROP_BENCH_SLOWDOWN_METHODS=unified)

@@ -4,14 +4,14 @@
 # one report. Run from the repository root; arguments go to pytest, the same for every
 # task (a shard is only part of the sweep those arguments collect).
 #
-#   job=$(sbatch --parsable --array=0-3 docs/examples/slurm_sweep.sh --meprop-profile paper)
+#   job=$(sbatch --parsable --array=0-3 docs/examples/slurm_sweep.sh --meprop-preset paper)
 #   sbatch --dependency=afterok:$job docs/examples/slurm_sweep.sh --merge
 #
 # Without SLURM, a loop stands in for the array (tasks may also run on different hosts):
 #
 #   for i in 0 1 2 3; do
 #     SLURM_ARRAY_TASK_ID=$i SLURM_ARRAY_TASK_COUNT=4 bash docs/examples/slurm_sweep.sh \
-#       --meprop-profile quick
+#       --meprop-preset quick
 #   done
 #   bash docs/examples/slurm_sweep.sh --merge
 #

@@ -17,7 +17,7 @@ tree on this machine, runs interleaved, then gate the difference.
   is empty on a side has nothing to compare: exit 0, and the gate over all shards
   decides.
 
-Arguments not listed in ``--help`` go to pytest unchanged (``--meprop-profile quick``,
+Arguments not listed in ``--help`` go to pytest unchanged (``--meprop-preset quick``,
 ``--meprop-widths 1024``, ``-k backward``...); everything after ``--`` does too.
 """
 
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="meprop-bench ab",
         description=__doc__.split("\n\n")[0].replace("``", ""),
-        epilog="Other arguments go to pytest, e.g. --meprop-profile quick -k backward.",
+        epilog="Other arguments go to pytest, e.g. --meprop-preset quick -k backward.",
         allow_abbrev=False,
     )
     parser.add_argument("base_rev", metavar="BASE_REV", help="baseline git revision")

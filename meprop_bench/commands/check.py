@@ -18,7 +18,14 @@ from meprop_bench.core import allocator
 from meprop_bench.core.kernels import KERNELS, check_inputs, get_kernel
 from meprop_bench.errors import backend_support
 from meprop_bench.harness.machine import describe, machine_info, threads
-from meprop_bench.harness.options import parse_dtype, parse_k, positive_int, resolve_device
+from meprop_bench.harness.options import (
+    DTYPES,
+    add_case_options,
+    add_threads_option,
+    case_widths,
+    positive_int,
+    resolve_device,
+)
 from meprop_bench.harness.timing import make_timer, measure_interleaved, paired_ratio
 from meprop_bench.results.files import check_new_path, envelope, write_new_json
 
@@ -33,12 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--batch", "-B", type=positive_int, default=256, help="batch size B")
-    parser.add_argument("--d-in", type=positive_int, default=4096, help="input width d_in")
-    parser.add_argument("--n", type=positive_int, default=4096, help="output width n")
-    parser.add_argument(
-        "--k", type=parse_k, default=41, help="entries kept: a count, or a fraction of n"
-    )
+    add_case_options(parser, k=41)
     parser.add_argument(
         "--kernels",
         nargs="+",
@@ -46,9 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="METHOD[/STRATEGY]",
         help=f"kernels to time besides dense; known: {', '.join(k.name for k in KERNELS.values())}",
     )
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
-    parser.add_argument("--dtype", type=parse_dtype, default="float32", help="data type")
-    parser.add_argument("--threads", type=positive_int, default=None, help="intra-op threads")
+    add_threads_option(parser)
     parser.add_argument("--rounds", type=positive_int, default=15, help="timed rounds")
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic inputs")
@@ -70,15 +70,15 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
     allocator.set_mode(args.malloc)
     kernels = [get_kernel(*name.split("/", 1)) for name in args.kernels]
     gen = torch.Generator().manual_seed(args.seed)
-    shapes = ((args.batch, args.n), (args.batch, args.d_in), (args.n, args.d_in))
-    dy, x, w = (torch.randn(s, generator=gen).to(device, args.dtype) for s in shapes)
+    d_in, n = case_widths(args)
+    shapes = ((args.batch, n), (args.batch, d_in), (n, d_in))
+    dy, x, w = (torch.randn(s, generator=gen).to(device, DTYPES[args.dtype]) for s in shapes)
     k = check_inputs(dy, x, w, args.k)
     dense = get_kernel("dense")
     for kern in kernels:
         kern.prepare()  # compile native kernels now, not in a timed round
     fns = {kern.name: (lambda kern=kern: kern.fn(dy, x, w, k)) for kern in [dense, *kernels]}
-    dtype = str(args.dtype).removeprefix("torch.")
-    where = f"in {dtype} on {device} (choose another --dtype, --device or --kernels)"
+    where = f"in {args.dtype} on {device} (choose another --dtype, --device or --kernels)"
     for name, fn in fns.items():  # once each, untimed: a kernel the backend lacks is named
         with backend_support(f"{name} cannot run {where}"):
             fn()
@@ -102,8 +102,8 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
             }
         )
     params = {
-        "batch": args.batch, "d_in": args.d_in, "n": args.n, "k": k, "k_over_n": k / args.n,
-        "ideal_speedup": args.n / k, "device": str(device), "dtype": str(args.dtype),
+        "batch": args.batch, "d_in": d_in, "n": n, "k": k, "k_over_n": k / n,
+        "ideal_speedup": n / k, "device": str(device), "dtype": args.dtype,
         "threads": n_threads, "rounds": args.rounds, "warmup": args.warmup, "seed": args.seed,
         "input": "synthetic gaussian",
     }  # fmt: skip

@@ -34,14 +34,13 @@ from meprop_bench.core import kernels, native
 from meprop_bench.core.kernels import KERNELS, METHODS
 from meprop_bench.errors import backend_support
 from meprop_bench.harness.cases import GRAD_SOURCES, Case
-from meprop_bench.harness.grid import parse_devices
 from meprop_bench.harness.inputs import case_inputs
 from meprop_bench.harness.machine import machine_info, threads
 from meprop_bench.harness.options import (
-    DTYPES,
-    parse_k,
+    add_case_options,
+    add_threads_option,
+    case_widths,
     positive_float,
-    positive_int,
     resolve_device,
 )
 from meprop_bench.profiling.categories import (
@@ -111,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    case = parser.add_argument_group("the case (as in the suites)")
+    add_case_options(parser, k=0.01)
+    case = parser.add_argument_group("what is timed")
     case.add_argument(
         "--method",
         default="unified",
@@ -123,22 +123,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="product strategy (default: the method's default); known: "
         + ", ".join(k.name for k in KERNELS.values()),
     )
-    case.add_argument(
-        "--width", type=positive_int, default=4096, help="sets n and d_in (default: %(default)s)"
-    )
-    case.add_argument("--d-in", type=positive_int, help="input width (default: --width)")
-    case.add_argument("--n", type=positive_int, help="output width (default: --width)")
-    case.add_argument(
-        "--batch", "-B", type=positive_int, default=256, help="batch size B (default: %(default)s)"
-    )
-    case.add_argument(
-        "--k",
-        type=parse_k,
-        default=0.01,
-        help="kept entries: a count, or a fraction of n (default: %(default)s)",
-    )
-    case.add_argument("--dtype", default="float32", choices=DTYPES, help="(default: %(default)s)")
-    case.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)")
     case.add_argument(
         "--grads",
         default="gaussian",
@@ -152,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=5.0,
         help="seconds each of the three profiles runs the case (default: %(default)s)",
     )
-    run.add_argument("--threads", type=positive_int, help="intra-op threads (default: torch's)")
+    add_threads_option(run)
     run.add_argument("--native", action="store_true", help="py-spy: show ATen/MKL frames too")
     run.add_argument("--no-py-spy", action="store_true", help="torch.profiler only")
     run.add_argument(
@@ -174,10 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def case_from_args(args: argparse.Namespace) -> Case:
     """The Case the arguments name, validated exactly as the suites validate theirs."""
-    (device,) = parse_devices(args.device, "--device")
-    resolve_device(device, "--device")
-    d_in = args.d_in or args.width
-    n = args.n or args.width
+    device = str(resolve_device(args.device, "--device"))
+    d_in, n = case_widths(args)
     return Case.make(args.method, args.strategy, args.batch, d_in, n, args.k, args.dtype,
                      device, args.grads)  # fmt: skip
 

@@ -28,8 +28,9 @@ from meprop_bench.commands.common import reports_root
 from meprop_bench.commands.train import EXPERIMENTS
 from meprop_bench.core import allocator
 from meprop_bench.errors import MePropInputError
-from meprop_bench.harness.grid import apply_overrides, select_profile
-from meprop_bench.harness.plugin import AXES, PARTIAL_NOTICE, pytest_addoption
+from meprop_bench.harness.grid import apply_overrides, select_preset
+from meprop_bench.harness.options import grid_overrides
+from meprop_bench.harness.plugin import PARTIAL_NOTICE, pytest_addoption
 from meprop_bench.report.build import REPORT_FILES, RUN_FILES, build_report, ensure_free
 
 REPO_ROOT = Path(meprop_bench.__file__).resolve().parent.parent
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="meprop-bench run",
         description=__doc__.split("\n\n")[0],
         epilog="Any --meprop-* option of the suites (e.g. --meprop-widths 2048, "
-        "--meprop-profile paper) is passed to the sweep. Steps: "
+        "--meprop-preset paper) is passed to the sweep. Steps: "
         + " ".join(__doc__.split("\n\n")[1].split()),
     )
     parser.add_argument("--name", default="latest", help="report name (default: %(default)s)")
@@ -86,8 +87,8 @@ def sweep_options(extra: Sequence[str]) -> list[str]:
         raise MePropInputError(str(err)) from None
     if unknown:
         raise MePropInputError(f"unrecognised argument {unknown[0]!r} (see --help)")
-    overrides = {axis: getattr(found, f"meprop_{axis.replace('-', '_')}") for axis in AXES}
-    apply_overrides(select_profile(found.meprop_profile), overrides).kernels()
+    overrides = grid_overrides(lambda dest: getattr(found, dest))
+    apply_overrides(select_preset(found.meprop_preset), overrides).kernels()
     if found.meprop_malloc not in allocator.MODES:
         raise MePropInputError(
             f"--meprop-malloc: unknown mode {found.meprop_malloc!r}; choose one of: "
@@ -116,8 +117,8 @@ def run_sweep(bench_json: Path, options: Sequence[str]) -> None:
         )
     cmd = [sys.executable, "-m", "pytest", "suites", "--benchmark-only", "-v", "-p",
            "no:cacheprovider", "--benchmark-json", str(bench_json.resolve()), *options]  # fmt: skip
-    if not any(o.startswith("--meprop-profile") for o in options):
-        cmd[5:5] = ["--meprop-profile", "quick"]
+    if not any(o.startswith("--meprop-preset") for o in options):
+        cmd[5:5] = ["--meprop-preset", "quick"]
     print(f"sweep: {' '.join(cmd[1:])}", file=sys.stderr)
     output = SweepOutput()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # lines as they come, for the bar

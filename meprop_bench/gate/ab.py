@@ -17,7 +17,7 @@ run the suites in each, runs interleaved (``meprop-bench ab`` is its command).
   is empty on a side has nothing to compare: exit 0, and the gate over all shards
   decides.
 
-Arguments not listed in ``--help`` go to pytest unchanged (``--meprop-profile quick``,
+Arguments not listed in ``--help`` go to pytest unchanged (``--meprop-preset quick``,
 ``--meprop-widths 1024``, ``-k backward``...); everything after ``--`` does too.
 """
 

@@ -1,7 +1,7 @@
-"""The benchmark grids: named profiles, command-line overrides, and their expansion
+"""The benchmark grids: named presets, command-line overrides, and their expansion
 into :class:`~meprop_bench.harness.cases.Case` lists.
 
-A profile fixes the axes (widths, batches, ks, methods, devices, dtypes, threads,
+A preset fixes the axes (widths, batches, ks, methods, devices, dtypes, threads,
 gradient sources) and the rounds; each ``--meprop-*`` option replaces one axis. The
 expansion puts each dense case right before the sparse cases that pair with it, so a
 speedup compares measurements taken moments apart.
@@ -10,13 +10,20 @@ speedup compares measurements taken moments apart.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from meprop_bench.core.kernels import KERNELS, METHODS
 from meprop_bench.errors import MePropInputError
 from meprop_bench.harness.cases import GRAD_SOURCES, Case
-from meprop_bench.harness.options import DTYPES
+from meprop_bench.harness.options import (
+    DTYPES,
+    choice_value,
+    device_value,
+    k_value,
+    parse_list,
+    positive_int_value,
+)
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,7 @@ def kernel_names() -> str:
 
 _ALL_BUT_RANDOM_EXTRAS = ("dense", "topk", "unified", "randk/masked", "randk/native")
 
-PROFILES: dict[str, Grid] = {
+PRESETS: dict[str, Grid] = {
     # The whole quick sweep (all suites) stays under 3 minutes on a 2-core CPU.
     "quick": Grid(
         widths=(1024, 4096),
@@ -125,7 +132,7 @@ class PaperShape:
     width: int
     ks: tuple[int, ...]
     source: str
-    profiles: tuple[str, ...] = field(default=("paper", "full"))
+    presets: tuple[str, ...] = field(default=("paper", "full"))
 
 
 PAPER_SHAPES: tuple[PaperShape, ...] = (
@@ -173,13 +180,13 @@ TRAIN_STEP_VARIANTS: tuple[tuple[str, str, bool], ...] = (
 )
 
 
-def paper_cases(profile: str, base: Grid) -> list[tuple[PaperShape, Case]]:
-    """The paper's shapes for ``profile``, on the base grid's devices and dtypes, for
+def paper_cases(preset: str, base: Grid) -> list[tuple[PaperShape, Case]]:
+    """The paper's shapes for ``preset``, on the base grid's devices and dtypes, for
     dense and the unified and per-example top-k kernels (dense first per shape)."""
     kernels = [key for key in base.kernels() if key[0] in ("dense", "topk", "unified")]
     out = []
     for shape in PAPER_SHAPES:
-        if profile not in shape.profiles:
+        if preset not in shape.presets:
             continue
         for device, dtype in itertools.product(base.devices, base.dtypes):
             grid = replace(base, widths=(shape.width,), batches=(shape.batch,), ks=shape.ks,
@@ -192,55 +199,8 @@ def paper_cases(profile: str, base: Grid) -> list[tuple[PaperShape, Case]]:
 # --- parsing of the command-line overrides ------------------------------------------
 
 
-def _split(text: str, option: str) -> list[str]:
-    items = [item.strip() for item in text.split(",")]
-    if not text.strip() or any(not item for item in items):
-        raise MePropInputError(f"{option}: expected a comma-separated list, got {text!r}")
-    return items
-
-
-def parse_ints(text: str, option: str) -> tuple[int, ...]:
-    items = _split(text, option)
-    try:
-        values = tuple(int(item) for item in items)
-    except ValueError:
-        raise MePropInputError(f"{option}: expected positive integers, got {text!r}") from None
-    if any(v < 1 for v in values):
-        raise MePropInputError(f"{option}: expected positive integers, got {text!r}")
-    return values
-
-
-def parse_ks(text: str, option: str = "--meprop-ks") -> tuple[int | float, ...]:
-    out: list[int | float] = []
-    for item in _split(text, option):
-        try:
-            value: int | float = int(item)
-        except ValueError:
-            try:
-                value = float(item)
-            except ValueError:
-                raise MePropInputError(
-                    f"{option}: {item!r} is neither a count (41) nor a fraction (0.01)"
-                ) from None
-        if (isinstance(value, int) and value < 1) or (
-            isinstance(value, float) and not 0 < value <= 1
-        ):
-            raise MePropInputError(f"{option}: {item!r} must be a count >= 1 or in (0, 1]")
-        out.append(value)
-    return tuple(out)
-
-
-def parse_choices(text: str, option: str, choices: Iterable[str]) -> tuple[str, ...]:
-    allowed = tuple(choices)
-    items = tuple(_split(text, option))
-    for item in items:
-        if item not in allowed:
-            raise MePropInputError(f"{option}: unknown {item!r}; choose from {', '.join(allowed)}")
-    return items
-
-
 def parse_methods(text: str, option: str = "--meprop-methods") -> tuple[str, ...]:
-    items = tuple(_split(text, option))
+    items = parse_list(text, option, str)
     try:
         Grid((1,), (1,), (1,), items).kernels()
     except MePropInputError as err:
@@ -249,14 +209,7 @@ def parse_methods(text: str, option: str = "--meprop-methods") -> tuple[str, ...
 
 
 def parse_devices(text: str, option: str = "--meprop-devices") -> tuple[str, ...]:
-    items = tuple(_split(text, option))
-    for item in items:
-        kind = item.split(":", 1)[0]
-        if kind not in ("cpu", "cuda") or (kind == "cpu" and item != "cpu"):
-            raise MePropInputError(f"{option}: unknown device {item!r}; use cpu, cuda or cuda:N")
-        if ":" in item and not item.split(":", 1)[1].isdigit():
-            raise MePropInputError(f"{option}: unknown device {item!r}; use cpu, cuda or cuda:N")
-    return items
+    return parse_list(text, option, device_value)
 
 
 def apply_overrides(grid: Grid, overrides: dict[str, str | None]) -> Grid:
@@ -265,18 +218,22 @@ def apply_overrides(grid: Grid, overrides: dict[str, str | None]) -> Grid:
     Keys are the option names without ``--meprop-``: widths, batches, ks, methods,
     devices, dtypes, threads, grads, rounds, warmup, d-in.
     """
+
+    def each(item: Callable[[str], object]) -> Callable[[str, str], tuple[object, ...]]:
+        return lambda text, option: parse_list(text, option, item)
+
     parsers = {
-        "widths": lambda t, o: parse_ints(t, o),
-        "batches": lambda t, o: parse_ints(t, o),
-        "ks": parse_ks,
+        "widths": each(positive_int_value),
+        "batches": each(positive_int_value),
+        "ks": each(k_value),
         "methods": parse_methods,
         "devices": parse_devices,
-        "dtypes": lambda t, o: parse_choices(t, o, DTYPES),
-        "threads": lambda t, o: parse_ints(t, o),
-        "grads": lambda t, o: parse_choices(t, o, GRAD_SOURCES),
-        "rounds": lambda t, o: _parse_one(t, o),
-        "warmup": lambda t, o: _parse_warmup(t, o),
-        "d-in": lambda t, o: _parse_one(t, o),
+        "dtypes": each(choice_value(DTYPES)),
+        "threads": each(positive_int_value),
+        "grads": each(choice_value(GRAD_SOURCES)),
+        "rounds": lambda t, o: _one(parse_list(t, o, positive_int_value), t, o),
+        "warmup": lambda t, o: _one(parse_list(t, o, _count_value), t, o),
+        "d-in": lambda t, o: _one(parse_list(t, o, positive_int_value), t, o),
     }
     changes = {}
     for key, text in overrides.items():
@@ -288,25 +245,24 @@ def apply_overrides(grid: Grid, overrides: dict[str, str | None]) -> Grid:
     return replace(grid, **changes)
 
 
-def _parse_one(text: str, option: str) -> int:
-    values = parse_ints(text, option)
+def _one(values: tuple[int, ...], text: str, option: str) -> int:
     if len(values) != 1:
-        raise MePropInputError(f"{option}: expected one positive integer, got {text!r}")
+        raise MePropInputError(f"{option}: expected one value, got {text!r}")
     return values[0]
 
 
-def _parse_warmup(text: str, option: str) -> int:
-    if not text.strip().isdigit():
-        raise MePropInputError(f"{option}: expected a non-negative integer, got {text!r}")
+def _count_value(text: str) -> int:
+    if not text.isdigit():
+        raise ValueError(f"expected a non-negative integer, got {text!r}")
     return int(text)
 
 
-def select_profile(name: str) -> Grid:
+def select_preset(name: str) -> Grid:
     try:
-        return PROFILES[name]
+        return PRESETS[name]
     except KeyError:
         raise MePropInputError(
-            f"--meprop-profile: unknown profile {name!r}; choose from {', '.join(PROFILES)}"
+            f"--meprop-preset: unknown preset {name!r}; choose from {', '.join(PRESETS)}"
         ) from None
 
 

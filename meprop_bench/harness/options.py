@@ -10,48 +10,112 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Protocol
+from collections.abc import Callable, Iterable
+from typing import Protocol, TypeVar
 
 import torch
 
 from meprop_bench.errors import MePropInputError
 from meprop_bench.stats import Rule
 
+T = TypeVar("T")
+_Group = argparse.ArgumentParser | argparse._ArgumentGroup
+
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16,
           "float16": torch.float16}  # fmt: skip
 
 
-def parse_k(text: str) -> int | float:
-    """``41`` is a count, ``0.01`` or ``1e-2`` a fraction of n."""
+# --- one value ------------------------------------------------------------------------
+# Each checks one item and raises ValueError with what is wrong with it; the argparse
+# types below and the grid's comma-separated lists (:func:`parse_list`) both use them.
+
+
+def k_value(text: str) -> int | float:
+    """``41`` is a count of entries kept, ``0.01`` or ``1e-2`` a fraction of n."""
     try:
-        return int(text)
+        value: int | float = int(text)
     except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is neither a count (e.g. 41) nor a fraction (e.g. 0.01)"
-        ) from None
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(
+                f"{text!r} is neither a count (e.g. 41) nor a fraction (e.g. 0.01)"
+            ) from None
+    if (isinstance(value, int) and value < 1) or (isinstance(value, float) and not 0 < value <= 1):
+        raise ValueError(f"{text!r} must be a count >= 1 or a fraction in (0, 1]")
+    return value
 
 
-def parse_dtype(text: str) -> torch.dtype:
-    try:
-        return DTYPES[text]
-    except KeyError:
-        raise argparse.ArgumentTypeError(
-            f"unknown dtype {text!r}; choose one of: {', '.join(DTYPES)}"
-        ) from None
-
-
-def positive_int(text: str) -> int:
+def positive_int_value(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise ValueError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def device_value(text: str) -> str:
+    """A device name the suites know: cpu, cuda or cuda:N (present or not)."""
+    kind, _, index = text.partition(":")
+    if kind not in ("cpu", "cuda") or (kind == "cpu" and index) or (index and not index.isdigit()):
+        raise ValueError(f"unknown device {text!r}; use cpu, cuda or cuda:N")
+    return text
+
+
+def choice_value(choices: Iterable[str]) -> Callable[[str], str]:
+    allowed = tuple(choices)
+
+    def check(text: str) -> str:
+        if text not in allowed:
+            raise ValueError(f"unknown {text!r}; choose from {', '.join(allowed)}")
+        return text
+
+    return check
+
+
+def parse_list(text: str, option: str, item: Callable[[str], T]) -> tuple[T, ...]:
+    """A comma-separated list of ``item`` values; MePropInputError naming ``option``."""
+    items = [part.strip() for part in text.split(",")]
+    if not text.strip() or any(not part for part in items):
+        raise MePropInputError(f"{option}: expected a comma-separated list, got {text!r}")
+    try:
+        return tuple(map(item, items))
+    except ValueError as err:
+        raise MePropInputError(f"{option}: {err}") from None
+
+
+def resolve_device(name: str, option: str = "--device") -> torch.device:
+    """A torch device from its name; CUDA only when a GPU is present."""
+    try:
+        device = torch.device(device_value(name))
+    except ValueError as err:
+        raise MePropInputError(f"{option}: {err}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise MePropInputError(f"{option} {name}: no CUDA GPU is present")
+    return device
+
+
+# --- argparse types -------------------------------------------------------------------
+
+
+def _argument_type(check: Callable[[str], T]) -> Callable[[str], T]:
+    """``check`` as an argparse type: its ValueError becomes argparse's usage error."""
+
+    def parse(text: str) -> T:
+        try:
+            return check(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    parse.__name__ = check.__name__.removesuffix("_value")
+    parse.__doc__ = check.__doc__
+    return parse
+
+
+parse_k = _argument_type(k_value)
+positive_int = _argument_type(positive_int_value)
 
 
 def number(text: str) -> float:
@@ -66,29 +130,93 @@ def number(text: str) -> float:
 
 
 def positive_float(text: str) -> float:
-    value = number(text) if text.strip().lower() not in ("inf", "+inf") else math.inf
-    if not 0 < value < math.inf:
+    value = number(text)
+    if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
 
 
 def fraction_below_one(text: str) -> float:
     """A fraction in [0, 1), e.g. a dropout rate."""
-    value = number(text) if text.strip() else -1.0
+    value = number(text)
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
     return value
 
 
-def resolve_device(name: str, option: str = "--device") -> torch.device:
-    """A torch device from its name; CUDA only when a GPU is present."""
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise MePropInputError(f"{option} {name!r} is not a torch device") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise MePropInputError(f"{option} {name}: no CUDA GPU is present")
-    return device
+# --- option groups --------------------------------------------------------------------
+
+
+def add_case_options(parser: argparse.ArgumentParser, *, k: int | float) -> None:
+    """One benchmark case, as the suites describe it: shape, k, dtype and device
+    (``check`` and ``profile``); :func:`case_widths` reads the widths back."""
+    group = parser.add_argument_group("the case (as in the suites)")
+    group.add_argument("--width", type=positive_int, default=4096,
+                       help="sets n and d_in (default: %(default)s)")  # fmt: skip
+    group.add_argument("--d-in", type=positive_int, help="input width d_in (default: --width)")
+    group.add_argument("--n", type=positive_int, help="output width n (default: --width)")
+    group.add_argument("--batch", "-B", type=positive_int, default=256,
+                       help="batch size B (default: %(default)s)")  # fmt: skip
+    add_k_option(group, default=k, of="n")
+    group.add_argument("--dtype", default="float32", choices=DTYPES,
+                       help="data type (default: %(default)s)")  # fmt: skip
+    add_device_option(group)
+
+
+def case_widths(args: argparse.Namespace) -> tuple[int, int]:
+    """(d_in, n) from ``--width``, ``--d-in`` and ``--n``."""
+    return args.d_in or args.width, args.n or args.width
+
+
+def add_k_option(group: _Group, *, default: int | float | None, of: str) -> None:
+    shown = "" if default is None else f" (default: {default})"
+    group.add_argument("--k", type=parse_k, default=default,
+                       help=f"entries kept: a count, or a fraction of {of}{shown}")  # fmt: skip
+
+
+def add_device_option(group: _Group) -> None:
+    group.add_argument("--device", default="cpu",
+                       help="torch device: cpu, cuda or cuda:N (default: %(default)s)")  # fmt: skip
+
+
+def add_threads_option(group: _Group, default: str = "torch's") -> None:
+    group.add_argument("--threads", type=positive_int,
+                       help=f"intra-op threads (default: {default})")  # fmt: skip
+
+
+# The suites' grid axes (``--meprop-<axis>``, each a comma-separated list overriding the
+# preset's); parsed by :func:`meprop_bench.harness.grid.apply_overrides`.
+GRID_AXES = {
+    "widths": "layer widths n (= d_in unless --meprop-d-in), e.g. 1024,4096",
+    "batches": "batch sizes B, e.g. 50,256",
+    "ks": "kept entries: counts (41) or fractions of n (0.01), e.g. 0.01,0.1,20",
+    "methods": "kernels: method or method/strategy, e.g. dense,topk,unified/compact",
+    "devices": "devices, e.g. cpu,cuda (cuda skips when no GPU is present)",
+    "dtypes": "dtypes, e.g. float32,bfloat16",
+    "threads": "intra-op thread counts to sweep, e.g. 1,2",
+    "grads": "gradient sources: gaussian (synthetic), recorded (real MNIST MLP gradients)",
+    "rounds": "timed rounds per case",
+    "warmup": "untimed rounds per case",
+    "d-in": "input width d_in for every case (default: d_in = n)",
+}
+PRESET_ALIAS = "--meprop-profile"  # the preset option's old name, deprecated
+
+
+def add_grid_options(addoption: Callable[..., None]) -> None:
+    """The grid's options, for pytest's ``addoption`` (the plugin) or argparse's
+    ``add_argument`` (``meprop-bench run`` checks them before its sweep starts)."""
+    addoption(
+        "--meprop-preset", PRESET_ALIAS, dest="meprop_preset", default="quick",
+        help="named grid: quick (default, < 3 min on 2 CPU cores), paper, full "
+        f"({PRESET_ALIAS} is its old, deprecated name)",
+    )  # fmt: skip
+    for axis, text in GRID_AXES.items():
+        addoption(f"--meprop-{axis}", default=None, metavar="LIST", help=text)
+
+
+def grid_overrides(getoption: Callable[[str], str | None]) -> dict[str, str | None]:
+    """The axes given on the command line, by axis name (``None``: not given)."""
+    return {axis: getoption(f"meprop_{axis.replace('-', '_')}") for axis in GRID_AXES}
 
 
 # --- the gate's rule ------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The pytest plugin behind ``suites/``: grid options, the timing fixture, machine info
 and crash-safe partial results.
 
-- ``--meprop-profile quick|paper|full`` and ``--meprop-<axis>`` overrides choose the
+- ``--meprop-preset quick|paper|full`` and ``--meprop-<axis>`` overrides choose the
   grid (see :mod:`meprop_bench.harness.grid`); a malformed value is a usage error naming the
   option.
 - ``--meprop-shard I/N`` runs one part of the sweep and ``--meprop-order`` sets the
@@ -22,6 +22,7 @@ import json
 import os
 import re
 import statistics
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,32 +30,20 @@ from typing import Any
 import pytest
 import torch
 
-from meprop_bench.commands.recover import recover_command
 from meprop_bench.core import allocator
 from meprop_bench.core.kernels import METHODS, Kernel
 from meprop_bench.errors import MePropInputError, backend_unsupported
 from meprop_bench.harness.cases import Case
-from meprop_bench.harness.grid import Grid, apply_overrides, select_profile
+from meprop_bench.harness.grid import Grid, apply_overrides, select_preset
 from meprop_bench.harness.inputs import case_inputs
 from meprop_bench.harness.machine import machine_info, threads
+from meprop_bench.harness.options import PRESET_ALIAS, add_grid_options, grid_overrides
 from meprop_bench.harness.plan import SweepPlan, add_options
 from meprop_bench.harness.timing import SampleClock, Slowdown, gc_disabled, make_timer
+from meprop_bench.results.partial import recover_command
 
-AXES = {
-    "widths": "layer widths n (= d_in unless --meprop-d-in), e.g. 1024,4096",
-    "batches": "batch sizes B, e.g. 50,256",
-    "ks": "kept entries: counts (41) or fractions of n (0.01), e.g. 0.01,0.1,20",
-    "methods": "kernels: method or method/strategy, e.g. dense,topk,unified/compact",
-    "devices": "devices, e.g. cpu,cuda (cuda skips when no GPU is present)",
-    "dtypes": "dtypes, e.g. float32,bfloat16",
-    "threads": "intra-op thread counts to sweep, e.g. 1,2",
-    "grads": "gradient sources: gaussian (synthetic), recorded (real MNIST MLP gradients)",
-    "rounds": "timed rounds per case",
-    "warmup": "untimed rounds per case",
-    "d-in": "input width d_in for every case (default: d_in = n)",
-}
 GRID_KEY = pytest.StashKey[Grid]()
-PROFILE_KEY = pytest.StashKey[str]()
+PRESET_KEY = pytest.StashKey[str]()
 PARTIAL_KEY = pytest.StashKey["PartialResults"]()
 SLOWDOWN_ENV = "MEPROP_BENCH_SLOWDOWN"
 SLOWDOWN_METHODS_ENV = "MEPROP_BENCH_SLOWDOWN_METHODS"  # e.g. unified: slow those cases only
@@ -62,13 +51,7 @@ SLOWDOWN_METHODS_ENV = "MEPROP_BENCH_SLOWDOWN_METHODS"  # e.g. unified: slow tho
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("meprop", "meprop-bench sweeps (suites/)")
-    group.addoption(
-        "--meprop-profile",
-        default="quick",
-        help="named grid: quick (default, < 3 min on 2 CPU cores), paper, full",
-    )
-    for axis, text in AXES.items():
-        group.addoption(f"--meprop-{axis}", default=None, metavar="LIST", help=text)
+    add_grid_options(group.addoption)
     group.addoption(
         "--meprop-malloc",
         default="default",
@@ -91,10 +74,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cuda: needs a CUDA GPU")
     config.option.benchmark_save_data = True  # the gate and the report need raw samples
-    profile = config.getoption("meprop_profile")
-    overrides = {axis: config.getoption(f"meprop_{axis.replace('-', '_')}") for axis in AXES}
+    preset = config.getoption("meprop_preset")
+    overrides = grid_overrides(config.getoption)
+    if PRESET_ALIAS in config.invocation_params.args or any(
+        arg.startswith(f"{PRESET_ALIAS}=") for arg in config.invocation_params.args
+    ):
+        warnings.warn(
+            f"{PRESET_ALIAS} is deprecated; use --meprop-preset", DeprecationWarning, stacklevel=1
+        )
     try:
-        grid = apply_overrides(select_profile(profile), overrides)
+        grid = apply_overrides(select_preset(preset), overrides)
         grid.kernels()
         slowdown_fraction()
         slowdown_methods()
@@ -105,19 +94,19 @@ def pytest_configure(config: pytest.Config) -> None:
     except MePropInputError as err:
         raise pytest.UsageError(f"--meprop-malloc: {err}") from None
     config.stash[GRID_KEY] = grid
-    config.stash[PROFILE_KEY] = profile
+    config.stash[PRESET_KEY] = preset
     config.stash[PARTIAL_KEY] = PartialResults(config)
     config.pluginmanager.register(config.stash[PARTIAL_KEY], "meprop-partial-results")
     config.pluginmanager.register(SweepPlan.from_config(config), "meprop-plan")
 
 
 def grid_of(config: pytest.Config) -> Grid:
-    """The grid this run sweeps (profile with the command-line overrides applied)."""
+    """The grid this run sweeps (preset with the command-line overrides applied)."""
     return config.stash[GRID_KEY]
 
 
-def profile_of(config: pytest.Config) -> str:
-    return config.stash[PROFILE_KEY]
+def preset_of(config: pytest.Config) -> str:
+    return config.stash[PRESET_KEY]
 
 
 def slowdown_fraction() -> float:
@@ -156,7 +145,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 
 def _meprop_machine_info(config: pytest.Config) -> dict[str, Any]:
     info = machine_info()
-    info["meprop_profile"] = profile_of(config)
+    info["meprop_preset"] = preset_of(config)
     info["meprop_slowdown"] = slowdown_fraction()
     return info
 

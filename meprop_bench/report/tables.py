@@ -226,13 +226,13 @@ def _matches(speedups: pd.DataFrame, row: pd.Series) -> tuple[pd.DataFrame, str]
 
 
 _WHY_NONE = {
-    "Table 7": "run the paper profile: pytest suites --benchmark-only --meprop-profile paper "
+    "Table 7": "run the paper preset: pytest suites --benchmark-only --meprop-preset paper "
     "-k gpu-table7",
     "Table 8": "needs the layer suite at n = 8192 with these k (e.g. --meprop-widths 8192 "
     "--meprop-ks 8,16,32,64,128,256,512)",
     "POS": "an LSTM tagger; meprop-bench times MLP layers",
-    "Parsing": "run the paper profile (parsing-mlp shape, B = 10,000)",
-    "MNIST": "run the quick or paper profile (mnist-mlp shapes)",
+    "Parsing": "run the paper preset (parsing-mlp shape, B = 10,000)",
+    "MNIST": "run the quick or paper preset (mnist-mlp shapes)",
 }
 
 
