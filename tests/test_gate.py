@@ -487,13 +487,13 @@ def test_nothing_decidable_exits_2_with_the_reason(tmp_path, capsys):
     ("content", "message"),
     [
         (None, "no pytest-benchmark JSON found"),
-        ("{not json", "is not JSON"),
+        ("{not json", "not a JSON file"),
         ('{"benchmarks": 3}', "is not a pytest-benchmark JSON file"),
         ('{"schema": "meprop-bench/training", "runs": []}', "is not a pytest-benchmark JSON"),
         ("[1, 2]", "is not a pytest-benchmark JSON file"),
         ('{"machine_info": {}, "benchmarks": []}', "no benchmarks"),
-        ("truncated", "is not JSON"),
-        (b"\xff\xfe\x00junk", "is not JSON"),
+        ("truncated", "not a JSON file"),
+        (b"\xff\xfe\x00junk", "not a JSON file"),
         ("empty directory", "no pytest-benchmark JSON found"),
     ],
 )

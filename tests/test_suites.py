@@ -273,9 +273,7 @@ def test_a_killed_sweeps_partial_file_is_beside_its_json_and_says_how_to_recover
     partial = tmp_path / "results" / "out.json.partial.jsonl"
     printed = kill_after_three_cases(partial, "--benchmark-json", "results/out.json", cwd=tmp_path)
     assert not (tmp_path / "out.json.partial.jsonl").exists()
-    command = (
-        "meprop-bench recover results/out.json.partial.jsonl -o results/out.json --force"
-    )
+    command = "meprop-bench recover results/out.json.partial.jsonl -o results/out.json --force"
     assert command in printed
     out = tmp_path / "results" / "out.json"
     assert recover_main([str(partial), "-o", str(out), "--force"]) == 0

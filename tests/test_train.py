@@ -112,8 +112,15 @@ def test_schema_violations_are_named(tmp_path):
     bad.write_text("{")
     with pytest.raises(MePropInputError, match="JSON"):
         load_training(bad)
-    with pytest.raises(MePropInputError, match="lacks the field 'schema'"):
+    with pytest.raises(MePropInputError, match=r"not a meprop-bench/training v1\.\.v2 file"):
         validate_training({})
+    envelope = {"schema": "meprop-bench/training", "schema_version": 2, "created": "",
+                "meprop_bench_version": "", "argv": [], "machine": {}}  # fmt: skip
+    with pytest.raises(MePropInputError, match="lacks the field 'experiment'"):
+        validate_training(envelope)
+    with pytest.raises(MePropInputError, match=r"file.runs\[0\] lacks the field 'label'"):
+        validate_training({**envelope, "experiment": None, "config": {}, "data": {},
+                           "runs": [{}]})  # fmt: skip
 
 
 @pytest.mark.parametrize(

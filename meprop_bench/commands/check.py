@@ -28,9 +28,7 @@ from meprop_bench.harness.options import (
 )
 from meprop_bench.harness.timing import make_timer, measure_interleaved, paired_ratio
 from meprop_bench.results.files import check_new_path, envelope, write_new_json
-
-SCHEMA = "meprop-bench/check"
-SCHEMA_VERSION = 1
+from meprop_bench.results.kinds import CHECK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,7 +105,7 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
         "threads": n_threads, "rounds": args.rounds, "warmup": args.warmup, "seed": args.seed,
         "input": "synthetic gaussian",
     }  # fmt: skip
-    return envelope(SCHEMA, SCHEMA_VERSION, machine=machine, params=params, results=rows)
+    return envelope(CHECK, machine=machine, params=params, results=rows)
 
 
 def format_table(result: dict[str, Any]) -> str:

@@ -53,9 +53,8 @@ from meprop_bench.profiling.categories import (
     write_csv,
 )
 from meprop_bench.results.files import envelope, write_new_json
+from meprop_bench.results.kinds import PROFILE
 
-SCHEMA = "meprop-bench/profile"
-SCHEMA_VERSION = 1
 WARMUP = 3
 # torch.profiler runs in windows of at most this many iterations, which bounds the
 # memory its events take; the first window is kept as the Chrome trace.
@@ -417,7 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"py-spy: {spy.message}", file=sys.stderr)
     files.update(spy.files)
     manifest = envelope(
-        SCHEMA, SCHEMA_VERSION, machine=machine, case=asdict(case), case_id=case.case_id,
+        PROFILE, machine=machine, case=asdict(case), case_id=case.case_id,
         threads=thread_count, duration_s=args.duration, warmup=WARMUP,
         torch_profiler={"iterations": part.stats.iterations, "windows": part.windows,
                         "wall_s": round(part.wall_s, 3),

@@ -31,7 +31,7 @@ from meprop_bench.harness.options import (
     resolve_device,
 )
 from meprop_bench.results.files import check_new_path, envelope, write_new_json
-from meprop_bench.results.training import SCHEMA, SCHEMA_VERSION
+from meprop_bench.results.kinds import TRAINING
 from meprop_bench.training.data import DATASETS, load_data
 from meprop_bench.training.journal import journal_path
 from meprop_bench.training.loop import DEFAULT_LR, RunConfig
@@ -227,8 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.experiment:
         config.update(method=None, k=None, hidden=None, dropout=None)
     doc = envelope(
-        SCHEMA,
-        SCHEMA_VERSION,
+        TRAINING,
         machine=machine,
         experiment=args.experiment,
         config=config,

@@ -3,9 +3,7 @@ candidate) of benchmarks, each holding its raw samples run by run (file by file)
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from glob import glob
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,7 @@ import numpy as np
 
 from meprop_bench.errors import MePropInputError
 from meprop_bench.harness.machine import identity
+from meprop_bench.results.files import expand, read_benchmarks
 from meprop_bench.stats import as_samples
 
 
@@ -62,7 +61,7 @@ def load_side(spec: str) -> Side:
     """Read every pytest-benchmark JSON named by ``spec`` (file, directory or glob)."""
     side = Side(_json_files(spec), {})
     for path in side.files:
-        data = _read_json(path)
+        data = read_benchmarks(path)
         machine = identity(data["machine_info"])
         for raw in data["benchmarks"]:
             bench = _bench(path, raw, machine)
@@ -80,34 +79,12 @@ def load_side(spec: str) -> Side:
 
 
 def _json_files(spec: str) -> list[Path]:
-    paths = [Path(spec)] if Path(spec).exists() else [Path(p) for p in sorted(glob(spec))]
-    files: list[Path] = []
-    for path in paths:
-        files.extend(sorted(path.rglob("*.json")) if path.is_dir() else [path])
+    ((_, files),) = expand([spec])
     if not files:
         raise MePropInputError(
             f"{spec}: no pytest-benchmark JSON found (no such file, or no *.json in it)"
         )
     return files
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except OSError as err:
-        raise MePropInputError(f"cannot read {path}: {err.strerror or err}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise MePropInputError(f"{path} is not JSON ({err})") from None
-    if not (
-        isinstance(data, dict)
-        and isinstance(data.get("machine_info"), dict)
-        and isinstance(data.get("benchmarks"), list)
-    ):
-        raise MePropInputError(
-            f"{path} is not a pytest-benchmark JSON file "
-            "(expected 'machine_info' and a 'benchmarks' list)"
-        )
-    return data
 
 
 def _bench(path: Path, raw: Any, machine: str) -> Bench:

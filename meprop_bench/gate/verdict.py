@@ -38,6 +38,7 @@ import numpy as np
 
 from meprop_bench.gate.inputs import Bench, Side
 from meprop_bench.results.files import envelope
+from meprop_bench.results.kinds import GATE
 from meprop_bench.stats import (
     IMPROVEMENT,
     OK,
@@ -54,8 +55,6 @@ from meprop_bench.stats import (
     time_log_ratio,
 )
 
-SCHEMA = "meprop-bench/gate"
-SCHEMA_VERSION = 2  # 2: undecided (exit 3) apart from unusable (exit 2); shifts
 REFUSED = "refused"
 TIME, SPEEDUP = "time", "speedup"
 EXIT_CODES = {"pass": 0, "regression": 1, "unusable": 2, "undecided": 3}
@@ -390,8 +389,7 @@ def to_json(verdict: Verdict, config: GateConfig, base: Side, cand: Side) -> dic
         for row in verdict.rows
     ]
     return envelope(
-        SCHEMA,
-        SCHEMA_VERSION,
+        GATE,
         verdict=verdict.status,
         exit_code=verdict.exit_code,
         rule={**asdict(config.rule), "group_thresholds": dict(config.group_thresholds)},

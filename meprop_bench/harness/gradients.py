@@ -27,12 +27,11 @@ import torch
 from torch.nn import functional as F
 
 from meprop_bench.errors import MePropInputError
+from meprop_bench.results.kinds import GRADIENTS
 from meprop_bench.training.data import load_embedded, minibatches
 from meprop_bench.training.loop import make_optimizer
 from meprop_bench.training.models import build_mlp, hidden_layers
 
-SCHEMA = "meprop-bench/gradients"
-SCHEMA_VERSION = 1
 DEFAULT_STEPS = (1, 50, 200)
 CACHED_STEPS = (1, 20)  # few, short: a 4096-wide, batch-256 model records in ~a minute
 
@@ -109,7 +108,8 @@ def record(
                 break
     meta = dict(hidden=hidden, batch=batch, steps=list(steps), seed=seed, method=method, k=k,
                 layers=layers, torch=str(torch.__version__))  # fmt: skip
-    doc = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "meta": meta, "samples": samples}
+    doc = {"schema": GRADIENTS.name, "schema_version": GRADIENTS.version, "meta": meta,
+           "samples": samples}  # fmt: skip
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -127,12 +127,7 @@ def load_gradients(path: str | os.PathLike[str]) -> list[GradientSample]:
         doc = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a damaged file
         raise MePropInputError(f"{path} is not a readable gradient file: {err}") from None
-    if not isinstance(doc, dict) or (doc.get("schema"), doc.get("schema_version")) != (
-        SCHEMA,
-        SCHEMA_VERSION,
-    ):
-        found = (doc.get("schema"), doc.get("schema_version")) if isinstance(doc, dict) else doc
-        raise MePropInputError(f"{path} is not a {SCHEMA} v{SCHEMA_VERSION} file: {found!r:.80}")
+    GRADIENTS.check(doc, where=str(path))
     return [GradientSample(s["layer"], s["step"], s["dy"], s["x"], s["w"]) for s in doc["samples"]]
 
 
@@ -144,7 +139,7 @@ def cache_dir() -> Path:
 def cached_gradients(hidden: int, batch: int, *, seed: int = 0) -> Path:
     """A recorded gradient file for this hidden width and batch size (top-k training,
     k = min(20, hidden), steps ``CACHED_STEPS``), recorded first if not cached yet."""
-    path = cache_dir() / f"gradients-v{SCHEMA_VERSION}-h{hidden}-b{batch}-s{seed}.pt"
+    path = cache_dir() / f"gradients-v{GRADIENTS.version}-h{hidden}-b{batch}-s{seed}.pt"
     if path.is_file():
         try:
             load_gradients(path)

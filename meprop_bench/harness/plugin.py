@@ -22,7 +22,6 @@ import json
 import os
 import re
 import statistics
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from meprop_bench.harness.machine import machine_info, threads
 from meprop_bench.harness.options import PRESET_ALIAS, add_grid_options, grid_overrides
 from meprop_bench.harness.plan import SweepPlan, add_options
 from meprop_bench.harness.timing import SampleClock, Slowdown, gc_disabled, make_timer
+from meprop_bench.results.kinds import BENCHMARK
 from meprop_bench.results.partial import recover_command
 
 GRID_KEY = pytest.StashKey[Grid]()
@@ -79,8 +79,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if PRESET_ALIAS in config.invocation_params.args or any(
         arg.startswith(f"{PRESET_ALIAS}=") for arg in config.invocation_params.args
     ):
-        warnings.warn(
-            f"{PRESET_ALIAS} is deprecated; use --meprop-preset", DeprecationWarning, stacklevel=1
+        config.issue_config_time_warning(
+            pytest.PytestDeprecationWarning(f"{PRESET_ALIAS} is deprecated; use --meprop-preset"),
+            stacklevel=2,
         )
     try:
         grid = apply_overrides(select_preset(preset), overrides)
@@ -145,6 +146,8 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 
 def _meprop_machine_info(config: pytest.Config) -> dict[str, Any]:
     info = machine_info()
+    info["meprop_schema"] = BENCHMARK.name
+    info["meprop_schema_version"] = BENCHMARK.version
     info["meprop_preset"] = preset_of(config)
     info["meprop_slowdown"] = slowdown_fraction()
     return info
@@ -378,6 +381,10 @@ class CaseBench:
             timed = faults[-self.grid.rounds :]  # the warm-up rounds came first
             if timed:
                 bench.extra_info["minor_faults_per_call"] = statistics.median(timed)
+        try:
+            BENCHMARK.check_record(bench.extra_info, "extra_info")
+        except MePropInputError as err:
+            raise RuntimeError(f"bug: a benchmark's extra_info breaks its schema: {err}") from None
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ a notebook::
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,13 +23,12 @@ import pandas as pd
 
 from meprop_bench.errors import MePropInputError
 from meprop_bench.harness.machine import identity
-from meprop_bench.results.training import SCHEMA as TRAINING_SCHEMA
+from meprop_bench.results.files import expand, json_files, read_benchmarks, read_json
+from meprop_bench.results.kinds import TRAINING
 from meprop_bench.results.training import load_training
 
 PathLike = str | os.PathLike[str]
 STATS = ("median", "iqr", "q1", "q3", "min", "max", "mean", "stddev", "rounds")
-# Folders a directory search does not enter: profiler output holds large, unrelated JSON.
-SKIP_DIRS = frozenset({"profiles", ".git", "__pycache__", "node_modules"})
 
 
 @dataclass
@@ -43,20 +41,6 @@ class Inputs:
     ignored: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def read_json(path: Path) -> Any:
-    """The parsed JSON of ``path``; a missing or unparsable file is a MePropInputError."""
-    if not path.exists():
-        raise MePropInputError(f"{path}: no such file or directory")
-    try:
-        return json.loads(path.read_text())
-    except UnicodeDecodeError:
-        raise MePropInputError(f"{path}: not a JSON file (not text)") from None
-    except json.JSONDecodeError as err:
-        raise MePropInputError(f"{path}: not a JSON file ({err})") from None
-    except OSError as err:
-        raise MePropInputError(f"{path}: cannot be read ({err.strerror})") from None
-
-
 def kind_of(doc: Any) -> str | None:
     """``"benchmark"`` for pytest-benchmark output, ``"training"`` for trainer output,
     None for anything else."""
@@ -64,21 +48,14 @@ def kind_of(doc: Any) -> str | None:
         return None
     if isinstance(doc.get("benchmarks"), list) and isinstance(doc.get("machine_info"), dict):
         return "benchmark"
-    if doc.get("schema") == TRAINING_SCHEMA:
+    if doc.get("schema") == TRAINING.name:
         return "training"
     return None
 
 
-def _json_files(directory: Path) -> list[Path]:
-    found = []
-    for root, dirs, files in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
-        found.extend(Path(root, f) for f in sorted(files) if f.endswith(".json"))
-    return found
-
-
 def find_inputs(paths: Iterable[PathLike]) -> Inputs:
-    """Sort ``paths`` (files, or directories searched recursively for ``*.json``) into
+    """Sort ``paths`` (files, directories searched recursively for ``*.json``, or quoted
+    glob patterns) into
     benchmark and training files.
 
     A file named directly must be one of the two kinds; inside a directory, other JSON
@@ -92,12 +69,17 @@ def find_inputs(paths: Iterable[PathLike]) -> Inputs:
     found = Inputs()
     seen = _Seen()
     for path in paths:
-        if path.is_dir():
-            candidates = _json_files(path)
+        searched = path.is_dir()  # other JSON inside a directory is passed over
+        if searched:
+            candidates = json_files(path)
             if not candidates:
                 raise MePropInputError(f"{path}: directory holds no JSON result files")
-        else:
+        elif path.exists():
             candidates = [path]
+        else:
+            ((_, candidates),) = expand([path])  # a quoted glob pattern
+            if not candidates:
+                raise MePropInputError(f"{path}: no such file, directory or matching pattern")
         for candidate in candidates:
             if seen.same_file(candidate):
                 continue
@@ -108,11 +90,11 @@ def find_inputs(paths: Iterable[PathLike]) -> Inputs:
                 found.benchmarks.append(candidate)
             elif kind == "training":
                 found.trainings.append(candidate)
-            elif candidate is path:
+            elif not searched:
                 raise MePropInputError(
                     f"{path}: JSON, but neither pytest-benchmark output (no 'benchmarks' "
                     f"and 'machine_info') nor a meprop-bench training file "
-                    f"(schema {TRAINING_SCHEMA!r})"
+                    f"(schema {TRAINING.name!r})"
                 )
             else:
                 found.ignored.append((candidate, "neither benchmark nor training output"))
@@ -201,9 +183,7 @@ def load_benchmarks(paths: Sequence[PathLike]) -> pd.DataFrame:
     """
     rows: list[dict[str, Any]] = []
     for path in map(Path, paths):
-        doc = read_json(path)
-        if kind_of(doc) != "benchmark":
-            raise MePropInputError(f"{path}: not pytest-benchmark output")
+        doc = read_benchmarks(path)
         rows.extend(_benchmark_rows(path, doc))
     frame = pd.DataFrame(rows)
     if frame.empty:

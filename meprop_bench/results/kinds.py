@@ -1,0 +1,238 @@
+"""Every result kind meprop-bench writes, as a :class:`~meprop_bench.results.schema.Schema`:
+benchmark extra_info, training, check, gate verdict, profile manifest and recorded
+gradients. Writers build their documents with :func:`meprop_bench.results.files.envelope`
+(which checks them against these) and readers load them with
+:func:`meprop_bench.results.files.read_result`.
+
+``python -m meprop_bench.results.kinds`` prints docs/schemas.md (a test checks that the
+committed page is its output).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from meprop_bench.results.schema import (
+    ENVELOPE,
+    INT,
+    LIST,
+    NONE,
+    NUMBER,
+    OBJECT,
+    TEXT,
+    Field,
+    Schema,
+)
+
+BOOL = (bool,)
+TENSOR = (torch.Tensor,)
+
+BENCHMARK = Schema(
+    "meprop-bench/benchmark", 1, "Benchmark extra_info",
+    "Each benchmark of a suite's pytest-benchmark JSON (`--benchmark-json`) carries these in "
+    "its `extra_info`; the file's `machine_info` carries the envelope's `machine` fields "
+    "with `meprop_schema`, `meprop_schema_version`, `meprop_preset` and `meprop_slowdown`.",
+    (
+        Field("method", TEXT, "dense, topk, randk or unified"),
+        Field("strategy", TEXT, "the product form, e.g. native, compact, masked"),
+        Field("batch", INT, "batch size B"),
+        Field("B", INT, "the same, under the paper's name"),
+        Field("k", INT, "entries kept per example (unified: per batch); n for dense"),
+        Field("dtype", TEXT, "float32, float64, bfloat16 or float16"),
+        Field("device", TEXT, "cpu, cuda or cuda:N"),
+        Field("threads", INT + NONE, "intra-op threads in force"),
+        Field("pair_key", TEXT, "what a sparse case shares with its dense partner"),
+        Field("d_in", INT, "input width", optional=True),
+        Field("n", INT, "output width", optional=True),
+        Field("grads", TEXT, "gaussian (synthetic) or recorded (real MNIST MLP gradients)",
+              optional=True),
+        Field("k_over_n", NUMBER, "k / n", optional=True),
+        Field("ideal_speedup", NUMBER, "n / k: the speedup if time were proportional to k",
+              optional=True),
+        Field("flops", INT, "the floating-point operations of the kept products", optional=True),
+        Field("min_bytes", INT, "the least memory traffic of the case", optional=True),
+        Field("case_id", TEXT, "the case's id in test names", optional=True),
+        Field("pairs_with", TEXT, "the dense partner's case_id", optional=True),
+        Field("compact_dw", BOOL, "dW returned as the touched rows only", optional=True),
+        Field("suite", TEXT, "backward, layer, selection, paper or train_step",
+              optional=True),
+        Field("selection", TEXT, "the selection timed (selection suite)", optional=True),
+        Field("paper_shape", TEXT, "the paper's shape, e.g. mnist-mlp", optional=True),
+        Field("paper_source", TEXT, "the table or section it comes from", optional=True),
+        Field("sparse_grad", BOOL, "dW as a sparse gradient (layer, train_step)",
+              optional=True),
+        Field("hidden", INT, "hidden width (train_step)", optional=True),
+        Field("max_step_speedup", NUMBER, "the train step's ideal speedup", optional=True),
+        Field("injected_slowdown", NUMBER, "MEPROP_BENCH_SLOWDOWN applied to this case",
+              optional=True),
+        Field("minor_faults_per_call", NUMBER, "median page faults per timed call (CPU)",
+              optional=True),
+    ),
+    envelope=False,
+)  # fmt: skip
+
+EPOCH = (
+    Field("epoch", INT, "1-based"),
+    Field("train_loss", NUMBER, "mean over the epoch's examples"),
+    Field("train_acc", NUMBER, "on the fly, in training mode"),
+    Field("dev_acc", NUMBER, "accuracy on the dev split"),
+    Field("test_acc", NUMBER, "accuracy on the test split"),
+    Field("forward_s", NUMBER, "forward time summed over the epoch's minibatches"),
+    Field("backward_s", NUMBER, "backward time, likewise"),
+    Field("step_s", NUMBER, "optimizer step time (with the recipe's gradient clip)"),
+)
+RUN = (
+    Field("label", TEXT, 'e.g. "topk k=20 h=500"'),
+    Field("recipe", TEXT, "torch or authors (v1 files read as torch)", since=2),
+    Field("method", TEXT, "dense, topk, randk or unified"),
+    Field("kernel", TEXT, "the hidden layers' backward kernel, e.g. topk/native", since=2,
+          optional=True),
+    Field("k", INT + NONE, "the count kept per layer; null for dense"),
+    Field("hidden", INT, "hidden width"),
+    Field("layers", INT, "hidden layers"),
+    Field("dropout", NUMBER, "dropout after each hidden ReLU"),
+    Field("seed", INT, "the run's seed"),
+    Field("optimizer", TEXT, "adam or sgd"),
+    Field("lr", NUMBER, "learning rate"),
+    Field("batch_size", INT, "minibatch size"),
+    Field("best_epoch", INT, "1-based; the first epoch of highest dev accuracy"),
+    Field("best_dev_acc", NUMBER, "its dev accuracy"),
+    Field("test_acc_at_best", NUMBER, "test accuracy at that epoch"),
+    Field("wall_s", NUMBER, "the run's wall time"),
+    Field("kept", OBJECT, "per hidden layer, per unit: the examples whose backward passed "
+          "that unit a nonzero gradient", since=2),
+    Field("kept_of", INT, "examples back-propagated in all", since=2),
+    Field("epochs", LIST, "one record per epoch", items=EPOCH),
+)  # fmt: skip
+TRAINING = Schema(
+    "meprop-bench/training", 2, "Training",
+    "What `meprop-bench train` writes: the paper's MNIST MLP trained dense or with meProp, "
+    "one record per (recipe, configuration, seed). Accuracies are fractions in [0, 1], times "
+    "seconds (`time.perf_counter`, after a CUDA synchronise on a GPU).",
+    (
+        Field("experiment", TEXT + NONE, "the set's name, or null for one configuration"),
+        Field("config", OBJECT, "every command-line option after defaults are applied"),
+        Field("data", OBJECT, "`name`, `source`, `split_seed` and the split sizes"),
+        Field("runs", LIST, "one record per run, in the order asked for", items=RUN),
+    ),
+    oldest=1,
+)  # fmt: skip
+
+CHECK = Schema(
+    "meprop-bench/check", 2, "Check",
+    "What `meprop-bench check --json` writes: dense and each kernel timed interleaved at one "
+    "shape; speedups are medians of per-round ratios to dense. (v2: `dtype` is the name, "
+    "e.g. float32, not torch's spelling.)",
+    (
+        Field("params", OBJECT, "batch, d_in, n, k, k_over_n, ideal_speedup, device, dtype, "
+              "threads, rounds, warmup, seed, input"),
+        Field("results", LIST, "one record per kernel, dense first", items=(
+            Field("kernel", TEXT, "method/strategy"),
+            Field("median_s", NUMBER, "median time per call"),
+            Field("q1_s", NUMBER, "first quartile"),
+            Field("q3_s", NUMBER, "third quartile"),
+            Field("speedup", NUMBER, "median of dense/kernel per round"),
+            Field("speedup_q1", NUMBER, "its first quartile"),
+            Field("speedup_q3", NUMBER, "its third quartile"),
+            Field("minor_faults_median", NUMBER + NONE, "page faults per call (CPU)"),
+            Field("samples_s", LIST, "every timed call"),
+        )),
+    ),
+    oldest=2,
+)  # fmt: skip
+
+GATE = Schema(
+    "meprop-bench/gate", 2, "Gate verdict",
+    "What `meprop-bench gate --json` (and `ab`) writes. (v2: undecided, exit 3, apart from "
+    "unusable, exit 2; the common shifts.)",
+    (
+        Field("verdict", TEXT, "pass, regression, unusable or undecided"),
+        Field("exit_code", INT, "0, 1, 2 or 3, as the command exits"),
+        Field("rule", OBJECT, "alpha, min_effect, min_samples and group_thresholds"),
+        Field("allow_machine_change", BOOL, "absolute times compared across machines"),
+        Field("baseline", OBJECT, "its `files` and `machines`"),
+        Field("candidate", OBJECT, "likewise"),
+        Field("notes", LIST, "what the reader should know (one line each)"),
+        Field("shifts", OBJECT, "per kind (time, speedup), the common shift of a single-run "
+              "comparison"),
+        Field("rows", LIST, "one record per benchmark compared", items=(
+            Field("kind", TEXT, "time or speedup"),
+            Field("key", TEXT, "what matches the two sides"),
+            Field("name", TEXT, "the benchmark"),
+            Field("group", TEXT, "its pytest-benchmark group"),
+            Field("min_effect", NUMBER, "the smallest change that counts here"),
+            Field("baseline", NUMBER, "baseline median (s, or x for speedups)"),
+            Field("candidate", NUMBER, "candidate median"),
+            Field("unit", TEXT, "s or x"),
+            Field("status", TEXT, "ok, improvement, regression, undecided or refused"),
+            Field("reason", TEXT, "why, in words"),
+            Field("n_base", INT, "baseline samples"),
+            Field("n_cand", INT, "candidate samples"),
+            Field("change", NUMBER + NONE, "the change, > 0 worse"),
+            Field("low", NUMBER + NONE, "its interval's low end"),
+            Field("high", NUMBER + NONE, "its interval's high end"),
+            Field("p_value", NUMBER + NONE, "one-sided, in the direction of the change"),
+            Field("shift", NUMBER + NONE, "the common shift judged against"),
+        )),
+        Field("only_in_baseline", LIST, "benchmarks the candidate lacks"),
+        Field("only_in_candidate", LIST, "benchmarks the baseline lacks"),
+    ),
+    oldest=2,
+)  # fmt: skip
+
+PROFILE = Schema(
+    "meprop-bench/profile", 1, "Profile manifest",
+    "`profile.json`, what `meprop-bench profile` writes beside its flame graph and traces.",
+    (
+        Field("case", OBJECT, "the case, as the suites describe it"),
+        Field("case_id", TEXT, "its id in the suites' test names"),
+        Field("threads", INT, "intra-op threads in force"),
+        Field("duration_s", NUMBER, "seconds each profile ran the case"),
+        Field("warmup", INT, "untimed calls first"),
+        Field("torch_profiler", OBJECT, "iterations, windows, wall_s, ms_per_iteration and "
+              "the time per operator category"),
+        Field("py_spy", OBJECT, "whether py-spy ran, and why not"),
+        Field("files", OBJECT, "what each written file is"),
+    ),
+)  # fmt: skip
+
+GRADIENTS = Schema(
+    "meprop-bench/gradients", 1, "Recorded gradients",
+    "A `torch.save` file of real (dY, x, W) captured while training the MNIST MLP, for "
+    "`--meprop-grads recorded`; cached under `$MEPROP_BENCH_CACHE`.",
+    (
+        Field("schema", TEXT, "`meprop-bench/gradients`"),
+        Field("schema_version", INT, "1"),
+        Field("meta", OBJECT, "hidden, batch, steps, seed, method, k, layers, torch"),
+        Field("samples", LIST, "one record per (layer, step)", items=(
+            Field("layer", TEXT, "the hidden layer's name"),
+            Field("step", INT, "the training step"),
+            Field("dy", TENSOR, "the output gradient"),
+            Field("x", TENSOR, "the layer's input"),
+            Field("w", TENSOR, "its weight"),
+        )),
+    ),
+    envelope=False,
+)  # fmt: skip
+
+KINDS = (BENCHMARK, TRAINING, CHECK, GATE, PROFILE, GRADIENTS)
+
+
+def markdown() -> str:
+    """docs/schemas.md."""
+    intro = (
+        "# Result schemas\n\n"
+        "Generated by `python -m meprop_bench.results.kinds` from the schemas the writers "
+        "and readers use (a test keeps this page equal to its output). Every file carries "
+        "`schema` and `schema_version`; readers accept the versions each section names and "
+        "refuse others with a one-line error.\n\n"
+        "## The envelope\n\nEvery result file but the gradients starts with:\n\n"
+        "| field | type | since | meaning |\n|---|---|---|---|\n"
+    )
+    envelope = "\n".join(f"| `{f.name}` | {f.type_name()} | v{f.since} | {f.doc} |"
+                         for f in ENVELOPE)  # fmt: skip
+    return intro + envelope + "\n\n" + "\n\n".join(kind.markdown() for kind in KINDS) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
