@@ -42,9 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--kernels",
         nargs="+",
-        default=[kern.name for kern in KERNELS.values() if kern.method != "randk"],
+        default=None,
         metavar="METHOD[/STRATEGY]",
-        help=f"kernels to time besides dense; known: {', '.join(k.name for k in KERNELS.values())}",
+        help="kernels to time besides dense (default: every topk and unified kernel that runs "
+        f"on --device in --dtype); known: {', '.join(k.name for k in KERNELS.values())}",
     )
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
     parser.add_argument("--dtype", type=parse_dtype, default="float32", help="data type")
@@ -68,7 +69,11 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
     """Time dense and the chosen kernels; return rows ready to print or save."""
     device = resolve_device(args.device, "--device")
     allocator.set_mode(args.malloc)
-    kernels = [get_kernel(*name.split("/", 1)) for name in args.kernels]
+    if args.kernels is None:  # native runs on the CPU only, triton on CUDA only
+        kernels = [kern for kern in KERNELS.values() if kern.method not in ("dense", "randk")
+                   and kern.runs_on(device, args.dtype)]  # fmt: skip
+    else:
+        kernels = [get_kernel(*name.split("/", 1)) for name in args.kernels]
     gen = torch.Generator().manual_seed(args.seed)
     shapes = ((args.batch, args.n), (args.batch, args.d_in), (args.n, args.d_in))
     dy, x, w = (torch.randn(s, generator=gen).to(device, args.dtype) for s in shapes)
