@@ -16,11 +16,11 @@ import torch
 
 from meprop_bench import allocator
 from meprop_bench.cli import parse_dtype, parse_k, positive_int, resolve_device, run_main
-from meprop_bench.errors import backend_support
+from meprop_bench.errors import MePropInputError, backend_support
 from meprop_bench.kernels import KERNELS, check_inputs, get_kernel
 from meprop_bench.machine import describe, machine_info, threads
 from meprop_bench.results import check_new_path, envelope, write_new_json
-from meprop_bench.timing import make_timer, measure_interleaved, paired_ratio
+from meprop_bench.timing import GRAPH_CALLS, make_timer, measure_interleaved, paired_ratio
 
 SCHEMA = "meprop-bench/check"
 SCHEMA_VERSION = 1
@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="C allocator setting; steady keeps freed blocks under 32 MiB for reuse, which "
         "mostly stops repeated allocations page-faulting (see meprop_bench.allocator)",
     )
+    parser.add_argument(
+        "--cuda-graph",
+        action="store_true",
+        help=f"on CUDA, time each kernel as a CUDA graph of {GRAPH_CALLS} back-to-back calls, "
+        "replayed (per-call time = replay / calls): for launch-bound small shapes; kernels "
+        "that read a size back to the host (rowunion, per-example triton) cannot be captured",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the results here")
     parser.add_argument("--force", action="store_true", help="let --json overwrite a file")
     return parser
@@ -68,12 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
 def run_check(args: argparse.Namespace) -> dict[str, Any]:
     """Time dense and the chosen kernels; return rows ready to print or save."""
     device = resolve_device(args.device, "--device")
+    timer = make_timer(device, cuda_graph=args.cuda_graph)  # refuses --cuda-graph off CUDA
     allocator.set_mode(args.malloc)
     if args.kernels is None:  # native runs on the CPU only, triton on CUDA only
         kernels = [kern for kern in KERNELS.values() if kern.method not in ("dense", "randk")
-                   and kern.runs_on(device, args.dtype)]  # fmt: skip
+                   and kern.runs_on(device, args.dtype)
+                   and not (args.cuda_graph and kern.syncs_on_cuda)]  # fmt: skip
     else:
         kernels = [get_kernel(*name.split("/", 1)) for name in args.kernels]
+    syncing = [kern.name for kern in kernels if args.cuda_graph and kern.syncs_on_cuda]
+    if syncing:
+        raise MePropInputError(
+            f"--cuda-graph cannot time {', '.join(syncing)}: they read a size back to the "
+            "host, which a CUDA graph cannot capture (leave them out of --kernels)"
+        )
     gen = torch.Generator().manual_seed(args.seed)
     shapes = ((args.batch, args.n), (args.batch, args.d_in), (args.n, args.d_in))
     dy, x, w = (torch.randn(s, generator=gen).to(device, args.dtype) for s in shapes)
@@ -88,7 +103,7 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
         with backend_support(f"{name} cannot run {where}"):
             fn()
     with threads(args.threads) as n_threads:
-        times = measure_interleaved(fns, make_timer(device), args.rounds, args.warmup)
+        times = measure_interleaved(fns, timer, args.rounds, args.warmup)
         machine = machine_info()
     rows = []
     for name, m in times.items():
@@ -110,7 +125,7 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
         "batch": args.batch, "d_in": args.d_in, "n": args.n, "k": k, "k_over_n": k / args.n,
         "ideal_speedup": args.n / k, "device": str(device), "dtype": str(args.dtype),
         "threads": n_threads, "rounds": args.rounds, "warmup": args.warmup, "seed": args.seed,
-        "input": "synthetic gaussian",
+        "input": "synthetic gaussian", "timer": timer.kind,
     }  # fmt: skip
     return envelope(SCHEMA, SCHEMA_VERSION, machine=machine, params=params, results=rows)
 
@@ -119,7 +134,8 @@ def format_table(result: dict[str, Any]) -> str:
     p = result["params"]
     head = (
         f"B={p['batch']} d_in={p['d_in']} n={p['n']} k={p['k']} (k/n={p['k_over_n']:.2%}) "
-        f"{p['dtype']} on {p['device']}, {p['rounds']} interleaved rounds\n"
+        f"{p['dtype']} on {p['device']}, {p['rounds']} interleaved rounds "
+        f"(timer: {p.get('timer', 'not recorded')})\n"
         f"machine: {describe(result['machine'])}\n"
     )
     lines = [f"{'kernel':<18}{'median ms':>11}{'IQR ms':>9}{'speedup':>9}  {'[q1-q3]':<15}"
