@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from meprop_bench import KERNELS
 from meprop_bench.harness.machine import threads
 
 HAS_CUDA = torch.cuda.is_available()
@@ -16,13 +17,27 @@ def device(request) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _native_kernels_stay_on_the_cpu(request):
-    """A native kernel parametrized onto CUDA is skipped: it refuses CUDA tensors by
-    design, which tests/test_native.py checks on its own."""
+def _device_specific_kernels_stay_home(request):
+    """A kernel parametrized onto a device or dtype it does not take is skipped: native
+    runs on the CPU only, triton on CUDA only (a test without a ``device`` runs on the
+    CPU) and not in float64. Each refuses the rest by design, which its own test file
+    checks (tests/test_triton_kernels.py runs triton on the CPU under its interpreter)."""
     callspec = getattr(request.node, "callspec", None)
     params = callspec.params if callspec else {}
-    if params.get("device") == "cuda" and params.get("strategy") == "native":
-        pytest.skip("native kernels run on the CPU only")
+    key = params.get("key")
+    method, strategy = key if isinstance(key, tuple) and len(key) == 2 else (None, None)
+    method, strategy = params.get("method", method), params.get("strategy", strategy)
+    device = str(params.get("device", "cpu"))
+    dtype = params.get("dtype", torch.float32)
+    kernels = [
+        kern
+        for (m, s), kern in KERNELS.items()
+        if s == strategy and method in (None, m) and (kern.native or kern.triton)
+    ]
+    runs = any(kern.runs_on(device, dtype) for kern in kernels)
+    if isinstance(dtype, torch.dtype) and kernels and not runs:
+        where = str(dtype).removeprefix("torch.")
+        pytest.skip(f"{strategy} kernels do not run in {where} on {device} (by design)")
 
 
 @pytest.fixture

@@ -64,3 +64,15 @@ def test_a_kernel_the_backend_cannot_run_is_a_one_line_error(capsys):
     assert len(err) == 1 and "topk/sparse cannot run in float16 on cpu" in err[0]
     assert "not implemented for 'Half'" in err[0] and "--kernels" in err[0]
     assert captured.out == ""
+
+
+def test_the_cuda_graph_timer_is_refused_on_the_cpu_in_one_line(capsys):
+    assert run_main(main, [*TINY, "--kernels", "unified/compact", "--cuda-graph"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "CUDA-graph timer times CUDA devices only, got cpu" in err[0]
+
+
+def test_the_timer_is_recorded(tmp_path):
+    out = tmp_path / "check.json"
+    assert run_main(main, [*TINY, "--kernels", "unified/compact", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["params"]["timer"] == "perf-counter"

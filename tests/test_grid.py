@@ -28,7 +28,8 @@ def test_counts_larger_than_width_are_left_out():
 def test_methods_expand_to_their_strategies_once():
     grid = Grid((8,), (2,), (2,), ("topk", "topk/sparse", "unified/scatter"))
     assert grid.kernels() == [("topk", "masked"), ("topk", "sparse"), ("topk", "rowunion"),
-                              ("topk", "native"), ("unified", "scatter")]  # fmt: skip
+                              ("topk", "native"), ("topk", "triton"),
+                              ("unified", "scatter")]  # fmt: skip
 
 
 def test_kernels_that_cannot_run_on_a_device_or_dtype_are_left_out():

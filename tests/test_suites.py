@@ -93,6 +93,7 @@ def test_backward_json_has_case_fields_raw_samples_and_machine(tmp_path):
             "pair_key",
         } <= set(info)
         assert info["pairs_with"] == "dense-dense_B4_d32_n32_k32_float32_cpu"
+        assert info["timer"] == "perf-counter"
         assert b["stats"]["median"] == sorted(b["stats"]["data"])[1]
         assert "SampleClock(perf_counter)" in b["options"]["timer"]
     assert not Path(f"{out}.partial.jsonl").exists(), "partial file kept after a clean run"
@@ -162,6 +163,12 @@ def test_malformed_option_is_a_usage_error(option, value):
     proc = run_suites("suites", "--benchmark-disable", option, value)
     assert proc.returncode == 4  # pytest's usage-error status
     assert option in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_cuda_graph_timer_off_cuda_is_a_usage_error():
+    proc = run_suites("suites", "--benchmark-disable", "--meprop-cuda-graph", *TINY)
+    assert proc.returncode == 4 and "Traceback" not in proc.stderr
+    assert "--meprop-cuda-graph times CUDA devices only" in proc.stderr and "cpu" in proc.stderr
 
 
 @pytest.mark.parametrize(

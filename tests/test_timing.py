@@ -7,7 +7,9 @@ import time
 import numpy as np
 import pytest
 
+from meprop_bench.errors import MePropInputError
 from meprop_bench.harness.timing import (
+    GRAPH_CALLS,
     CpuTimer,
     Measurement,
     SampleClock,
@@ -84,3 +86,53 @@ def test_cuda_timer_uses_events_and_flushes_l2():
     short = timer(lambda: a @ a)
     long = timer(lambda: [a @ a for _ in range(8)])
     assert 0 < short < long
+
+
+def test_each_timer_names_its_kind_and_the_graph_timer_refuses_the_cpu():
+    assert make_timer("cpu").kind == "perf-counter"
+    with pytest.raises(MePropInputError, match=r"CUDA-graph timer times CUDA devices only.*cpu"):
+        make_timer("cpu", cuda_graph=True)
+
+
+def _cuda_or_skip():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU; none is present")
+    return torch
+
+
+@pytest.mark.cuda
+def test_cuda_graph_timer_replays_what_it_captured_once():
+    torch = _cuda_or_skip()
+    from meprop_bench.harness.timing import CudaGraphTimer, CudaTimer
+
+    assert isinstance(make_timer("cuda"), CudaTimer) and make_timer("cuda").kind == "cuda-events"
+    timer = make_timer("cuda", cuda_graph=True)
+    assert isinstance(timer, CudaGraphTimer) and timer.kind == "cuda-graph"
+    a = torch.randn(512, 512, device="cuda")
+    calls = []
+
+    def fn():
+        calls.append(1)
+        return a @ a
+
+    first = timer(fn)
+    assert len(calls) == 1 + GRAPH_CALLS  # one warm-up call, then the captured ones
+    assert timer(fn) > 0 and first > 0 and len(calls) == 1 + GRAPH_CALLS  # replays: no Python
+    with pytest.raises(MePropInputError, match="cannot capture"):
+        timer(lambda: (a @ a).sum().item())
+    assert timer(lambda: a + 1) > 0  # a failed capture leaves the timer usable
+
+
+@pytest.mark.cuda
+def test_cuda_graph_timer_captures_every_kernel_that_does_not_sync():
+    torch = _cuda_or_skip()
+    from meprop_bench import KERNELS
+
+    g = torch.Generator().manual_seed(0)
+    dy, x, w = (torch.randn(s, generator=g).cuda() for s in ((64, 256), (64, 128), (256, 128)))
+    timer = make_timer("cuda", cuda_graph=True)
+    for key, kern in KERNELS.items():
+        if kern.runs_on("cuda", torch.float32) and not kern.syncs_on_cuda:
+            kern.prepare()
+            assert timer(lambda kern=kern: kern.fn(dy, x, w, 8)) > 0, key

@@ -16,7 +16,7 @@ import torch
 
 from meprop_bench.core import allocator
 from meprop_bench.core.kernels import KERNELS, check_inputs, get_kernel
-from meprop_bench.errors import backend_support
+from meprop_bench.errors import MePropInputError, backend_support
 from meprop_bench.harness.machine import describe, machine_info, threads
 from meprop_bench.harness.options import (
     DTYPES,
@@ -26,7 +26,7 @@ from meprop_bench.harness.options import (
     positive_int,
     resolve_device,
 )
-from meprop_bench.harness.timing import make_timer, measure_interleaved, paired_ratio
+from meprop_bench.harness.timing import GRAPH_CALLS, make_timer, measure_interleaved, paired_ratio
 from meprop_bench.results.files import check_new_path, envelope, write_new_json
 from meprop_bench.results.kinds import CHECK
 
@@ -42,9 +42,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--kernels",
         nargs="+",
-        default=[kern.name for kern in KERNELS.values() if kern.method != "randk"],
+        default=None,
         metavar="METHOD[/STRATEGY]",
-        help=f"kernels to time besides dense; known: {', '.join(k.name for k in KERNELS.values())}",
+        help="kernels to time besides dense (default: every topk and unified kernel that runs "
+        f"on --device in --dtype); known: {', '.join(k.name for k in KERNELS.values())}",
+    )
+    parser.add_argument(
+        "--cuda-graph",
+        action="store_true",
+        help=f"on CUDA, time each kernel as a CUDA graph of {GRAPH_CALLS} back-to-back calls, "
+        "replayed (per-call time = replay / calls): for launch-bound small shapes; kernels "
+        "that read a size back to the host (rowunion, per-example triton) cannot be captured",
     )
     add_threads_option(parser)
     parser.add_argument("--rounds", type=positive_int, default=15, help="timed rounds")
@@ -65,12 +73,25 @@ def build_parser() -> argparse.ArgumentParser:
 def run_check(args: argparse.Namespace) -> dict[str, Any]:
     """Time dense and the chosen kernels; return rows ready to print or save."""
     device = resolve_device(args.device, "--device")
+    timer = make_timer(device, cuda_graph=args.cuda_graph)  # refuses --cuda-graph off CUDA
     allocator.set_mode(args.malloc)
-    kernels = [get_kernel(*name.split("/", 1)) for name in args.kernels]
+    dtype = DTYPES[args.dtype]
+    if args.kernels is None:  # native runs on the CPU only, triton on CUDA only
+        kernels = [kern for kern in KERNELS.values() if kern.method not in ("dense", "randk")
+                   and kern.runs_on(device, dtype)
+                   and not (args.cuda_graph and kern.syncs_on_cuda)]  # fmt: skip
+    else:
+        kernels = [get_kernel(*name.split("/", 1)) for name in args.kernels]
+    syncing = [kern.name for kern in kernels if args.cuda_graph and kern.syncs_on_cuda]
+    if syncing:
+        raise MePropInputError(
+            f"--cuda-graph cannot time {', '.join(syncing)}: they read a size back to the "
+            "host, which a CUDA graph cannot capture (leave them out of --kernels)"
+        )
     gen = torch.Generator().manual_seed(args.seed)
     d_in, n = case_widths(args)
     shapes = ((args.batch, n), (args.batch, d_in), (n, d_in))
-    dy, x, w = (torch.randn(s, generator=gen).to(device, DTYPES[args.dtype]) for s in shapes)
+    dy, x, w = (torch.randn(s, generator=gen).to(device, dtype) for s in shapes)
     k = check_inputs(dy, x, w, args.k)
     dense = get_kernel("dense")
     for kern in kernels:
@@ -81,7 +102,7 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
         with backend_support(f"{name} cannot run {where}"):
             fn()
     with threads(args.threads) as n_threads:
-        times = measure_interleaved(fns, make_timer(device), args.rounds, args.warmup)
+        times = measure_interleaved(fns, timer, args.rounds, args.warmup)
         machine = machine_info()
     rows = []
     for name, m in times.items():
@@ -103,7 +124,7 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
         "batch": args.batch, "d_in": d_in, "n": n, "k": k, "k_over_n": k / n,
         "ideal_speedup": n / k, "device": str(device), "dtype": args.dtype,
         "threads": n_threads, "rounds": args.rounds, "warmup": args.warmup, "seed": args.seed,
-        "input": "synthetic gaussian",
+        "input": "synthetic gaussian", "timer": timer.kind,
     }  # fmt: skip
     return envelope(CHECK, machine=machine, params=params, results=rows)
 
@@ -112,7 +133,8 @@ def format_table(result: dict[str, Any]) -> str:
     p = result["params"]
     head = (
         f"B={p['batch']} d_in={p['d_in']} n={p['n']} k={p['k']} (k/n={p['k_over_n']:.2%}) "
-        f"{p['dtype']} on {p['device']}, {p['rounds']} interleaved rounds\n"
+        f"{p['dtype']} on {p['device']}, {p['rounds']} interleaved rounds "
+        f"(timer: {p['timer']})\n"
         f"machine: {describe(result['machine'])}\n"
     )
     lines = [f"{'kernel':<18}{'median ms':>11}{'IQR ms':>9}{'speedup':>9}  {'[q1-q3]':<15}"

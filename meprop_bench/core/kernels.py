@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from meprop_bench.core import native, workspace
+from meprop_bench.core import native, triton_kernels, workspace
 from meprop_bench.core.kernel_types import Gradients, KernelFn, RowGrad
 from meprop_bench.core.selection import (
     batch_sum,
@@ -156,6 +156,7 @@ class Kernel:
     syncs_on_cuda: bool
     summary: str
     native: bool = False  # compiled CPU code: float32/float64 on the CPU, see prepare()
+    triton: bool = False  # Triton code: CUDA only, float32/float16/bfloat16
 
     @property
     def name(self) -> str:
@@ -163,6 +164,8 @@ class Kernel:
 
     def runs_on(self, device: str | torch.device, dtype: torch.dtype) -> bool:
         """Whether this kernel takes tensors of ``dtype`` on ``device``."""
+        if self.triton:
+            return torch.device(device).type == "cuda" and dtype in triton_kernels.DTYPES
         return not self.native or (
             torch.device(device).type == "cpu" and dtype in (torch.float32, torch.float64)
         )
@@ -173,6 +176,8 @@ class Kernel:
         timing."""
         if self.native:
             native.compile_ahead()
+        if self.triton:
+            triton_kernels.prepare()  # a one-line error when triton is missing
 
 
 def _per_example_kernels(method: str, chooser: str) -> list[Kernel]:
@@ -186,6 +191,9 @@ def _per_example_kernels(method: str, chooser: str) -> list[Kernel]:
         Kernel(method, "native", _with_scratch(native.per_example(method)), True, False,
                f"{chooser} per example in compiled CPU code, products over kept entries only",
                native=True),
+        Kernel(method, "triton", triton_kernels.per_example(method), True, True,
+               f"{chooser} per example in Triton (CUDA): selection fused with dX, dW rows "
+               "over the union of kept columns", triton=True),
     ]  # fmt: skip
 
 
@@ -202,6 +210,9 @@ KERNELS: dict[tuple[str, str], Kernel] = {
         Kernel("unified", "native", _with_scratch(native.unified), True, False,
                "one top-k column set per batch, selection and products in one compiled "
                "CPU call (small shapes)", native=True),
+        Kernel("unified", "triton", triton_kernels.unified, True, False,
+               "one top-k column set per batch, Triton GEMMs that gather dY and W in their "
+               "loads (CUDA)", triton=True),
     ]
 }  # fmt: skip
 

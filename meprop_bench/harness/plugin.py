@@ -7,9 +7,10 @@ and crash-safe partial results.
 - ``--meprop-shard I/N`` runs one part of the sweep and ``--meprop-order`` sets the
   order its cases run in (see :mod:`meprop_bench.harness.plan`).
 - The ``meprop`` fixture times one case through pytest-benchmark: our timer (host clock
-  on CPU, CUDA events on GPU) produces each sample, and a :class:`SampleClock` hands it
-  to pytest-benchmark, so its stats, JSON, ``compare`` and histograms are of what we
-  measured. Raw samples are always saved.
+  on CPU, CUDA events on GPU, or with ``--meprop-cuda-graph`` the replay of a CUDA graph
+  of several calls) produces each sample, and a :class:`SampleClock` hands it to
+  pytest-benchmark, so its stats, JSON, ``compare`` and histograms are of what we
+  measured. Raw samples are always saved, and ``extra_info["timer"]`` names the timer.
 - Each finished benchmark is appended to a JSON-lines file as it completes, so an
   interrupted sweep loses at most the case in flight; ``python -m meprop_bench.recover``
   turns that file into a pytest-benchmark JSON.
@@ -38,7 +39,7 @@ from meprop_bench.harness.inputs import case_inputs
 from meprop_bench.harness.machine import machine_info, threads
 from meprop_bench.harness.options import PRESET_ALIAS, add_grid_options, grid_overrides
 from meprop_bench.harness.plan import SweepPlan, add_options
-from meprop_bench.harness.timing import SampleClock, Slowdown, gc_disabled, make_timer
+from meprop_bench.harness.timing import GRAPH_CALLS, SampleClock, Slowdown, gc_disabled, make_timer
 from meprop_bench.results.kinds import BENCHMARK
 from meprop_bench.results.partial import recover_command
 
@@ -67,6 +68,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="JSON-lines file each result is appended to as it finishes "
         "(default: <benchmark-json>.partial.jsonl, else .benchmarks/partial-<time>.jsonl)",
     )
+    group.addoption(
+        "--meprop-cuda-graph",
+        action="store_true",
+        help=f"time each CUDA case as a CUDA graph of {GRAPH_CALLS} back-to-back calls, "
+        "replayed (per-call time = replay / calls, as triton.testing.do_bench_cudagraph): "
+        "for launch-bound small shapes; every --meprop-devices entry must be CUDA",
+    )
     add_options(group)
 
 
@@ -90,6 +98,13 @@ def pytest_configure(config: pytest.Config) -> None:
         slowdown_methods()
     except MePropInputError as err:
         raise pytest.UsageError(str(err)) from None
+    if config.getoption("meprop_cuda_graph"):
+        off_cuda = [device for device in grid.devices if not device.startswith("cuda")]
+        if off_cuda:
+            raise pytest.UsageError(
+                f"--meprop-cuda-graph times CUDA devices only, but the grid has "
+                f"{', '.join(off_cuda)}; choose --meprop-devices cuda"
+            )
     try:
         allocator.set_mode(config.getoption("meprop_malloc"))
     except MePropInputError as err:
@@ -297,6 +312,7 @@ class CaseBench:
     def __init__(self, benchmark: Any, config: pytest.Config) -> None:
         self.benchmark = benchmark
         self.grid = grid_of(config)
+        self.cuda_graph = bool(config.getoption("meprop_cuda_graph", False))
 
     @staticmethod
     def require_device(device: str) -> None:
@@ -323,6 +339,11 @@ class CaseBench:
 
     def run_kernel(self, case: Case, thread_count: int | None, group: str, **extra: Any) -> None:
         """Time ``case``'s backward kernel on its inputs; ``extra`` joins its extra_info."""
+        if self.cuda_graph and case.kernel.syncs_on_cuda:
+            pytest.skip(
+                f"--meprop-cuda-graph: {case.kernel.name} reads a size back to the host, "
+                "which a CUDA graph cannot capture"
+            )
         self.prepare(case.kernel)
         dy, x, w = self.inputs(case)
         kernel, k = case.kernel.fn, case.k
@@ -346,14 +367,21 @@ class CaseBench:
     ) -> None:
         """Time ``fn`` for the grid's rounds, feeding each sample to pytest-benchmark.
 
-        ``setup`` runs before every call, untimed (resetting gradients, say).
+        ``setup`` runs before every call, untimed (resetting gradients, say), which a
+        CUDA graph of back-to-back calls cannot do: such a case skips under
+        ``--meprop-cuda-graph``, as does one whose call cannot be captured.
         """
         self.require_device(device)
+        if self.cuda_graph and setup is not None:
+            pytest.skip(
+                "--meprop-cuda-graph: this case resets state before every call, which a "
+                "graph of back-to-back calls cannot do"
+            )
         bench = self.benchmark
         bench.group = group
         with threads(thread_count) as in_force:
-            bench.extra_info.update(extra_info, threads=in_force, device=device)
-            timer = make_timer(device)
+            timer = make_timer(device, cuda_graph=self.cuda_graph)
+            bench.extra_info.update(extra_info, threads=in_force, device=device, timer=timer.kind)
             methods = slowdown_methods()
             fraction = slowdown_fraction()
             if fraction and (methods is None or extra_info.get("method") in methods):
@@ -378,6 +406,10 @@ class CaseBench:
                 if reason is None:
                     raise
                 pytest.skip(f"the backend cannot run this case: {reason}")
+            except MePropInputError as err:
+                if not self.cuda_graph:
+                    raise
+                pytest.skip(f"--meprop-cuda-graph: {err}")
             timed = faults[-self.grid.rounds :]  # the warm-up rounds came first
             if timed:
                 bench.extra_info["minor_faults_per_call"] = statistics.median(timed)

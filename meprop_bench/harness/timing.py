@@ -5,6 +5,12 @@
 - :class:`CudaTimer` queues an L2 flush, then a ``torch.cuda.Event`` pair around the
   call, and waits for the end event: the sample is the GPU's own elapsed time, not the
   host's (which would include launch latency and Python).
+- :class:`CudaGraphTimer` captures N calls in one CUDA graph and times its replay with
+  an event pair, dividing by N (as ``triton.testing.do_bench_cudagraph`` does): the
+  launch overhead drops out, so a launch-bound small shape shows its kernels' time.
+
+Each timer's ``kind`` (``perf-counter``, ``cuda-events``, ``cuda-graph``) is what the
+suites record as ``extra_info["timer"]``.
 
 :func:`measure` collects rounds of one function; :func:`measure_interleaved` runs
 several functions round-robin (A B C A B C ...) so drift on a shared machine hits
@@ -23,6 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from meprop_bench.core.allocator import minor_faults
+from meprop_bench.errors import MePropInputError
 
 Fn = Callable[[], object]
 
@@ -78,6 +85,7 @@ class CpuTimer:
     :mod:`meprop_bench.core.allocator`), which explains many a surprising sample."""
 
     name = "perf_counter"
+    kind = "perf-counter"
 
     def __init__(self) -> None:
         self.last_faults: int | None = None
@@ -102,6 +110,7 @@ class CudaTimer:
     """
 
     name = "cuda_event"
+    kind = "cuda-events"
     last_faults = None  # host page faults say nothing of the GPU's time
 
     def __init__(self, device: torch.device | str = "cuda", flush_l2: bool = True) -> None:
@@ -126,12 +135,94 @@ class CudaTimer:
         return self._start.elapsed_time(self._end) / 1e3
 
 
-Timer = CpuTimer | CudaTimer
+#: Calls captured in one graph by :class:`CudaGraphTimer`.
+GRAPH_CALLS = 20
 
 
-def make_timer(device: torch.device | str, flush_l2: bool = True) -> Timer:
-    """The right timer for ``device``: events on CUDA, the host clock elsewhere."""
+class CudaGraphTimer:
+    """GPU time of one call as a CUDA graph runs it: ``calls`` calls are captured back
+    to back in one graph (once per function, after one uncaptured warm-up call), and
+    each sample is one replay between an event pair, divided by ``calls``.
+
+    Replaying a graph costs one launch for all its kernels, so the host's Python and
+    the driver's per-kernel launch latency drop out: what remains is the GPU's time,
+    which is what a training step captured in a graph would pay. The calls run back to
+    back on warm caches (no L2 flush between them), unlike :class:`CudaTimer`'s. A call
+    that synchronises with the host (reads a size back, as ``rowunion`` and the
+    per-example triton kernels do) cannot be captured: a MePropInputError says so.
+    """
+
+    name = "cuda_graph"
+    kind = "cuda-graph"
+    last_faults = None
+
+    def __init__(self, device: torch.device | str = "cuda", calls: int = GRAPH_CALLS) -> None:
+        if calls < 1:
+            raise ValueError(f"a CUDA graph needs at least 1 call, got {calls}")
+        self.device = torch.device(device)
+        self.calls = calls
+        self._graphs: dict[int, tuple[Fn, torch.cuda.CUDAGraph]] = {}
+        self._start = torch.cuda.Event(enable_timing=True)
+        self._end = torch.cuda.Event(enable_timing=True)
+
+    def graph(self, fn: Fn) -> torch.cuda.CUDAGraph:
+        """The graph of ``calls`` calls of ``fn``, captured at its first use."""
+        entry = self._graphs.get(id(fn))
+        if entry is None or entry[0] is not fn:
+            entry = (fn, capture_calls(fn, self.calls, self.device))
+            self._graphs[id(fn)] = entry  # holds fn, so its id is not reused
+        return entry[1]
+
+    def __call__(self, fn: Fn) -> float:
+        graph = self.graph(fn)
+        with torch.cuda.device(self.device):
+            self._start.record()
+            graph.replay()
+            self._end.record()
+        self._end.synchronize()
+        return self._start.elapsed_time(self._end) / 1e3 / self.calls
+
+
+def capture_calls(fn: Fn, calls: int, device: torch.device) -> torch.cuda.CUDAGraph:
+    """A CUDA graph of ``calls`` back-to-back calls of ``fn``, after one call on a side
+    stream (lazy initialisation, compilation and the allocator's first requests happen
+    there, uncaptured)."""
+    with torch.cuda.device(device):
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            fn()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                for _ in range(calls):
+                    fn()
+        except RuntimeError as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise MePropInputError(
+                f"the CUDA-graph timer cannot capture this call ({reason}); a call that "
+                "reads a value back to the host cannot be captured: time it with CUDA events"
+            ) from None
+    return graph
+
+
+Timer = CpuTimer | CudaTimer | CudaGraphTimer
+
+
+def make_timer(
+    device: torch.device | str, flush_l2: bool = True, cuda_graph: bool = False
+) -> Timer:
+    """The right timer for ``device``: events on CUDA (a CUDA graph's replay with
+    ``cuda_graph``), the host clock elsewhere. ``cuda_graph`` off CUDA is refused."""
     device = torch.device(device)
+    if cuda_graph:
+        if device.type != "cuda":
+            raise MePropInputError(
+                f"the CUDA-graph timer times CUDA devices only, got {device}; "
+                "time the CPU without it"
+            )
+        return CudaGraphTimer(device)
     if device.type == "cuda":
         return CudaTimer(device, flush_l2)
     return CpuTimer()

@@ -42,6 +42,7 @@ BENCHMARK = Schema(
         Field("device", TEXT, "cpu, cuda or cuda:N"),
         Field("threads", INT + NONE, "intra-op threads in force"),
         Field("pair_key", TEXT, "what a sparse case shares with its dense partner"),
+        Field("timer", TEXT, "perf-counter, cuda-events or cuda-graph"),
         Field("d_in", INT, "input width", optional=True),
         Field("n", INT, "output width", optional=True),
         Field("grads", TEXT, "gaussian (synthetic) or recorded (real MNIST MLP gradients)",
@@ -125,7 +126,8 @@ CHECK = Schema(
     "e.g. float32, not torch's spelling.)",
     (
         Field("params", OBJECT, "batch, d_in, n, k, k_over_n, ideal_speedup, device, dtype, "
-              "threads, rounds, warmup, seed, input"),
+              "threads, rounds, warmup, seed, input, timer (perf-counter, cuda-events or "
+              "cuda-graph)"),
         Field("results", LIST, "one record per kernel, dense first", items=(
             Field("kernel", TEXT, "method/strategy"),
             Field("median_s", NUMBER, "median time per call"),
