@@ -640,6 +640,7 @@ def test_the_verdicts_open_the_report_per_recipe_with_the_diagnostics(tmp_path):
     assert sections[5:8] == ["### The paper's claims: verdicts",
                              "### Starvation: how often each hidden unit was kept",
                              "### Training time per epoch (Table 2)"]  # fmt: skip
+    assert "The inputs hold no benchmark with a dense partner, so no speedup" in summary
     assert f"1 training file(s) predate schema v2 ({old})" in summary
     details = summary[summary.index("## Details") :]
     verdict_rows = [line for line in details.splitlines() if "| (a) Table 3" in line]

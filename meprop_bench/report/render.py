@@ -38,7 +38,7 @@ details > summary { cursor: pointer; } details > summary h3 { display: inline; }
 details[open] > summary { margin-bottom: 0.4em; }
 .caption { margin: 0.8em 0 0.2em; font-size: 0.9em; color: #444; }
 .count { color: #777; font-size: 0.85em; margin-left: 0.5em; }
-.skipped { color: #a60; }
+.skipped { color: #a60; font-size: 0.9em; }
 """
 
 # Nothing may load from elsewhere: images are data: URIs, style and script are inline.
@@ -119,7 +119,8 @@ def to_markdown(doc: Document) -> str:
     parts = [f"# {doc.title}\n", *(f"{line}  " for line in doc.header), ""]
     for section in doc.sections:
         parts.append(f"{'#' * section.level} {section.title}\n")
-        parts.extend(f"{text}\n" for text in section.text)
+        if not section.figures:
+            parts.extend(f"{text}\n" for text in section.text)
         if section.bullets:
             parts.extend(f"- **{lead}** " + "  \n  ".join(lines) for lead, lines in section.bullets)
             parts.append("")
@@ -129,6 +130,8 @@ def to_markdown(doc: Document) -> str:
                 f"([SVG]({p.svg.relative_to(doc.out_dir)}))\n"
                 for p in _drawn(doc)
             )
+            parts.extend(f"- {text}" for text in section.text)
+            parts.append("")
         if section.caption:
             parts.append(f"{section.caption}\n")
         if section.table is not None:
@@ -167,14 +170,17 @@ def _section(section: Section, doc: Document) -> str:
     esc = html.escape
     tag = f"h{section.level}"
     body = []
-    css = ' class="skipped"' if section.figures else ""
-    body.extend(f"<p{css}>{esc(text)}</p>" for text in section.text)
+    if not section.figures:
+        body.extend(f"<p>{esc(text)}</p>" for text in section.text)
     if section.bullets:
         items = (f"<li><strong>{esc(lead)}</strong> " + "<br>".join(map(esc, lines)) + "</li>"
                  for lead, lines in section.bullets)  # fmt: skip
         body.append('<ul class="answer">' + "".join(items) + "</ul>")
-    if section.figures:
+    if section.figures:  # its text: the plots not drawn, and why, after the others
         body.extend(_img(p, doc.out_dir) for p in _drawn(doc))
+        if section.text:
+            items = "".join(f"<li>{esc(text)}</li>" for text in section.text)
+            body.append(f'<ul class="skipped">{items}</ul>')
     if section.caption:
         body.append(f'<p class="caption">{esc(section.caption)}</p>')
     if section.table is not None:

@@ -71,13 +71,19 @@ ANSWER_NOTE = (
     "above or below 1x. The details below have every strategy."
 )
 
+NO_SPEEDUPS = (
+    "The inputs hold no benchmark with a dense partner, so no speedup is answered here "
+    "(run the suites: python -m pytest suites --benchmark-only --benchmark-json FILE)."
+)
+
 
 def answer_sections(data: ReportData, runs: pd.DataFrame) -> list[Section]:
     """The report's opening: per device and machine, one sentence per method and the
     lead suite's best strategy at each shape; then, with training results, the verdict
     on each of the paper's claims per setting."""
-    sections = [Section("Answer", [ANSWER_NOTE.format(confidence=CONFIDENCE)], anchor="answer")]
     best = headline.best_strategies(data.speedups)
+    intro = ANSWER_NOTE.format(confidence=CONFIDENCE) if not best.empty else NO_SPEEDUPS
+    sections = [Section("Answer", [intro], anchor="answer")]
     said = headline.answers(best)
     for (machine, device), here in best.groupby(headline.WHERE, sort=False):
         mine = said[(said["machine"] == machine) & (said["device_name"] == device)]
