@@ -64,9 +64,16 @@ PROBE = """<script>
     var up = { rows: column(table), sort: th.getAttribute("aria-sort") };
     th.click();
     var down = { rows: column(table), sort: th.getAttribute("aria-sort") };
+    var heads = 0;
+    Array.prototype.forEach.call(document.querySelectorAll("table.sortable"), function (t) {
+      heads += t.tHead.rows[t.tHead.rows.length - 1].cells.length;
+    });
+    var bound = { titled: document.querySelectorAll("table.sortable th[title]").length,
+                  heads: heads, tables: document.querySelectorAll("table.sortable").length };
     var pre = document.createElement("pre");
     pre.id = "probe";
-    pre.textContent = JSON.stringify({ errors: errors, images: images, up: up, down: down });
+    pre.textContent = JSON.stringify({ errors: errors, images: images, up: up, down: down,
+                                      bound: bound });
     document.body.appendChild(pre);
   });
 })();
@@ -141,6 +148,13 @@ def test_a_click_on_a_header_sorts_its_column(opened):
         "rows": ["native", "2.5x [2.1-2.9x]", "1.5 s", "900 ms", "20 ms", "-"],
         "sort": "descending",
     }
+
+
+def test_the_sorter_takes_every_table_of_the_page(opened):
+    page, _, probe, _ = opened
+    tables = page.count('<table class="dataframe sortable">') + 1  # and the probe's
+    assert probe["bound"]["tables"] == tables > 5
+    assert probe["bound"]["titled"] == probe["bound"]["heads"]
 
 
 def test_the_detail_tables_are_folded(opened):
