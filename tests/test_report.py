@@ -380,10 +380,55 @@ def test_summary_holds_the_tables(built):
 def test_html_is_self_contained_and_embeds_every_plot(built):
     page = (built / "index.html").read_text()
     assert page.count('src="data:image/png;base64,') == len(PLOTS)
-    for marker in ("<script", "<link", 'src="http', 'href="http', "url(", "@import"):
+    for marker in ("<link", 'src="http', 'href="http', "url(", "@import", "<script src"):
         assert marker not in page
+    assert page.count("<script") == 1 and "<script>" in page  # the inline table sorter
+    assert "default-src 'none'; img-src data:;" in page  # the page may load nothing
     assert 'href="profiles/unified-compact_case/flame.svg"' in page
     assert "Test GPU" in page and "Measured vs published speedups" in page
+
+
+def test_the_page_opens_with_the_answer_then_the_plots_then_folded_tables(built):
+    page = (built / "index.html").read_text()
+    answer, plots, details = (page.index(f'id="{name}"') for name in ("answer", "plots",
+                                                                       "details"))  # fmt: skip
+    assert answer < page.index("<img") and answer < page.index("<table")
+    assert answer < plots < page.index("<img") < details
+    for where in ("cpu (Test CPU) on box (Test CPU)",
+                  "cuda (Test GPU) on gpubox (Test CPU, Test GPU)"):  # fmt: skip
+        assert f">{where}</h3>" in page
+    assert "<strong>unified top-k pays.</strong> Backward kernel: faster than dense" in page
+    assert "Training: the paper&#x27;s accuracy claims</h3>" in page
+    tail = page[details:]
+    folded = re.findall(r'<details id="[^"]+"><summary><h3>([^<]+)</h3>', tail)
+    assert folded[:2] == [
+        "The paper&#x27;s claims: verdicts",
+        "Starvation: how often each hidden unit was kept",
+    ]
+    assert "Speedups: backward kernel (dy, x, w, k) -&gt; (dx, dw, db)" in folded
+    assert tail.count("<table") == tail.count('<table class="dataframe sortable">')
+    assert "<table" not in page[plots:details]
+    assert "Machines: Test CPU (2 cores, AVX2), torch 2.13.0, MKL, 2 threads; " in page
+
+
+def test_summary_opens_with_the_answer(built):
+    summary = (built / "summary.md").read_text()
+    headings = [line for line in summary.splitlines() if line.startswith("#")]
+    assert headings[:6] == [
+        "# meprop-bench report: r1",
+        "## Answer",
+        "### cpu (Test CPU) on box (Test CPU)",
+        "### cpu (Test CPU) on gpubox (Test CPU, Test GPU)",  # its paper and train-step cases
+        "### cuda (Test GPU) on gpubox (Test CPU, Test GPU)",
+        "### Training: the paper's accuracy claims",
+    ]
+    assert headings[6:9] == ["## Plots", "## Details", "### The paper's claims: verdicts"]
+    assert summary.index("- **unified top-k pays.** Backward kernel:") < summary.index("![")
+    assert "| B | n | k | k/n | ideal | unified top-k: best strategy | unified top-k: speedup" in (
+        summary
+    )
+    best = pd.read_csv(built / "best_strategies.csv")
+    assert set(best["suite"]) == {"backward", "layer", "paper", "train_step"}
 
 
 def test_a_missing_plot_input_is_skipped_and_said(tmp_path, capsys):
@@ -584,12 +629,21 @@ def test_the_verdicts_open_the_report_per_recipe_with_the_diagnostics(tmp_path):
     assert run_main(report_main, [str(both), str(old), "--out-root", str(tmp_path),
                                   "--name", "r"]) == 0  # fmt: skip
     summary = (tmp_path / "r" / "summary.md").read_text()
-    sections = [line for line in summary.splitlines() if line.startswith("## ")]
-    assert sections[:3] == ["## The paper's claims: verdicts",
-                            "## Starvation: how often each hidden unit was kept",
-                            "## Training time per epoch (Table 2)"]  # fmt: skip
+    sections = [line for line in summary.splitlines() if line.startswith("#")]
+    assert sections[:5] == [
+        "# meprop-bench report: r",
+        "## Answer",
+        "### Training: the paper's accuracy claims",
+        "## Plots",
+        "## Details",
+    ]
+    assert sections[5:8] == ["### The paper's claims: verdicts",
+                             "### Starvation: how often each hidden unit was kept",
+                             "### Training time per epoch (Table 2)"]  # fmt: skip
+    assert "The inputs hold no benchmark with a dense partner, so no speedup" in summary
     assert f"1 training file(s) predate schema v2 ({old})" in summary
-    verdict_rows = [line for line in summary.splitlines() if "| (a) Table 3" in line]
+    details = summary[summary.index("## Details") :]
+    verdict_rows = [line for line in details.splitlines() if "| (a) Table 3" in line]
     assert [row.split(" | ")[1] for row in verdict_rows] == ["torch", "authors"]
     assert all(row.rstrip(" |").rsplit(" | ", 1)[1] in ("reproduced", "refuted",
                "inconclusive") for row in verdict_rows)  # fmt: skip

@@ -25,7 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
         prog="meprop-bench report",
         description=__doc__.split("\n\n")[0],
-        epilog="Writes plots/*.png and *.svg, summary.md, index.html, speedups.csv and "
+        epilog="Writes plots/*.png and *.svg, summary.md and index.html (the answer first: "
+        "each method's best strategy per shape and device, the training verdicts; then the "
+        "plots and the detail tables), speedups.csv, best_strategies.csv and "
         "training_runs.csv. Bad input is a one-line error and exit status 2.",
     )
     parser.add_argument(

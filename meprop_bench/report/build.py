@@ -11,8 +11,8 @@ from pathlib import Path
 
 from meprop_bench import __version__
 from meprop_bench.errors import MePropInputError
+from meprop_bench.report import headline, training
 from meprop_bench.report import sections as sec
-from meprop_bench.report import training
 from meprop_bench.report.load import PathLike, find_inputs, load_benchmarks, load_trainings
 from meprop_bench.report.load import machines as read_machines
 from meprop_bench.report.plots import PlotFile, ReportData, write_plots
@@ -57,8 +57,9 @@ def build_report(
     """Read the benchmark and training JSON in ``paths`` (files or directories) and
     write the report into ``out_dir``: ``plots/*.png|svg``, ``summary.md``,
     ``index.html``, and the tidy frames as ``speedups.csv`` (with
-    ``speedups_across_runs.csv`` when a case was run more than once) and
-    ``training_runs.csv``."""
+    ``speedups_across_runs.csv`` when a case was run more than once),
+    ``best_strategies.csv`` (each method's best strategy at each case of every suite:
+    what the answer's tables show for one) and ``training_runs.csv``."""
     out_dir = Path(out_dir)
     ensure_free(out_dir, force)
     inputs = find_inputs(paths)
@@ -88,21 +89,30 @@ def build_report(
     kinds = {str(p): "benchmark" for p in inputs.benchmarks} | {
         str(p): "training" for p in inputs.trainings
     }
-    sections = [
+    machines = read_machines([*inputs.benchmarks, *inputs.trainings])
+    details = [
         *sec.claim_sections(runs),
-        sec.inputs_section(read_machines([*inputs.benchmarks, *inputs.trainings]), kinds),
+        sec.inputs_section(machines, kinds),
         *sec.speedup_sections(data, pairing.unpaired),
         *sec.paper_sections(data, summary),
+    ]
+    sections = [
+        *sec.answer_sections(data, runs),
         sec.plots_section(plots),
+        *sec.details_sections(details),
     ]
     profiles = sec.profile_links(out_dir)
     title = f"meprop-bench report: {out_dir.name}"
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    header = [f"Made {created} by meprop-bench {__version__} from {len(kinds)} input files."]
+    header = [
+        sec.machine_line(machines),
+        f"Made {created} by meprop-bench {__version__} from {len(kinds)} input files.",
+    ]
     doc = Document(title, header, sections, plots, profiles, out_dir)
     (out_dir / "summary.md").write_text(to_markdown(doc))
     (out_dir / "index.html").write_text(to_html(doc))
     data.speedups.to_csv(out_dir / "speedups.csv", index=False)
+    headline.best_strategies(data.speedups).to_csv(out_dir / "best_strategies.csv", index=False)
     if not repeats.empty:
         repeats.to_csv(out_dir / "speedups_across_runs.csv", index=False)
     runs.drop(columns="kept", errors="ignore").to_csv(out_dir / "training_runs.csv", index=False)

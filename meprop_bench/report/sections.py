@@ -1,15 +1,16 @@
 """The report's content, once, as a list of sections; ``summary.md`` and ``index.html``
-are two renderings of it."""
+are two renderings of it. The order is the reader's: the answer (:func:`answer_sections`),
+the plots, then the details (every table, folded in the HTML)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
 from meprop_bench.harness.machine import describe
-from meprop_bench.report import claims, starvation, tables, train_time
+from meprop_bench.report import claims, headline, starvation, tables, train_time
 from meprop_bench.report.paper import published_accuracies
 from meprop_bench.report.plots import PlotFile, ReportData
 from meprop_bench.report.speedup import CONFIDENCE, RESAMPLES, SEED
@@ -29,11 +30,20 @@ SUITE_TITLES = {
 
 @dataclass
 class Section:
-    """A heading, paragraphs, and optionally a table."""
+    """A heading, paragraphs, bullets (each a bold lead and lines after it), and
+    optionally a table with a ``caption`` line. ``level``: the heading's level (2 or 3);
+    ``fold``: folded in the HTML until opened; ``figures``: the plots go here;
+    ``anchor``: the HTML id."""
 
     title: str
     text: list[str] = field(default_factory=list)
     table: pd.DataFrame | None = None
+    level: int = 2
+    bullets: list[tuple[str, list[str]]] = field(default_factory=list)
+    caption: str | None = None
+    fold: bool = False
+    figures: bool = False
+    anchor: str | None = None
 
 
 def describe_machine(info: dict) -> str:
@@ -43,6 +53,79 @@ def describe_machine(info: dict) -> str:
     except KeyError:
         cpu = (info.get("cpu") or {}).get("brand_raw", "unknown CPU")
         return f"{cpu} ({info.get('node', 'unknown host')}; no meprop-bench machine details)"
+
+
+def machine_line(machines: dict[str, dict]) -> str:
+    """The machines the inputs come from, in one line."""
+    names = list(dict.fromkeys(describe_machine(info) for info in machines.values()))
+    if not names:
+        return "Machine: unknown (no machine details in the inputs)."
+    return ("Machine: " if len(names) == 1 else "Machines: ") + "; ".join(names) + "."
+
+
+ANSWER_NOTE = (
+    "Does meProp pay off here, and by how much? For each method, the best of its "
+    "strategies at each shape: speedup = dense median / sparse median at the same shape, "
+    "its {confidence:.0%} bootstrap interval, and efficiency = speedup / ideal (ideal n/k; "
+    "for a training step its bound 3n/(n+2k)). Faster or slower: the whole interval lies "
+    "above or below 1x. The details below have every strategy."
+)
+
+NO_SPEEDUPS = (
+    "The inputs hold no benchmark with a dense partner, so no speedup is answered here "
+    "(run the suites: python -m pytest suites --benchmark-only --benchmark-json FILE)."
+)
+
+
+def answer_sections(data: ReportData, runs: pd.DataFrame) -> list[Section]:
+    """The report's opening: per device and machine, one sentence per method and the
+    lead suite's best strategy at each shape; then, with training results, the verdict
+    on each of the paper's claims per setting."""
+    best = headline.best_strategies(data.speedups)
+    intro = ANSWER_NOTE.format(confidence=CONFIDENCE) if not best.empty else NO_SPEEDUPS
+    sections = [Section("Answer", [intro], anchor="answer")]
+    said = headline.answers(best)
+    for (machine, device), here in best.groupby(headline.WHERE, sort=False):
+        mine = said[(said["machine"] == machine) & (said["device_name"] == device)]
+        lead = mine["suite"].iloc[0]
+        bullets = [
+            (row.lead, [line for line in (row.detail, row.others) if line])
+            for row in mine.itertuples()
+        ]
+        sections.append(
+            Section(
+                f"{device} on {machine}",
+                table=headline.shape_table(here, lead),
+                level=3,
+                bullets=bullets,
+                caption=f"Each method's best strategy at each shape of the {headline.SUITES[lead]} "
+                "(best_strategies.csv has every suite):",
+            )
+        )
+    verdicts = claims.verdicts(runs) if not runs.empty else pd.DataFrame()
+    summary = headline.claim_summary(verdicts, claims.SETTING)
+    if not summary.empty:
+        sections.append(
+            Section(
+                "Training: the paper's accuracy claims",
+                [
+                    "Per claim and setting, reproduced, refuted or inconclusive by the "
+                    "95% interval of the difference of means over seeds (test accuracy, "
+                    "points); each comparison and the rule are in the details below."
+                ],
+                summary,
+                level=3,
+            )
+        )
+    elif not runs.empty:
+        sections.append(
+            Section(
+                "Training: the paper's accuracy claims",
+                ["No claim could be tested from these runs (see the details below)."],
+                level=3,
+            )
+        )
+    return sections
 
 
 def inputs_section(machines: dict[str, dict], kinds: dict[str, str]) -> Section:
@@ -194,7 +277,21 @@ def claim_sections(runs: pd.DataFrame) -> list[Section]:
 
 def plots_section(plots: list[PlotFile]) -> Section:
     skipped = [f"{p.title}: skipped, {p.skipped}." for p in plots if p.skipped]
-    return Section("Plots", skipped)
+    return Section("Plots", skipped, figures=True, anchor="plots")
+
+
+DETAILS_NOTE = (
+    "The tables behind the answer and the plots: every strategy at every case, the "
+    "method, the inputs, the training runs."
+)
+
+
+def details_sections(sections: list[Section]) -> list[Section]:
+    """``sections`` under a "Details" heading, one level down, each folded in the HTML."""
+    return [
+        Section("Details", [DETAILS_NOTE], anchor="details"),
+        *(replace(section, level=3, fold=True) for section in sections),
+    ]
 
 
 def profile_links(out_dir: Path) -> dict[str, list[Path]]:

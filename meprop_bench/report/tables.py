@@ -23,8 +23,14 @@ def markdown(frame: pd.DataFrame) -> str:
     def cell(value: object) -> str:
         return str(value).replace("|", "\\|").replace("\n", " ")
 
+    def header(column: object) -> str:
+        """A column's name; a two-level one as "top: bottom" (or the bottom alone)."""
+        if isinstance(column, tuple):
+            return ": ".join(str(part) for part in column if str(part))
+        return str(column)
+
     lines = [
-        "| " + " | ".join(cell(c) for c in frame.columns) + " |",
+        "| " + " | ".join(cell(header(c)) for c in frame.columns) + " |",
         "|" + "---|" * len(frame.columns),
         *("| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(False)),
     ]
