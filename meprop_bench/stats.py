@@ -50,7 +50,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import ruptures
-from scipy.stats import mannwhitneyu, norm
+from scipy.stats import mannwhitneyu, norm, sem
 from scipy.stats import t as student_t
 
 REGRESSION = "regression"
@@ -60,7 +60,8 @@ UNDECIDED = "undecided"
 _BEYOND = {REGRESSION, IMPROVEMENT}  # the statuses of a change beyond every limit
 
 RESAMPLES = 2000  # bootstrap replicates; the smallest bootstrap p is 1/2001
-_SEED = 0  # fixed: the same input always gives the same verdict
+SEED = 0  # fixed: the same input always gives the same verdict and interval
+CONFIDENCE = 0.95  # of every interval the report shows
 _CHUNK = 4_000_000  # resampled values held in memory at once
 MAD_TO_SD = 1.4826  # MAD * this = standard deviation, for normal data
 MEDIAN_SE = math.sqrt(math.pi / 2)  # standard error of a median / that of a mean (normal)
@@ -153,7 +154,7 @@ def compare_times(base: Runs, cand: Runs, rule: Rule, shift: Shift | None = None
         (run_worse, run_better), interval = _run_level(*log_medians, rule.alpha)
         p_worse, p_better = max(p_worse, run_worse), max(p_better, run_better)
     else:
-        rng = np.random.default_rng(_SEED)
+        rng = np.random.default_rng(SEED)
         interval = _interval(bootstrap_medians(b, rng) / bootstrap_medians(a, rng) - 1, rule.alpha)
     return _decide(change, p_worse, p_better, interval, rule, len(a), len(b), shift)
 
@@ -180,7 +181,7 @@ def compare_speedups(
         (p_worse, p_better), interval = _run_level(*slowness, rule.alpha)
     else:
         (bd, bs), (cd, cs) = ((np.concatenate(r) for r in side) for side in sides)
-        rng = np.random.default_rng(_SEED)
+        rng = np.random.default_rng(SEED)
         base_boot = bootstrap_medians(bd, rng) / bootstrap_medians(bs, rng)
         cand_boot = bootstrap_medians(cd, rng) / bootstrap_medians(cs, rng)
         reps = np.log(base_boot / cand_boot) - level
@@ -458,3 +459,64 @@ def _decide(
 def _factor(change: float) -> str:
     """+0.25 -> '1.25x', -0.2 -> '1.25x' (the size of a change, either way)."""
     return f"{math.exp(abs(math.log1p(change))):.3g}x"
+
+
+# --- intervals for the report ----------------------------------------------------------
+
+
+def bootstrap_ratio(
+    dense: np.ndarray,
+    sparse: np.ndarray,
+    confidence: float = CONFIDENCE,
+    resamples: int = RESAMPLES,
+    seed: int = SEED,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of median(dense) / median(sparse).
+
+    Both sample sets are resampled independently with replacement (they are separate
+    runs), ``resamples`` times, seeded. NaNs when either set has fewer than two samples.
+    """
+    dense, sparse = np.asarray(dense, float), np.asarray(sparse, float)
+    if len(dense) < 2 or len(sparse) < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    d = bootstrap_medians(dense, rng, resamples)
+    s = bootstrap_medians(sparse, rng, resamples)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(d / s, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def mean_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Student-t interval of the mean of ``values`` (NaNs for fewer than two)."""
+    values = np.asarray(values, float)
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    half = student_t.ppf((1 + confidence) / 2, len(values) - 1) * sem(values)
+    return float(values.mean() - half), float(values.mean() + half)
+
+
+def welch(
+    a: np.ndarray, b: np.ndarray, margin: float = 0.0, confidence: float = CONFIDENCE
+) -> tuple[float, float, float, float]:
+    """Welch's comparison of the means of ``a`` and ``b``.
+
+    Returns
+    -------
+    (diff, low, high, p): mean(a) - mean(b), its two-sided interval, and the one-sided
+    p of H0: diff <= margin. NaN interval and p when a side has fewer than 2 values;
+    an exact answer when every value on both sides is alike.
+    """
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    diff = float(a.mean() - b.mean()) if len(a) and len(b) else math.nan
+    if len(a) < 2 or len(b) < 2:
+        return diff, math.nan, math.nan, math.nan
+    if np.ptp(a) == 0 and np.ptp(b) == 0:
+        p = 0.0 if diff > margin else (0.5 if diff == margin else 1.0)
+        return diff, diff, diff, p
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = student_t.ppf((1 + confidence) / 2, df) * se
+    p = float(student_t.sf((diff - margin) / se, df))
+    return diff, diff - half, diff + half, p

@@ -537,7 +537,7 @@ def varied_sweep() -> list[dict[str, Any]]:
 def varied(tmp_path_factory):
     """ReportData of two runs on each of two machines, whose sweeps vary threads, batch
     and device."""
-    from meprop_bench.report.plots import ReportData
+    from meprop_bench.report.model import ReportData
 
     root = tmp_path_factory.mktemp("varied")
     gpu = [{"name": "Test GPU", "cuda_runtime": "12", "driver": "1"}]

@@ -11,9 +11,10 @@ For a notebook::
 
 from meprop_bench.report.build import Report, build_report
 from meprop_bench.report.load import Inputs, find_inputs, load_benchmarks, load_trainings
-from meprop_bench.report.speedup import Pairing, bootstrap_ratio, pair_speedups, time_split
+from meprop_bench.report.speedup import Pairing, pair_speedups, time_split
 from meprop_bench.report.training import runs as training_runs
 from meprop_bench.report.training import summarize as training_summary
+from meprop_bench.stats import bootstrap_ratio
 
 __all__ = [
     "Inputs",

@@ -15,8 +15,9 @@ from meprop_bench.report import headline, training
 from meprop_bench.report import sections as sec
 from meprop_bench.report.load import PathLike, find_inputs, load_benchmarks, load_trainings
 from meprop_bench.report.load import machines as read_machines
-from meprop_bench.report.plots import PlotFile, ReportData, write_plots
-from meprop_bench.report.render import Document, to_html, to_markdown
+from meprop_bench.report.model import Document, PlotFile, ReportData
+from meprop_bench.report.plots import write_plots
+from meprop_bench.report.render import to_html, to_markdown
 from meprop_bench.report.speedup import across_runs, pair_speedups, time_split
 
 # A directory holding any of these is a report (or the main job's inputs for one).

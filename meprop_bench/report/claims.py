@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-CONFIDENCE = 0.95
+from meprop_bench import stats
+
 NON_INFERIORITY = -0.005  # Table 1's claim: within 0.5 points of dense, or better
 REPRODUCED, REFUTED, INCONCLUSIVE = "reproduced", "refuted", "inconclusive"
 TEST = "Welch t, one-sided"
@@ -65,19 +65,8 @@ class Comparison:
 def welch(a: np.ndarray, b: np.ndarray, margin: float = 0.0) -> Comparison:
     """Welch's comparison of the means of ``a`` and ``b`` against ``margin`` (see the
     module docstring); NaN interval and p when a side has fewer than 2 values."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    diff = float(a.mean() - b.mean()) if len(a) and len(b) else math.nan
-    if len(a) < 2 or len(b) < 2:
-        return Comparison(diff, math.nan, math.nan, math.nan, margin, len(a), len(b))
-    if np.ptp(a) == 0 and np.ptp(b) == 0:  # every seed alike on both sides: exact
-        p = 0.0 if diff > margin else (0.5 if diff == margin else 1.0)
-        return Comparison(diff, diff, diff, p, margin, len(a), len(b))
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    se = math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    half = stats.t.ppf((1 + CONFIDENCE) / 2, df) * se
-    p = float(stats.t.sf((diff - margin) / se, df))
-    return Comparison(diff, diff - half, diff + half, p, margin, len(a), len(b))
+    diff, low, high, p = stats.welch(a, b, margin)
+    return Comparison(diff, low, high, p, margin, len(a), len(b))
 
 
 def combined(words: list[str]) -> str:

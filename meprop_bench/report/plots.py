@@ -10,7 +10,6 @@ from __future__ import annotations
 import textwrap
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
+from meprop_bench.report.model import PlotFile, ReportData
 from meprop_bench.report.paper import published_accuracies
 from meprop_bench.report.starvation import keep_rates
 
@@ -35,28 +35,6 @@ PANEL_WIDTH = 45  # characters of a panel title line
 
 class SkipPlot(Exception):
     """The inputs lack what a plot needs; the message says what."""
-
-
-@dataclass
-class ReportData:
-    """What the plots and tables are drawn from (frames from speedup and training)."""
-
-    speedups: pd.DataFrame
-    split: pd.DataFrame
-    runs: pd.DataFrame
-    epochs: pd.DataFrame
-    repeats: pd.DataFrame  # speedups across runs (empty unless a case ran more than once)
-
-
-@dataclass
-class PlotFile:
-    """One plot of the report: its files, or why it was skipped."""
-
-    name: str
-    title: str
-    png: Path | None = None
-    svg: Path | None = None
-    skipped: str | None = None
 
 
 def _suite(data: ReportData, suite: str) -> pd.DataFrame:

@@ -9,13 +9,11 @@ from __future__ import annotations
 import base64
 import html
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from meprop_bench.report.plots import PlotFile
-from meprop_bench.report.sections import Section
+from meprop_bench.report.model import Document, PlotFile, Section
 from meprop_bench.report.tables import markdown
 
 CSS = """
@@ -94,19 +92,6 @@ SORTER = """
   });
 })();
 """
-
-
-@dataclass(frozen=True)
-class Document:
-    """What both renderings show: title, header lines, sections, plots, profile links;
-    ``out_dir`` is the report directory links are relative to."""
-
-    title: str
-    header: list[str]
-    sections: list[Section]
-    plots: list[PlotFile]
-    profiles: dict[str, list[Path]]
-    out_dir: Path
 
 
 def _drawn(doc: Document) -> list[PlotFile]:

@@ -4,17 +4,23 @@ the plots, then the details (every table, folded in the HTML)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
 from meprop_bench.harness.machine import describe
 from meprop_bench.report import claims, headline, starvation, tables, train_time
+from meprop_bench.report.model import PlotFile, ReportData, Section
 from meprop_bench.report.paper import published_accuracies
-from meprop_bench.report.plots import PlotFile, ReportData
-from meprop_bench.report.speedup import CONFIDENCE, RESAMPLES, SEED
-from meprop_bench.stats import LEVEL_MIN_RUNS, LEVEL_PENALTY, MIN_EFFECT
+from meprop_bench.stats import (
+    CONFIDENCE,
+    LEVEL_MIN_RUNS,
+    LEVEL_PENALTY,
+    MIN_EFFECT,
+    RESAMPLES,
+    SEED,
+)
 
 # What ``python -m meprop_bench.profile`` writes per case, in the order they are linked.
 PROFILE_FILES = ("flame.svg", "speedscope.json", "ops.csv", "ops.json", "trace.json",
@@ -26,24 +32,6 @@ SUITE_TITLES = {
     "paper": "Speedups: the paper's layer shapes",
     "train_step": "Speedups: whole training step of the MLP 784-h-h-10",
 }
-
-
-@dataclass
-class Section:
-    """A heading, paragraphs, bullets (each a bold lead and lines after it), and
-    optionally a table with a ``caption`` line. ``level``: the heading's level (2 or 3);
-    ``fold``: folded in the HTML until opened; ``figures``: the plots go here;
-    ``anchor``: the HTML id."""
-
-    title: str
-    text: list[str] = field(default_factory=list)
-    table: pd.DataFrame | None = None
-    level: int = 2
-    bullets: list[tuple[str, list[str]]] = field(default_factory=list)
-    caption: str | None = None
-    fold: bool = False
-    figures: bool = False
-    anchor: str | None = None
 
 
 def describe_machine(info: dict) -> str:

@@ -15,11 +15,8 @@ import numpy as np
 import pandas as pd
 
 from meprop_bench.errors import MePropInputError
-from meprop_bench.stats import bootstrap_medians, level_changes
+from meprop_bench.stats import bootstrap_ratio, level_changes
 
-CONFIDENCE = 0.95
-RESAMPLES = 2000
-SEED = 0
 PAIRED_SUITES = ("backward", "layer", "paper", "train_step")
 PAIR_COLUMNS = ("source", "suite", "paper_shape", "pair_key", "threads")
 CASE_COLUMNS = (
@@ -36,27 +33,6 @@ class Pairing:
 
     speedups: pd.DataFrame
     unpaired: pd.DataFrame
-
-
-def bootstrap_ratio(
-    dense: np.ndarray,
-    sparse: np.ndarray,
-    confidence: float = CONFIDENCE,
-    resamples: int = RESAMPLES,
-    seed: int = SEED,
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of median(dense) / median(sparse): both sample sets
-    resampled independently with replacement (they are separate runs), ``resamples``
-    times, seeded. NaNs when either set has fewer than two samples."""
-    dense, sparse = np.asarray(dense, float), np.asarray(sparse, float)
-    if len(dense) < 2 or len(sparse) < 2:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    d = bootstrap_medians(dense, rng, resamples)
-    s = bootstrap_medians(sparse, rng, resamples)
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(d / s, [tail, 100 - tail])
-    return float(low), float(high)
 
 
 def _column(frame: pd.DataFrame, name: str) -> pd.Series:

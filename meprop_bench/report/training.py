@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-CONFIDENCE = 0.95
+from meprop_bench.stats import mean_interval
+
 EPOCH_TIMES = ("forward_s", "backward_s", "step_s")  # seconds per epoch, mean over epochs
 
 
@@ -49,11 +49,7 @@ def runs(epochs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _interval(values: pd.Series) -> tuple[float, float]:
-    """Student-t interval of the mean (NaN for fewer than two seeds)."""
-    if len(values) < 2:
-        return float("nan"), float("nan")
-    half = stats.t.ppf((1 + CONFIDENCE) / 2, len(values) - 1) * stats.sem(values)
-    return float(values.mean() - half), float(values.mean() + half)
+    return mean_interval(values.to_numpy())
 
 
 def summarize(run_frame: pd.DataFrame) -> pd.DataFrame:
