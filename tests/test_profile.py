@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from meprop_bench.commands.common import run_main
-from meprop_bench.commands.profile import FILES, explain_py_spy_failure, find_profiles, main
+from meprop_bench.commands.profile import main
 from meprop_bench.harness.cases import Case
 from meprop_bench.profiling.categories import (
     BACKWARD,
@@ -26,6 +26,7 @@ from meprop_bench.profiling.categories import (
     OpStats,
     op_category,
 )
+from meprop_bench.profiling.runner import FILES, explain_py_spy_failure, find_profiles
 
 TINY = ["--batch", "8", "--width", "64", "--k", "4", "--duration", "0.5"]
 CASE_ID = Case.make("unified", None, 8, 64, 64, 4).case_id

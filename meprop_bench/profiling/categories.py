@@ -2,7 +2,7 @@
 
 Each profiled iteration runs inside a ``meprop::backward`` range, each call of a
 selection function inside a ``meprop::select`` range and each bias gradient inside a
-``meprop::bias`` range (see :func:`meprop_bench.commands.profile.ranges_labelled`). Every
+``meprop::bias`` range (see :func:`meprop_bench.profiling.runner.ranges_labelled`). Every
 operator the kernel calls directly (a *top-level* operator) gets a category from its
 name, or its range's category; the operators it calls in turn count toward the same
 category, so an ``aten::empty`` inside ``aten::topk`` is selection time. Summing
