@@ -14,10 +14,11 @@ from runs import epoch_scores
 from torch import nn
 
 from meprop_bench.commands.common import run_main
-from meprop_bench.commands.train import EXPERIMENTS, main
+from meprop_bench.commands.train import main
 from meprop_bench.errors import MePropInputError
 from meprop_bench.results.training import EPOCH_FIELDS, load_training, validate_training
 from meprop_bench.training.data import load_embedded
+from meprop_bench.training.experiments import EXPERIMENTS
 from meprop_bench.training.loop import RunConfig, train_run
 from meprop_bench.training.models import build_mlp, hidden_layers
 from meprop_bench.training.recipes import RECIPES, get_recipe

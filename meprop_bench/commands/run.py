@@ -25,13 +25,13 @@ from tqdm import tqdm
 
 import meprop_bench
 from meprop_bench.commands.common import reports_root
-from meprop_bench.commands.train import EXPERIMENTS
 from meprop_bench.core import allocator
 from meprop_bench.errors import MePropInputError
 from meprop_bench.harness.grid import apply_overrides, select_preset
 from meprop_bench.harness.options import grid_overrides
 from meprop_bench.harness.plugin import PARTIAL_NOTICE, pytest_addoption
 from meprop_bench.report.build import REPORT_FILES, RUN_FILES, build_report, ensure_free
+from meprop_bench.training.experiments import EXPERIMENTS
 
 REPO_ROOT = Path(meprop_bench.__file__).resolve().parent.parent
 SUITES = REPO_ROOT / "suites"
