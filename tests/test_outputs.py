@@ -23,7 +23,7 @@ def _work_started(*args, **kwargs):
 COMMANDS = {
     "train": (meprop_bench.commands.train, ["--epochs", "1"], "--out", "run_set"),
     "check": (meprop_bench.commands.check, ["-B", "4", "--n", "8", "--d-in", "8", "--k", "2"],
-              "--json", "measure_interleaved"),
+              "--json", "run_check"),
     "gate": (meprop_bench.commands.gate, ["base.json", "head.json"], "--json", "load_side"),
     "recover": (meprop_bench.commands.recover, ["sweep.partial.jsonl"], "-o", "read_partial"),
 }  # fmt: skip
