@@ -7,6 +7,7 @@ import pytest
 from test_report import bench_doc, full_sweep, training_doc, write
 
 import meprop_bench.commands.run as job
+import meprop_bench.harness.sweep as sweep_engine
 from meprop_bench.commands.common import run_main
 from meprop_bench.harness.plugin import partial_notice
 from meprop_bench.results.partial import recover_command
@@ -33,7 +34,8 @@ def steps(monkeypatch):
 def test_runs_the_sweep_the_training_and_the_report(tmp_path, steps, capsys):
     argv = ["--out-root", str(tmp_path), "--name", "q", "--meprop-widths", "64"]
     assert run_main(job.main, argv) == 0
-    assert steps == [("sweep", "bench.json", ["--meprop-widths", "64"]),
+    sweep = ["--meprop-preset", "quick", "--meprop-widths", "64", "--meprop-devices", "cpu"]
+    assert steps == [("sweep", "bench.json", sweep),
                      ("train", "training.json", "quick")]  # fmt: skip
     out = tmp_path / "q"
     assert (out / "index.html").exists() and (out / "summary.md").exists()
@@ -67,9 +69,9 @@ def test_only_meprop_options_pass_through(tmp_path, steps, capsys):
 
 
 def test_says_so_when_the_suites_are_not_beside_the_package(tmp_path, monkeypatch):
-    monkeypatch.setattr(job, "SUITES", tmp_path / "nowhere")
+    monkeypatch.setattr(sweep_engine, "SUITES", tmp_path / "nowhere")
     with pytest.raises(job.MePropInputError, match="suites are not beside the package"):
-        job.run_sweep(tmp_path / "bench.json", [])
+        sweep_engine.run_sweep(tmp_path / "bench.json", [])
 
 
 class KilledSweep:
@@ -95,9 +97,9 @@ def test_a_killed_sweep_names_its_partial_file_and_the_recover_command(
     partial.write_text('{"kind": "header"}\n')
     notice = partial_notice(partial, bench_json)
     lines = ["collected 3 items\n", "suites/a.py::test[x] PASSED [ 33%]\n", notice + "\n"]
-    monkeypatch.setattr(job.subprocess, "Popen", lambda *a, **kw: KilledSweep(lines))
+    monkeypatch.setattr(sweep_engine.subprocess, "Popen", lambda *a, **kw: KilledSweep(lines))
     with pytest.raises(job.MePropInputError) as failed:
-        job.run_sweep(bench_json, [])
+        sweep_engine.run_sweep(bench_json, [])
     message = str(failed.value)
     assert "pytest exit -9" in message and f"the finished cases are in {partial}" in message
     assert recover_command(partial, bench_json) in message
@@ -126,3 +128,28 @@ def test_every_option_is_checked_before_any_step(argv, message, tmp_path, steps,
     assert code == 2
     assert message in capsys.readouterr().err
     assert steps == [] and list(tmp_path.iterdir()) == []
+
+
+def test_the_first_lines_say_what_it_will_measure_and_how_long(tmp_path, steps, capsys):
+    argv = ["--out-root", str(tmp_path), "--name", "q", "--meprop-widths", "64",
+            "--meprop-batches", "8", "--meprop-ks", "0.25"]  # fmt: skip
+    assert run_main(job.main, argv) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("will measure (1/2): ") and " benchmark cases on cpu, about " in err[0]
+    assert err[1].startswith("will measure (2/2): 15 training runs of 5 epochs (quick set)")
+    assert err[2].startswith("in all about ") and " min " in err[2]
+    count = int(err[0].split(": ")[1].split()[0])
+    assert count > 0
+    sweep = next(c for c in steps if c[0] == "sweep")
+    assert sweep[2][:2] == ["--meprop-preset", "quick"]
+    assert sweep[2][-2:] == ["--meprop-devices", "cpu"]
+
+
+def test_cuda_is_measured_beside_the_cpu_when_present(monkeypatch):
+    monkeypatch.setattr(sweep_engine.torch.cuda, "is_available", lambda: True)
+    assert sweep_engine.sweep_options([])[-2:] == ["--meprop-devices", "cpu,cuda"]
+    assert sweep_engine.sweep_options([], "cpu")[-2:] == ["--meprop-devices", "cpu"]
+    given = sweep_engine.sweep_options(["--meprop-devices", "cuda"])
+    assert given.count("--meprop-devices") == 1 and given[-1] == "cuda"
+    with pytest.raises(job.MePropInputError, match="--devices and --meprop-devices"):
+        sweep_engine.sweep_options(["--meprop-devices", "cuda"], "cpu")
