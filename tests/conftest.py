@@ -21,7 +21,7 @@ def _device_specific_kernels_stay_home(request):
     """A kernel parametrized onto a device or dtype it does not take is skipped: native
     runs on the CPU only, triton on CUDA only (a test without a ``device`` runs on the
     CPU) and not in float64. Each refuses the rest by design, which its own test file
-    checks (tests/test_triton_kernels.py runs triton on the CPU under its interpreter)."""
+    checks (tests/core/test_triton_kernels.py runs triton on the CPU under its interpreter)."""
     callspec = getattr(request.node, "callspec", None)
     params = callspec.params if callspec else {}
     key = params.get("key")

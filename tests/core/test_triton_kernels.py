@@ -33,7 +33,7 @@ INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 NO_TRITON = "triton is not installed (pip install triton; Linux x86-64 wheels)"
 needs_triton = pytest.mark.skipif(not HAS_TRITON, reason=NO_TRITON)
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 METHODS = ("topk", "randk", "unified")
 TOL = {

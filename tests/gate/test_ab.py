@@ -16,7 +16,7 @@ from meprop_bench.commands.common import run_main
 from meprop_bench.errors import MePropInputError
 from meprop_bench.gate.ab import schedule
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # A suite timed on a fake clock, so the samples are exact: the package's DELAY per call,
 # with a little deterministic jitter. The dense benchmark takes 4x as long.

@@ -15,7 +15,7 @@ from meprop_bench.results import kinds
 from meprop_bench.results.files import envelope, expand, read_benchmarks, read_result
 from meprop_bench.results.schema import INT, Field, Schema
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOY = Schema("meprop-bench/toy", 3, "Toy", "for tests", (
     Field("count", INT, "a count"),
     Field("rows", (list,), "records", items=(Field("x", INT, "x"),)),

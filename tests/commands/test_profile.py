@@ -159,7 +159,7 @@ def test_command_line_reports_a_mistake_in_one_line(tmp_path):
         ],
         capture_output=True,
         text=True,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
         timeout=120,
     )
     assert done.returncode == 2

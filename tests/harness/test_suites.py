@@ -19,7 +19,7 @@ import pytest
 from meprop_bench.commands.recover import main as recover_main
 from meprop_bench.harness.plugin import benchmark_json_path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = [
     "--meprop-widths",
     "32",
@@ -213,7 +213,7 @@ def test_root_benchmark_only_collects_the_suites_and_plain_pytest_does_not():
     with_bench = run_suites("--collect-only", "--benchmark-only", *TINY)
     plain = run_suites("--collect-only", *TINY)
     assert "suites/test_backward.py" in with_bench.stdout
-    assert "suites/" not in plain.stdout and "tests/test_kernels.py" in plain.stdout
+    assert "suites/" not in plain.stdout and "tests/core/test_kernels.py" in plain.stdout
 
 
 def test_an_earlier_partial_file_is_never_overwritten(tmp_path):

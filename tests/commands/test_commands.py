@@ -55,7 +55,7 @@ def test_recover_writes_to_out(tmp_path):
     assert (tmp_path / "o.json").exists()
 
 
-REPORTS = Path(__file__).resolve().parents[1] / "reports"
+REPORTS = Path(__file__).resolve().parents[2] / "reports"
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ training replaced by writers of small JSON files (the real ones take minutes).""
 from __future__ import annotations
 
 import pytest
-from test_report import bench_doc, full_sweep, training_doc, write
+from documents import bench_doc, full_sweep, training_doc, write
 
 import meprop_bench.commands.run as job
 import meprop_bench.harness.sweep as sweep_engine

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 
 import pytest
-from test_report import bench_doc, full_sweep, training_doc, write
+from documents import bench_doc, full_sweep, training_doc, write
 
 from meprop_bench.commands.common import run_main
 from meprop_bench.commands.report import main as report_main

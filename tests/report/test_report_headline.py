@@ -9,7 +9,7 @@ import re
 
 import pandas as pd
 import pytest
-from test_report import MACHINE, bench_doc, kernel_case, train_step_case, training_doc, write
+from documents import MACHINE, bench_doc, kernel_case, train_step_case, training_doc, write
 
 from meprop_bench.report import (
     claims,

@@ -188,7 +188,7 @@ def test_compact_strategies_return_sorted_unique_rows():
     dy, x, w = make(20, 9, 60)
     for key, kern in KERNELS.items():
         if not kern.runs_on(dy.device, dy.dtype):
-            continue  # triton: tests/test_triton_kernels.py
+            continue  # triton: tests/core/test_triton_kernels.py
         grads = kern.fn(dy, x, w, 6)
         assert isinstance(grads.dw, RowGrad) == kern.compact, key
         if kern.compact:
