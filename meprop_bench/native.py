@@ -37,9 +37,10 @@ from meprop_bench.errors import MePropInputError
 from meprop_bench.kernel_types import Gradients, KernelFn, RowGrad
 from meprop_bench.selection import batch_sum, random_scores, unified_score
 
-#: k/n from which quickselect replaces the heap: one thread, B=256, n=4096, the heap
-#: took 3.3 / 6.5 / 11.4 / 18.8 ms at k = 41 / 100 / 205 / 410, quickselect 12-14 ms.
-QUICKSELECT_FROM = 0.06
+#: The selection's prefilter (see ``native_jit._select_row``) splits a row into m
+#: groups, m the power of two >= max(16, 2k), and runs where n >= PREFILTER_FROM * m
+#: (with fewer than two entries a group it bounds nothing).
+PREFILTER_FROM = 2
 #: Below this many multiply-adds (B * k * d_in) one thread beats starting the pool.
 PARALLEL_FROM = 1 << 21
 #: Largest dY (B * n elements) for which the automatic choice takes unified/native: one
@@ -146,13 +147,18 @@ def per_example(method: str) -> KernelFn:
             score = random_scores(dy, generator, out)
         threads = _threads()
         parallel = threads > 1 and dy.shape[0] * k * x.shape[1] >= PARALLEL_FROM
-        quick = k >= QUICKSELECT_FROM * dy.shape[1]
         dx, dw = _per_example_products(
-            jit, score, use_abs, dy, x, w, k, need_dx, need_dw, parallel, threads, quick
-        )
+            jit, score, use_abs, dy, x, w, k, need_dx, need_dw, parallel, threads,
+            _prefilter(dy.shape[1], k),
+        )  # fmt: skip
         return Gradients(dx, dw, db)
 
     return kernel
+
+
+def _prefilter(n: int, k: int) -> bool:
+    """Whether the selection bounds each row from its group maxima first."""
+    return n >= PREFILTER_FROM * max(16, 1 << (2 * k - 1).bit_length())
 
 
 def _per_example_products(
@@ -167,7 +173,7 @@ def _per_example_products(
     need_dw: bool,
     parallel: bool,
     threads: int,
-    quick: bool,
+    prefilter: bool,
 ) -> tuple[torch.Tensor | None, RowGrad | None]:
     """Select, regroup and multiply, in one compiled call: (dx or None, dW's kept rows
     or None).
@@ -178,17 +184,16 @@ def _per_example_products(
     """
     batch, n = dy.shape
     d_in = x.shape[1]
-    width = n if quick else k
     room = min(n, batch * k)
-    work_v = workspace.empty("native_v", (batch, width), dy, score.dtype)
-    ints = workspace.empty("native_i", (batch * (width + 2 * k) + n + 1,), dy, torch.int64)
+    work_v = workspace.empty("native_v", (2, batch, n), dy, score.dtype)
+    ints = workspace.empty("native_i", (batch * (n + 2 * k) + n + 1,), dy, torch.int64)
     vals = workspace.empty("native_vals", (batch * k,), dy)
     union = torch.empty(room, dtype=torch.int64)  # returned: never scratch
     dx = fresh_tensor((batch if need_dx else 0, d_in), dy.dtype)
     dw = fresh_tensor((room if need_dw else 0, d_in), dy.dtype)
     block = _block(d_in, threads if parallel else 1)
     used = jit.per_example_backward(
-        parallel, _numpy(score), use_abs, k, quick, work_v.numpy(), ints.numpy(),
+        parallel, _numpy(score), use_abs, k, prefilter, work_v.numpy(), ints.numpy(),
         vals.numpy(), _numpy(dy), union.numpy(), _numpy(x), _numpy(w), block, dx.numpy(),
         dw.numpy(),
     )  # fmt: skip
@@ -230,8 +235,8 @@ def compile_ahead() -> None:
         with workspace.enabled_for(dy, x, w):
             for score, use_abs in ((dy, True), (random_scores(dy, gen), False)):
                 for parallel in (True, False):
-                    for quick in (True, False):
+                    for prefilter in (True, False):
                         _per_example_products(
-                            jit, score, use_abs, dy, x, w, 2, True, True, parallel, 2, quick
+                            jit, score, use_abs, dy, x, w, 2, True, True, parallel, 2, prefilter
                         )
             unified(dy, x, w, 2)

@@ -1,5 +1,5 @@
 """The native (numba) kernels: the same kept set and gradients as the torch strategies,
-through every code path (heap and quickselect, serial and parallel), and clear refusals.
+through every code path (prefiltered selection or not, serial and parallel), and clear refusals.
 
 The kernels are also in ``KERNELS``, so test_kernels.py checks them against the NumPy
 reference over dtypes, shapes, k, non-contiguous inputs and the need_* flags; here
@@ -23,10 +23,10 @@ from meprop_bench.selection import randk_per_example, topk_per_example
 pytestmark = pytest.mark.skipif(not native.available(), reason="numba is not installed")
 
 
-@pytest.fixture(params=["heap", "quickselect"])
+@pytest.fixture(params=["prefilter", "full"])
 def selection(request, monkeypatch):
-    """Force one selection algorithm for every k."""
-    monkeypatch.setattr(native, "QUICKSELECT_FROM", 0.0 if request.param == "quickselect" else 2.0)
+    """Bound each row from its group maxima first wherever that is valid, or never."""
+    monkeypatch.setattr(native, "PREFILTER_FROM", 1 if request.param == "prefilter" else 1 << 30)
     return request.param
 
 
