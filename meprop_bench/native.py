@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from meprop_bench import workspace
-from meprop_bench.allocator import fresh_tensor
+from meprop_bench.allocator import fresh_tensor, recycled_tensor
 from meprop_bench.errors import MePropInputError
 from meprop_bench.kernel_types import Gradients, KernelFn, RowGrad
 from meprop_bench.selection import batch_sum, random_scores, unified_score
@@ -190,7 +190,7 @@ def _per_example_products(
     vals = workspace.empty("native_vals", (batch * k,), dy)
     union = torch.empty(room, dtype=torch.int64)  # returned: never scratch
     dx = fresh_tensor((batch if need_dx else 0, d_in), dy.dtype)
-    dw = fresh_tensor((room if need_dw else 0, d_in), dy.dtype)
+    dw = recycled_tensor((room if need_dw else 0, d_in), dy.dtype)
     block = _block(d_in, threads if parallel else 1)
     used = jit.per_example_backward(
         parallel, _numpy(score), use_abs, k, prefilter, work_v.numpy(), ints.numpy(),

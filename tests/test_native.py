@@ -176,3 +176,31 @@ def test_starting_numbas_pool_leaves_torchs_thread_count():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "1"
+
+
+def test_weight_gradient_memory_is_reused_only_once_released():
+    # dW's kept rows come from allocator.recycled_tensor: a later call may take over
+    # their memory only after every view of the earlier result is gone.
+    from meprop_bench.allocator import HUGE_FROM
+
+    n, d_in = 1024, 2048
+    b, k = 64, 32  # room for min(n, b*k) = 1024 rows of 8 KiB: the size that recycles
+    assert n * d_in * 4 >= HUGE_FROM
+    g = torch.Generator().manual_seed(0)
+    dy, x, w = (torch.randn(s, generator=g) for s in ((b, n), (b, d_in), (n, d_in)))
+    first = backward(dy, x, w, k, "topk", "native").dw
+    kept = first.values.clone()
+    second = backward(dy, x, w, k, "topk", "native").dw
+    assert first.values.data_ptr() != second.values.data_ptr()
+    assert torch.equal(first.values, kept)  # untouched by the second call
+    ptr = second.values.data_ptr()
+    view = second.values[1:]
+    del second
+    third = backward(dy * 2, x, w, k, "topk", "native").dw
+    released = {ptr, third.values.data_ptr()}
+    assert ptr != third.values.data_ptr()  # a view still held it
+    del view, third
+    fourth = backward(dy, x, w, k, "topk", "native").dw
+    assert fourth.values.data_ptr() in released
+    assert torch.equal(first.values, kept)
+    torch.testing.assert_close(fourth.values, kept)
