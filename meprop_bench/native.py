@@ -127,7 +127,9 @@ def _block(d_in: int, threads: int) -> int:
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
     """A NumPy view of ``t`` (a contiguous copy when it is not), for the compiled loops."""
-    return (t if t.is_contiguous() else t.contiguous()).detach().numpy()
+    if t.requires_grad or not t.is_contiguous():
+        return t.contiguous().detach().numpy()
+    return t.numpy()
 
 
 def per_example(method: str) -> KernelFn:
@@ -192,10 +194,11 @@ def _per_example_products(
     dx = fresh_tensor((batch if need_dx else 0, d_in), dy.dtype)
     dw = recycled_tensor((room if need_dw else 0, d_in), dy.dtype)
     block = _block(d_in, threads if parallel else 1)
+    dy_np = _numpy(dy)
     used = jit.per_example_backward(
-        parallel, _numpy(score), use_abs, k, prefilter, work_v.numpy(), ints.numpy(),
-        vals.numpy(), _numpy(dy), union.numpy(), _numpy(x), _numpy(w), block, dx.numpy(),
-        dw.numpy(),
+        parallel, dy_np if score is dy else _numpy(score), use_abs, k, prefilter,
+        work_v.numpy(), ints.numpy(), vals.numpy(), dy_np, union.numpy(), _numpy(x),
+        _numpy(w), block, dx.numpy(), dw.numpy(),
     )  # fmt: skip
     return (dx if need_dx else None), (RowGrad(union[:used], dw[:used], n) if need_dw else None)
 
