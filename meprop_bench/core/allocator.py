@@ -22,8 +22,11 @@ through ``LD_PRELOAD`` are the other cure; what is preloaded is recorded.
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 import platform
+import threading
+import weakref
 from typing import Any
 
 try:
@@ -132,6 +135,55 @@ def fresh_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         if end > start:
             _libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), _MADV_HUGEPAGE)
     return out
+
+
+#: Idle buffers :func:`recycled_tensor` keeps per size.
+RECYCLE_KEEP = 2
+_idle: dict[int, list[torch.Tensor]] = {}
+_idle_lock = threading.Lock()
+
+
+def _give_back(nbytes: int, buffer: torch.Tensor) -> None:
+    with _idle_lock:
+        idle = _idle.setdefault(nbytes, [])
+        if len(idle) < RECYCLE_KEEP:
+            idle.append(buffer)
+
+
+def recycled_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """A new, uninitialised CPU tensor for a large kernel output, in memory that an
+    earlier output of the same size left behind once nothing referred to it any more
+    (its tensor and every view of it gone), as a caching allocator does; else a
+    :func:`fresh_tensor`.
+
+    A fresh output costs the kernel zeroing every page before the first write, huge
+    pages or not: at n = d_in = 4096, k/n = 1% the 62 MB of dW's kept rows took 4.4 ms
+    to fault in and 2.4 ms to write on the development machine. Recycled memory is
+    already mapped. Below :data:`HUGE_FROM` (where malloc's own free lists reuse
+    memory) it is ``torch.empty``; at most :data:`RECYCLE_KEEP` idle buffers of a size
+    are kept.
+    """
+    itemsize = torch.empty(0, dtype=dtype).element_size()
+    nbytes = math.prod(shape) * itemsize
+    if nbytes < HUGE_FROM:
+        return torch.empty(shape, dtype=dtype)
+    with _idle_lock:
+        idle = _idle.get(nbytes)
+        buffer = idle.pop() if idle else None
+    if buffer is None:
+        buffer = fresh_tensor((nbytes,), torch.uint8)
+    # A NumPy view carries the buffer: torch keeps the array that a tensor was made
+    # from alive exactly as long as the tensor's storage, so the array's end is the
+    # moment the output (with all its views) is gone.
+    array = buffer.numpy()[:]
+    weakref.finalize(array, _give_back, nbytes, buffer)
+    return torch.from_numpy(array).view(dtype).view(shape)
+
+
+def recycled_idle_bytes() -> int:
+    """Bytes of idle output buffers held for reuse."""
+    with _idle_lock:
+        return sum(n * len(v) for n, v in _idle.items())
 
 
 def info() -> dict[str, Any]:

@@ -4,15 +4,16 @@ PyTorch has no per-row sparse product, so the torch strategies for per-example m
 either multiply a masked dense dY (``masked``: dense cost) or go through CSR
 (``sparse``). These kernels do what the method asks for, compiled with numba:
 
-1. select each row's k entries (a min-heap of size k per row, or quickselect once k is
-   a sizeable fraction of n, chosen by :data:`QUICKSELECT_FROM`), reading dY once;
+1. select each row's k entries: a lower bound from strided group maxima (one
+   vectorised pass), the entries at or above it as candidates (about 1.2k of them at
+   k/n = 1%), quickselect on their values and one pass for the tie rule;
 2. regroup the kept entries by column (a counting sort, like a transposed CSR);
-3. dW: each kept column's row, Σ v·x[b] over its entries, written once; dX: each kept
-   entry adds v·W[c] to its example's row. d_in is split into one block per thread,
-   so threads never write the same memory. The
-   outputs are fresh tensors on huge pages where Linux offers them
-   (:func:`~meprop_bench.core.allocator.fresh_tensor`): at n = d_in = 4096 the page faults of
-   a 4 KiB-paged dW cost more than all of the arithmetic.
+3. dW: each kept column's row, Σ v·x[b] over its entries, written once; dX: each
+   example's row, Σ v·W[c] over its kept entries, written once (or, once columns hold
+   many entries, W's kept rows added column by column). d_in is split into one block
+   per thread, so threads never write the same memory. dW's rows come from
+   :func:`~meprop_bench.core.allocator.recycled_tensor`: a fresh 62 MB buffer at
+   n = d_in = 4096, k/n = 1% costs 4.4 ms of page zeroing before the first write.
 
 The kept set is the one :mod:`meprop_bench.core.selection` picks (ties go to the lowest
 column), random-k draws its scores from the caller's generator exactly as the torch
@@ -32,14 +33,15 @@ import numpy as np
 import torch
 
 from meprop_bench.core import workspace
-from meprop_bench.core.allocator import fresh_tensor
+from meprop_bench.core.allocator import fresh_tensor, recycled_tensor
 from meprop_bench.core.kernel_types import Gradients, KernelFn, RowGrad
 from meprop_bench.core.selection import batch_sum, random_scores, unified_score
 from meprop_bench.errors import MePropInputError
 
-#: k/n from which quickselect replaces the heap: one thread, B=256, n=4096, the heap
-#: took 3.3 / 6.5 / 11.4 / 18.8 ms at k = 41 / 100 / 205 / 410, quickselect 12-14 ms.
-QUICKSELECT_FROM = 0.06
+#: The selection's prefilter (see ``native_jit._select_row``) splits a row into m
+#: groups, m the power of two >= max(16, 2k), and runs where n >= PREFILTER_FROM * m
+#: (with fewer than two entries a group it bounds nothing).
+PREFILTER_FROM = 2
 #: Below this many multiply-adds (B * k * d_in) one thread beats starting the pool.
 PARALLEL_FROM = 1 << 21
 #: Largest dY (B * n elements) for which the automatic choice takes unified/native: one
@@ -126,7 +128,9 @@ def _block(d_in: int, threads: int) -> int:
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
     """A NumPy view of ``t`` (a contiguous copy when it is not), for the compiled loops."""
-    return (t if t.is_contiguous() else t.contiguous()).detach().numpy()
+    if t.requires_grad or not t.is_contiguous():
+        return t.contiguous().detach().numpy()
+    return t.numpy()
 
 
 def per_example(method: str) -> KernelFn:
@@ -146,13 +150,18 @@ def per_example(method: str) -> KernelFn:
             score = random_scores(dy, generator, out)
         threads = _threads()
         parallel = threads > 1 and dy.shape[0] * k * x.shape[1] >= PARALLEL_FROM
-        quick = k >= QUICKSELECT_FROM * dy.shape[1]
         dx, dw = _per_example_products(
-            jit, score, use_abs, dy, x, w, k, need_dx, need_dw, parallel, threads, quick
-        )
+            jit, score, use_abs, dy, x, w, k, need_dx, need_dw, parallel, threads,
+            _prefilter(dy.shape[1], k),
+        )  # fmt: skip
         return Gradients(dx, dw, db)
 
     return kernel
+
+
+def _prefilter(n: int, k: int) -> bool:
+    """Whether the selection bounds each row from its group maxima first."""
+    return n >= PREFILTER_FROM * max(16, 1 << (2 * k - 1).bit_length())
 
 
 def _per_example_products(
@@ -167,7 +176,7 @@ def _per_example_products(
     need_dw: bool,
     parallel: bool,
     threads: int,
-    quick: bool,
+    prefilter: bool,
 ) -> tuple[torch.Tensor | None, RowGrad | None]:
     """Select, regroup and multiply, in one compiled call: (dx or None, dW's kept rows
     or None).
@@ -178,19 +187,19 @@ def _per_example_products(
     """
     batch, n = dy.shape
     d_in = x.shape[1]
-    width = n if quick else k
     room = min(n, batch * k)
-    work_v = workspace.empty("native_v", (batch, width), dy, score.dtype)
-    ints = workspace.empty("native_i", (batch * (width + 2 * k) + n + 1,), dy, torch.int64)
+    work_v = workspace.empty("native_v", (2, batch, n), dy, score.dtype)
+    ints = workspace.empty("native_i", (batch * (n + 2 * k) + n + 1,), dy, torch.int64)
     vals = workspace.empty("native_vals", (batch * k,), dy)
     union = torch.empty(room, dtype=torch.int64)  # returned: never scratch
     dx = fresh_tensor((batch if need_dx else 0, d_in), dy.dtype)
-    dw = fresh_tensor((room if need_dw else 0, d_in), dy.dtype)
+    dw = recycled_tensor((room if need_dw else 0, d_in), dy.dtype)
     block = _block(d_in, threads if parallel else 1)
+    dy_np = _numpy(dy)
     used = jit.per_example_backward(
-        parallel, _numpy(score), use_abs, k, quick, work_v.numpy(), ints.numpy(),
-        vals.numpy(), _numpy(dy), union.numpy(), _numpy(x), _numpy(w), block, dx.numpy(),
-        dw.numpy(),
+        parallel, dy_np if score is dy else _numpy(score), use_abs, k, prefilter,
+        work_v.numpy(), ints.numpy(), vals.numpy(), dy_np, union.numpy(), _numpy(x),
+        _numpy(w), block, dx.numpy(), dw.numpy(),
     )  # fmt: skip
     return (dx if need_dx else None), (RowGrad(union[:used], dw[:used], n) if need_dw else None)
 
@@ -222,7 +231,7 @@ def unified(dy, x, w, k, generator=None, *, need_dx=True, need_dw=True, need_db=
 @functools.cache
 def compile_ahead() -> None:
     """Compile (or load from the disk cache) every native loop for float32 and float64,
-    serial and parallel, heap and quickselect, so no timed call ever compiles."""
+    serial and parallel, so no timed call ever compiles."""
     jit = _jit()
     gen = torch.Generator().manual_seed(0)
     for dtype in (torch.float32, torch.float64):
@@ -230,8 +239,8 @@ def compile_ahead() -> None:
         with workspace.enabled_for(dy, x, w):
             for score, use_abs in ((dy, True), (random_scores(dy, gen), False)):
                 for parallel in (True, False):
-                    for quick in (True, False):
+                    for prefilter in (True, False):
                         _per_example_products(
-                            jit, score, use_abs, dy, x, w, 2, True, True, parallel, 2, quick
+                            jit, score, use_abs, dy, x, w, 2, True, True, parallel, 2, prefilter
                         )
             unified(dy, x, w, 2)

@@ -1,5 +1,5 @@
 """The native (numba) kernels: the same kept set and gradients as the torch strategies,
-through every code path (heap and quickselect, serial and parallel), and clear refusals.
+through every code path (prefiltered selection or not, serial and parallel), and clear refusals.
 
 The kernels are also in ``KERNELS``, so test_kernels.py checks them against the NumPy
 reference over dtypes, shapes, k, non-contiguous inputs and the need_* flags; here
@@ -24,10 +24,10 @@ from meprop_bench.harness.machine import threads
 pytestmark = pytest.mark.skipif(not native.available(), reason="numba is not installed")
 
 
-@pytest.fixture(params=["heap", "quickselect"])
+@pytest.fixture(params=["prefilter", "full"])
 def selection(request, monkeypatch):
-    """Force one selection algorithm for every k."""
-    monkeypatch.setattr(native, "QUICKSELECT_FROM", 0.0 if request.param == "quickselect" else 2.0)
+    """Bound each row from its group maxima first wherever that is valid, or never."""
+    monkeypatch.setattr(native, "PREFILTER_FROM", 1 if request.param == "prefilter" else 1 << 30)
     return request.param
 
 
@@ -178,3 +178,31 @@ def test_starting_numbas_pool_leaves_torchs_thread_count():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "1"
+
+
+def test_weight_gradient_memory_is_reused_only_once_released():
+    # dW's kept rows come from allocator.recycled_tensor: a later call may take over
+    # their memory only after every view of the earlier result is gone.
+    from meprop_bench.core.allocator import HUGE_FROM
+
+    n, d_in = 1024, 2048
+    b, k = 64, 32  # room for min(n, b*k) = 1024 rows of 8 KiB: the size that recycles
+    assert n * d_in * 4 >= HUGE_FROM
+    g = torch.Generator().manual_seed(0)
+    dy, x, w = (torch.randn(s, generator=g) for s in ((b, n), (b, d_in), (n, d_in)))
+    first = backward(dy, x, w, k, "topk", "native").dw
+    kept = first.values.clone()
+    second = backward(dy, x, w, k, "topk", "native").dw
+    assert first.values.data_ptr() != second.values.data_ptr()
+    assert torch.equal(first.values, kept)  # untouched by the second call
+    ptr = second.values.data_ptr()
+    view = second.values[1:]
+    del second
+    third = backward(dy * 2, x, w, k, "topk", "native").dw
+    released = {ptr, third.values.data_ptr()}
+    assert ptr != third.values.data_ptr()  # a view still held it
+    del view, third
+    fourth = backward(dy, x, w, k, "topk", "native").dw
+    assert fourth.values.data_ptr() in released
+    assert torch.equal(first.values, kept)
+    torch.testing.assert_close(fourth.values, kept)
