@@ -1,4 +1,6 @@
-"""The statistics of the regression gate: is a candidate slower than its baseline?
+"""Every statistic meprop-bench computes, as pure functions of arrays: the regression
+gate's (is a candidate slower than its baseline?), change points across runs, and the
+report's intervals.
 
 Two comparisons, both on raw samples (seconds per call), both deciding the same way:
 a **regression** needs a significant one-sided test *and* a change beyond a minimum

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from meprop_bench import KERNELS
-from meprop_bench.harness.machine import threads
+from meprop_bench.results.machine import threads
 
 HAS_CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU; none is present")

@@ -15,7 +15,6 @@ from typing import Any
 from meprop_bench.core import allocator
 from meprop_bench.core.kernels import KERNELS
 from meprop_bench.harness.check import run_check
-from meprop_bench.harness.machine import describe
 from meprop_bench.harness.options import (
     add_case_options,
     add_threads_option,
@@ -24,6 +23,7 @@ from meprop_bench.harness.options import (
 )
 from meprop_bench.harness.timing import GRAPH_CALLS
 from meprop_bench.results.files import check_new_path, write_new_json
+from meprop_bench.results.machine import describe
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,7 +16,6 @@ from pathlib import Path
 from meprop_bench.commands.common import reports_root
 from meprop_bench.core.kernels import KERNELS, METHODS
 from meprop_bench.harness.cases import GRAD_SOURCES, Case
-from meprop_bench.harness.machine import threads
 from meprop_bench.harness.options import (
     add_case_options,
     add_threads_option,
@@ -33,6 +32,7 @@ from meprop_bench.profiling.runner import (
     profile_dir,
     serve,
 )
+from meprop_bench.results.machine import threads
 
 EPILOG = (
     f"""\

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from meprop_bench.errors import MePropInputError
-from meprop_bench.harness.machine import identity
 from meprop_bench.results.files import expand, read_benchmarks
+from meprop_bench.results.machine import identity
 from meprop_bench.stats import as_samples
 
 

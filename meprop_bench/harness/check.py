@@ -13,12 +13,12 @@ import torch
 from meprop_bench.core import allocator
 from meprop_bench.core.kernels import KERNELS, check_inputs, get_kernel
 from meprop_bench.errors import MePropInputError, backend_support
-from meprop_bench.harness.machine import machine_info
-from meprop_bench.harness.machine import threads as threads_in_force
 from meprop_bench.harness.options import DTYPES, resolve_device
 from meprop_bench.harness.timing import make_timer, measure_interleaved, paired_ratio
 from meprop_bench.results.files import envelope
 from meprop_bench.results.kinds import CHECK
+from meprop_bench.results.machine import machine_info
+from meprop_bench.results.machine import threads as threads_in_force
 
 
 def run_check(

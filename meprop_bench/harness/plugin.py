@@ -36,11 +36,11 @@ from meprop_bench.errors import MePropInputError, backend_unsupported
 from meprop_bench.harness.cases import Case
 from meprop_bench.harness.grid import Grid, apply_overrides, select_preset
 from meprop_bench.harness.inputs import case_inputs
-from meprop_bench.harness.machine import machine_info, threads
 from meprop_bench.harness.options import PRESET_ALIAS, add_grid_options, grid_overrides
 from meprop_bench.harness.plan import SweepPlan, add_options
 from meprop_bench.harness.timing import GRAPH_CALLS, SampleClock, Slowdown, gc_disabled, make_timer
 from meprop_bench.results.kinds import BENCHMARK
+from meprop_bench.results.machine import machine_info, threads
 from meprop_bench.results.partial import recover_command
 
 GRID_KEY = pytest.StashKey[Grid]()

@@ -29,7 +29,6 @@ from meprop_bench.core import kernels, native
 from meprop_bench.errors import backend_support
 from meprop_bench.harness.cases import Case
 from meprop_bench.harness.inputs import case_inputs
-from meprop_bench.harness.machine import machine_info, threads
 from meprop_bench.profiling.categories import (
     BACKWARD,
     BIAS,
@@ -40,6 +39,7 @@ from meprop_bench.profiling.categories import (
 )
 from meprop_bench.results.files import envelope, write_new_json
 from meprop_bench.results.kinds import PROFILE
+from meprop_bench.results.machine import machine_info, threads
 
 WARMUP = 3
 # torch.profiler runs in windows of at most this many iterations, which bounds the

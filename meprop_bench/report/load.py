@@ -22,9 +22,9 @@ from typing import Any
 import pandas as pd
 
 from meprop_bench.errors import MePropInputError
-from meprop_bench.harness.machine import identity
 from meprop_bench.results.files import expand, json_files, read_benchmarks, read_json
 from meprop_bench.results.kinds import TRAINING
+from meprop_bench.results.machine import identity
 from meprop_bench.results.training import load_training
 
 PathLike = str | os.PathLike[str]

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from meprop_bench.harness.machine import describe
 from meprop_bench.report import claims, headline, starvation, tables, train_time
 from meprop_bench.report.model import PlotFile, ReportData, Section
 from meprop_bench.report.paper import published_accuracies
+from meprop_bench.results.machine import describe
 from meprop_bench.stats import (
     CONFIDENCE,
     LEVEL_MIN_RUNS,
@@ -35,7 +35,7 @@ SUITE_TITLES = {
 
 
 def describe_machine(info: dict) -> str:
-    """:func:`meprop_bench.harness.machine.describe`, or what a foreign file's machine_info has."""
+    """:func:`meprop_bench.results.machine.describe`, or what a foreign file's machine_info has."""
     try:
         return describe(info)
     except KeyError:

@@ -15,8 +15,8 @@ from typing import Any
 
 from meprop_bench import __version__
 from meprop_bench.errors import MePropInputError
-from meprop_bench.harness.machine import machine_info
 from meprop_bench.results.kinds import BENCHMARK
+from meprop_bench.results.machine import machine_info
 from meprop_bench.results.schema import Schema
 
 # Directories a search for result files passes over.

@@ -125,5 +125,5 @@ ENVELOPE = (
     Field("meprop_bench_version", TEXT, "the package version that wrote it"),
     Field("argv", LIST, "the command line that made it"),
     Field("machine", OBJECT, "the machine and thread settings it ran with "
-          "(`meprop_bench.harness.machine.machine_info`)"),
+          "(`meprop_bench.results.machine.machine_info`)"),
 )  # fmt: skip

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from meprop_bench.harness.machine import machine_info, threads
+from meprop_bench.results.machine import machine_info, threads
 from meprop_bench.training.data import MnistData
 from meprop_bench.training.journal import Journal, journal_path, run_key
 from meprop_bench.training.loop import RunConfig, train_run

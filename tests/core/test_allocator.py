@@ -11,8 +11,8 @@ import torch
 
 from meprop_bench.core import allocator
 from meprop_bench.errors import MePropInputError
-from meprop_bench.harness.machine import machine_info
 from meprop_bench.harness.timing import CpuTimer, measure_interleaved
+from meprop_bench.results.machine import machine_info
 
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="page-fault counts are Linux's")
 MIB_64 = 16 << 20  # float32 elements: over glibc's largest mmap threshold, so always fresh

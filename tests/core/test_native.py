@@ -19,7 +19,7 @@ from reference import masked_grads, per_example_mask
 from meprop_bench import MePropInputError, backward
 from meprop_bench.core import native
 from meprop_bench.core.selection import randk_per_example, topk_per_example
-from meprop_bench.harness.machine import threads
+from meprop_bench.results.machine import threads
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="numba is not installed")
 
