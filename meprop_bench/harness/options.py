@@ -265,7 +265,7 @@ def add_gate_options(parser: _Parser) -> None:
     group.add_argument(
         "--min-effect", type=effect, default=rule.min_effect,
         help=f"smallest change that counts, as a fraction ({rule.min_effect:g}: "
-        f"{rule.min_effect:.0%} slower, the default)",
+        f"{rule.min_effect * 100:g}%% slower, the default)",  # %% : argparse formats help
     )  # fmt: skip
     group.add_argument(
         "--group-threshold", type=group_threshold, action="append", default=[],
