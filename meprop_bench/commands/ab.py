@@ -1,4 +1,4 @@
-"""``python -m meprop_bench.ab BASE_REV``: benchmark a baseline revision and the working
+"""meprop-bench ab BASE_REV: benchmark a baseline revision and the working
 tree on this machine, runs interleaved, then gate the difference.
 
 - The baseline is exported with ``git archive`` into a temporary directory, and the

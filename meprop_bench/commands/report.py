@@ -1,7 +1,7 @@
-"""``python -m meprop_bench.report``: turn benchmark and training JSON into a report.
+"""meprop-bench report: turn benchmark and training JSON into a report.
 
 Inputs are pytest-benchmark files (``pytest suites --benchmark-json``) and trainer files
-(``python -m meprop_bench.train``), given as files or directories searched for
+(``meprop-bench train``), given as files or directories searched for
 ``*.json``; with none, reports/runs/ and .benchmarks/ are searched. The report goes to
 ``<out-root>/<name>/`` and never replaces another report unless --force.
 """

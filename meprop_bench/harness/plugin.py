@@ -12,7 +12,7 @@ and crash-safe partial results.
   pytest-benchmark, so its stats, JSON, ``compare`` and histograms are of what we
   measured. Raw samples are always saved, and ``extra_info["timer"]`` names the timer.
 - Each finished benchmark is appended to a JSON-lines file as it completes, so an
-  interrupted sweep loses at most the case in flight; ``python -m meprop_bench.recover``
+  interrupted sweep loses at most the case in flight; ``meprop-bench recover``
   turns that file into a pytest-benchmark JSON.
 """
 

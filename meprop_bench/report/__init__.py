@@ -1,5 +1,5 @@
 """The report: benchmark and training JSON in, speedup and overfitting plots, tables,
-``summary.md`` and a self-contained ``index.html`` out (``python -m meprop_bench.report``).
+``summary.md`` and a self-contained ``index.html`` out (``meprop-bench report``).
 
 For a notebook::
 

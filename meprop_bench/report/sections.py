@@ -22,7 +22,7 @@ from meprop_bench.stats import (
     SEED,
 )
 
-# What ``python -m meprop_bench.profile`` writes per case, in the order they are linked.
+# What ``meprop-bench profile`` writes per case, in the order they are linked.
 PROFILE_FILES = ("flame.svg", "speedscope.json", "ops.csv", "ops.json", "trace.json",
                  "profile.json")  # fmt: skip
 
