@@ -37,8 +37,10 @@ after run) changed level: PELT change-point detection from ruptures.
 
 Both report ``change``, the factor by which the candidate is *worse*, minus one
 (+0.10: 10% slower, or a speedup 1.1x lower), with an interval of confidence
-1 - 2 alpha (the two-sided twin of the one-sided tests): the t-interval with runs,
-else a bootstrap percentile interval.
+1 - 2 alpha (the two-sided twin of the one-sided tests): with runs, the change is the
+t-test's own estimate (the ratio of the geometric means of the run values) and its
+t-interval, so the change lies inside its interval; else the ratio of the pooled
+medians and a bootstrap percentile interval.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import ruptures
-from scipy.stats import mannwhitneyu, norm
+from scipy.stats import mannwhitneyu, norm, ttest_ind
 from scipy.stats import t as student_t
 
 REGRESSION = "regression"
@@ -150,7 +152,7 @@ def compare_times(base: Runs, cand: Runs, rule: Rule, shift: Shift | None = None
     p_worse, p_better = _mwu(b, a, "greater"), _mwu(b, a, "less")
     if by_run:
         log_medians = [np.log([np.median(r) for r in runs]) for runs in (a_runs, b_runs)]
-        (run_worse, run_better), interval = _run_level(*log_medians, rule.alpha)
+        change, (run_worse, run_better), interval = _run_level(*log_medians, rule.alpha)
         p_worse, p_better = max(p_worse, run_worse), max(p_better, run_better)
     else:
         rng = np.random.default_rng(_SEED)
@@ -177,7 +179,7 @@ def compare_speedups(
     change = math.expm1(speedup_log_ratio(base, cand) - level)
     if by_run:
         slowness = [-np.log([_speedup(d, s) for d, s in zip(*side, strict=True)]) for side in sides]
-        (p_worse, p_better), interval = _run_level(*slowness, rule.alpha)
+        change, (p_worse, p_better), interval = _run_level(*slowness, rule.alpha)
     else:
         (bd, bs), (cd, cs) = ((np.concatenate(r) for r in side) for side in sides)
         rng = np.random.default_rng(_SEED)
@@ -384,20 +386,20 @@ def _mwu(x: np.ndarray, y: np.ndarray, alternative: str) -> float:
 
 def _run_level(
     base: np.ndarray, cand: np.ndarray, alpha: float
-) -> tuple[tuple[float, float], tuple[float, float]]:
-    """One-sided p-values (candidate larger, smaller) of a pooled-variance t-test on
-    per-run log values, and the 1 - 2 alpha interval of exp(difference) - 1."""
+) -> tuple[float, tuple[float, float], tuple[float, float]]:
+    """A pooled-variance t-test on per-run log values: the change it estimates,
+    exp(difference of the means) - 1 (so that the change always lies inside its own
+    interval), its one-sided p-values (candidate larger, smaller) and the 1 - 2 alpha
+    interval of the change."""
     diff = float(cand.mean() - base.mean())
-    df = len(base) + len(cand) - 2
-    pooled = ((len(base) - 1) * base.var(ddof=1) + (len(cand) - 1) * cand.var(ddof=1)) / df
-    se = math.sqrt(pooled * (1 / len(base) + 1 / len(cand)))
-    if se == 0:
+    if not (np.ptp(base) or np.ptp(cand)):  # no spread within either side
         p = (0.0, 1.0) if diff > 0 else (1.0, 0.0) if diff < 0 else (1.0, 1.0)
-        return p, (math.expm1(diff), math.expm1(diff))
-    t = diff / se
-    margin = float(student_t.ppf(1 - alpha, df)) * se
+        return math.expm1(diff), p, (math.expm1(diff), math.expm1(diff))
+    result = ttest_ind(cand, base, equal_var=True)
+    t, df = float(result.statistic), float(result.df)
+    low, high = result.confidence_interval(1 - 2 * alpha)
     p_values = (float(student_t.sf(t, df)), float(student_t.cdf(t, df)))
-    return p_values, (math.expm1(diff - margin), math.expm1(diff + margin))
+    return math.expm1(diff), p_values, (math.expm1(low), math.expm1(high))
 
 
 def bootstrap_medians(

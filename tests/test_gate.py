@@ -150,6 +150,28 @@ def test_a_run_that_slowed_dense_and_sparse_alike_cancels_in_the_speedup():
     assert verdict.change == pytest.approx(0.2, abs=0.06)
 
 
+def test_with_runs_the_change_lies_inside_its_own_interval():
+    """Runs of unequal length and level: the pooled medians pick different runs for the
+    dense and the sparse case (a speedup of 2.2x against 4x in every run). The change
+    is the run-level estimate its interval is built around, not the pooled one."""
+
+    def runs(levels, counts, seed, scale=1e-3):
+        return [
+            timings(n, scale * (1 + lv), seed + i)
+            for i, (lv, n) in enumerate(zip(levels, counts, strict=True))
+        ]
+
+    base = runs([0, 0.6, 0.6], [30, 10, 10], 0, 4e-3), runs([0, 0.6, 0.6], [10, 30, 30], 10)
+    cand = runs([0] * 3, [10] * 3, 20, 4e-3), runs([0] * 3, [10] * 3, 30)
+    speedup = compare_speedups(base, cand, RULE)
+    assert speedup_log_ratio(base, cand) < -0.3  # pooled: the candidate looks 1.4x better
+    assert speedup.low <= speedup.change <= speedup.high
+    assert speedup.change == pytest.approx(0.0, abs=0.05)
+    for side in (0, 1):
+        times = compare_times(base[side], cand[side], RULE)
+        assert times.low <= times.change <= times.high
+
+
 def test_speedups_with_too_few_samples_are_undecided():
     verdict = compare_speedups(([timings(20)], [timings(4)]), ([timings(20)], [timings(20)]), RULE)
     assert verdict.status == UNDECIDED
