@@ -23,14 +23,20 @@ runs, the run is the unit of replication: a one-sided t-test on the runs' log me
 With one run a side, run-to-run variation is not measured, and a whole run that moved
 (a busy machine) looks like a change of every benchmark. So those comparisons are made
 against the run's **common shift** (:func:`common_shift`): the median over all the
-compared benchmarks of their log ratios, with a robust spread (scaled MAD). A benchmark
-is a regression only when its change *beyond* that shift is significant, beyond the
-minimum effect *and* beyond the run's noise (the spread times a t quantile at alpha /
-benchmarks, Bonferroni over the benchmarks, with the MAD's degrees of freedom). A
-shift shared by every benchmark (:attr:`Shift.shared`) cannot be told from machine
-state with one run a side: the gate calls it undecided. So are benchmarks beyond the
-noise in both directions at once (:func:`one_way_only`): the run's noise then has
-heavier tails than its spread says.
+compared benchmarks of their log ratios, with a robust spread (scaled MAD). A shift
+shared by every benchmark (:attr:`Shift.shared`) cannot be told from machine state with
+one run a side: the gate calls it undecided.
+
+Nor can one benchmark's change: identical sweeps on a shared machine move single small
+benchmarks by 2x, and by 100x when another process wakes, far beyond any spread the
+other benchmarks show. So with one run a side the benchmarks are the replicates:
+:func:`judge_single_run` tests each **group** that one change of code moves together
+(the cases of one method, of one strategy) against the other benchmarks, by ranks, with
+the p-values adjusted over the groups; a group beyond the shift, the noise and the
+minimum effect is a regression (or an improvement), and is left out of the shift. A
+benchmark beyond the shift and the noise (the spread times a t quantile at alpha /
+benchmarks) takes its group's verdict when the group changed the same way
+(:func:`single_run_statuses`); alone, it is undecided when worse.
 
 Across stored runs, :func:`level_changes` marks where a series (a case's speedup, run
 after run) changed level: PELT change-point detection from ruptures.
@@ -47,12 +53,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 import ruptures
-from scipy.stats import mannwhitneyu, norm, ttest_ind
+from scipy.stats import false_discovery_control, mannwhitneyu, norm, ttest_ind
 from scipy.stats import t as student_t
 
 REGRESSION = "regression"
@@ -68,6 +74,7 @@ MAD_TO_SD = 1.4826  # MAD * this = standard deviation, for normal data
 MEDIAN_SE = math.sqrt(math.pi / 2)  # standard error of a median / that of a mean (normal)
 MAD_EFFICIENCY = 0.367  # the MAD's efficiency at the normal: its degrees of freedom per value
 SHIFT_MIN_BENCHMARKS = 5  # fewer benchmarks: a run's noise (spread) is not estimated
+GROUP_MIN_BENCHMARKS = 5  # smallest group of benchmarks judged together, and smallest rest
 MIN_EFFECT = 0.05  # the smallest change that counts, by default (5%)
 LEVEL_MODEL = "l1"  # ruptures cost: absolute deviations from each level's median
 LEVEL_MIN_RUNS = 3  # a level holds at least this many runs, so one odd run cannot be one
@@ -123,6 +130,7 @@ class Shift:
     noise: float
     p_value: float
     shared: bool
+    left_out: int = 0  # benchmarks of changed groups, not counted (see judge_single_run)
 
     @property
     def change(self) -> float:
@@ -316,32 +324,211 @@ def _runs(runs: Runs) -> list[np.ndarray]:
     return out or [np.empty(0)]
 
 
-def one_way_only(results: Sequence[Comparison]) -> list[Comparison]:
-    """The single-run comparisons of one kind, with their regressions and improvements
-    made undecided when both occur.
+@dataclass(frozen=True)
+class GroupChange:
+    """The verdict on a group of benchmarks that one change of code would move
+    together (the cases of one method, or of one strategy), in a single-run comparison.
+
+    ``change`` is the group's median change beyond the common shift (> 0: worse);
+    ``versus_rest`` the Hodges-Lehmann shift of its log ratios against those of the
+    other benchmarks of its kind, as a fraction; ``p_value`` the two-sided Mann-Whitney
+    p of that shift, adjusted over every group of the comparison (Benjamini-Hochberg)."""
+
+    kind: str
+    name: str
+    count: int
+    status: str
+    reason: str
+    change: float
+    versus_rest: float
+    p_value: float
+
+
+@dataclass(frozen=True)
+class Family:
+    """One kind's benchmarks of a single-run comparison: their log ratios (as
+    :func:`common_shift` takes them) and the groups to judge, each a name and a member
+    mask over them."""
+
+    kind: str
+    log_ratios: Sequence[float]
+    groups: Mapping[str, Sequence[bool]]
+
+
+def judge_single_run(
+    families: Sequence[Family], rule: Rule
+) -> tuple[dict[str, Shift], list[GroupChange]]:
+    """The common shift of each kind and which groups of benchmarks moved together
+    beyond it: the whole judgement of a single-run comparison but each benchmark's own.
+
+    The benchmarks of a run are the replicates here. With one run a side a single
+    benchmark's change cannot be told from a burst of interference (identical sweeps
+    move single small benchmarks by 2x, and by 100x when another process wakes), but a
+    code change to a kernel moves every case that runs it. Each group's log ratios are
+    compared with those of the other benchmarks of its kind (but those of groups found
+    changed, see below) by a two-sided Mann-Whitney U test (ranks: a few benchmarks 100x
+    off weigh no more than any other), the p-values
+    adjusted over every group tested (``scipy.stats.false_discovery_control``,
+    Benjamini-Hochberg: with no change anywhere, the chance of any flag stays below
+    alpha). A group changed when its adjusted p is below alpha, its Hodges-Lehmann shift
+    against the rest (the median of all pairwise differences) is beyond the minimum
+    effect, and so is its median change beyond the common shift, the same way.
+
+    A changed group drags the median that the common shift is (unified cases 20% slower
+    move it by 5-8%), so the rest would look changed the other way. So the judgement is
+    repeated with the most changed group's benchmarks left out of the common shift
+    (first among the groups that changed the same way in the other kind too), until no
+    further group changes: the shift is then that of the benchmarks no change of code
+    explains. Groups with fewer than :data:`GROUP_MIN_BENCHMARKS` members, or
+    that many outside them, are not tested, and the shift keeps at least
+    :data:`SHIFT_MIN_BENCHMARKS` benchmarks.
+
+    Returns
+    -------
+    tuple
+        The shift of each kind (by :attr:`Family.kind`) and every group tested, with
+        its verdict.
+    """
+    ratios = {f.kind: np.asarray(f.log_ratios, dtype=float) for f in families}
+    masks = {
+        (f.kind, name): np.asarray(members, dtype=bool)
+        for f in families
+        for name, members in f.groups.items()
+    }
+    left_out = {kind: np.zeros(len(r), dtype=bool) for kind, r in ratios.items()}
+    while True:
+        shifts = {
+            kind: replace(
+                common_shift(r[~left_out[kind]], rule), left_out=int(left_out[kind].sum())
+            )
+            for kind, r in ratios.items()
+        }
+        groups = _judge_groups(ratios, masks, shifts, left_out, rule)
+        candidates = []
+        for g in groups:
+            members, out = masks[g.kind, g.name], left_out[g.kind]
+            kept = np.count_nonzero(~(out | members))
+            if g.status in _BEYOND and np.any(members & ~out) and kept >= SHIFT_MIN_BENCHMARKS:
+                candidates.append(g)
+        if not candidates:
+            return shifts, groups
+        worst = max(candidates, key=lambda g: (_twinned(g, groups), abs(math.log1p(g.change))))
+        left_out[worst.kind] |= masks[worst.kind, worst.name]
+
+
+def _twinned(group: GroupChange, groups: Sequence[GroupChange]) -> bool:
+    """Whether the same group changed the same way in another kind (its times and its
+    speedups): when two groups split a kind's benchmarks in halves, the median of that
+    kind cannot say which of them moved, and the other kind can."""
+    return any(
+        g.name == group.name and g.kind != group.kind and g.status == group.status for g in groups
+    )
+
+
+def _judge_groups(
+    ratios: Mapping[str, np.ndarray],
+    masks: Mapping[tuple[str, str], np.ndarray],
+    shifts: Mapping[str, Shift],
+    left_out: Mapping[str, np.ndarray],
+    rule: Rule,
+) -> list[GroupChange]:
+    """Every group judged against its kind's shift and the benchmarks of its kind outside
+    it and outside the groups left out of the shift (see :func:`judge_single_run`)."""
+    judged = []
+    for (kind, name), members in masks.items():
+        inside = ratios[kind][members]
+        outside = ratios[kind][~members & ~left_out[kind]]
+        if len(outside) < GROUP_MIN_BENCHMARKS:  # only changed groups outside it
+            outside = ratios[kind][~members]
+        if min(len(inside), len(outside)) < GROUP_MIN_BENCHMARKS:
+            continue
+        p = _mwu(inside, outside, "two-sided")
+        versus = float(np.median(np.subtract.outer(inside, outside)))
+        change = float(np.median(inside)) - shifts[kind].level
+        judged.append((kind, name, len(inside), p, versus, change))
+    if not judged:
+        return []
+    adjusted = false_discovery_control([j[3] for j in judged], method="bh")
+    limit = math.log1p(rule.min_effect)
+    out = []
+    for (kind, name, count, _, versus, change), p in zip(judged, adjusted, strict=True):
+        p = float(p)
+        status = OK
+        if p >= rule.alpha:
+            reason = f"not apart from the other benchmarks (adjusted p={p:.2g} >= {rule.alpha:g})"
+        elif abs(versus) <= limit:
+            reason = f"apart from the others but within the {rule.min_effect:.0%} minimum effect"
+        elif abs(change) <= limit or (change > 0) != (versus > 0):
+            reason = (
+                f"apart from the others ({math.expm1(versus):+.1%}), but at the common shift: "
+                "the others moved"
+            )
+        else:
+            status = REGRESSION if change > 0 else IMPROVEMENT
+            word = "worse" if change > 0 else "better"
+            reason = (
+                f"{count} benchmarks {_factor(math.expm1(change))} {word} than the common "
+                f"shift, together (adjusted p={p:.2g} < {rule.alpha:g})"
+            )
+        change, versus = math.expm1(change), math.expm1(versus)
+        out.append(GroupChange(kind, name, count, status, reason, change, versus, p))
+    return out
+
+
+def single_run_statuses(
+    results: Sequence[Comparison],
+    groups: Sequence[Sequence[GroupChange]],
+    rules: Sequence[Rule],
+) -> list[Comparison]:
+    """The single-run comparisons of one kind, each benchmark's own verdict weighed
+    with its groups'.
 
     Parameters
     ----------
     results
         Every comparison of one kind judged against the same :class:`Shift`.
+    groups
+        For each of them, the judged groups it belongs to (its method's, its
+        strategy's), of the same kind.
+    rules
+        For each of them, the rule it was judged by.
 
     Returns
     -------
     list of Comparison
-        ``results`` unchanged when the benchmarks beyond the noise all point one way.
-        Otherwise each of them undecided: with no change, a run's noise is symmetric,
-        so outliers on the improving side show tails heavier than the spread allows
-        (one benchmark slowed 100x by another process), and the regressions can be
-        such outliers too.
+        A benchmark of a group that changed takes that group's verdict when its own
+        change points the same way, significant and beyond the minimum effect. A
+        benchmark beyond the run's noise on its own (no group of its moved that way) is
+        **undecided** when worse: one run a side cannot tell one benchmark's change from
+        a burst of interference, which on a shared machine moves single benchmarks 2x
+        to 100x; runs a side can. Alone and better, it is ok. Other verdicts stand.
     """
-    beyond = [r for r in results if r.status in _BEYOND]
-    if {r.status for r in beyond} != _BEYOND:
-        return list(results)
-    why = f"; but {len(beyond)} benchmarks are beyond the run's noise both ways (heavy tails)"
-    return [
-        replace(r, status=UNDECIDED, reason=r.reason + why) if r.status in _BEYOND else r
-        for r in results
-    ]
+    out = []
+    for result, mine, rule in zip(results, groups, rules, strict=True):
+        change = result.change
+        same = [
+            g
+            for g in mine
+            if g.status in _BEYOND and change is not None and (g.change > 0) == (change > 0)
+        ]
+        own = (
+            change is not None
+            and result.p_value is not None
+            and result.p_value < rule.alpha
+            and abs(math.log1p(change)) > math.log1p(rule.min_effect)
+        )
+        if same and own:
+            names = ", ".join(f"{g.name} {g.change:+.1%}" for g in same)
+            reason = f"{_factor(change)} {'worse' if change > 0 else 'better'} than the common "
+            reason += f"shift, with its group ({names})"
+            result = replace(result, status=same[0].status, reason=reason)
+        elif result.status == REGRESSION:
+            why = "; but alone: one run a side cannot tell it from a burst of interference"
+            result = replace(result, status=UNDECIDED, reason=result.reason + why)
+        elif result.status == IMPROVEMENT:
+            result = replace(result, status=OK, reason=result.reason + "; alone, not judged")
+        out.append(result)
+    return out
 
 
 def _level(shift: Shift | None, by_run: bool) -> float:
