@@ -36,7 +36,9 @@ the p-values adjusted over the groups; a group beyond the shift, the noise and t
 minimum effect is a regression (or an improvement), and is left out of the shift. A
 benchmark beyond the shift and the noise (the spread times a t quantile at alpha /
 benchmarks) takes its group's verdict when the group changed the same way
-(:func:`single_run_statuses`); alone, it is undecided when worse.
+(:func:`single_run_statuses`); alone, it is undecided when worse. So is a strategy
+whose cases moved together while the rest of its method did not: one kernel's state in
+one process (identical sweeps move every unified/compact case 1.5x together).
 
 Across stored runs, :func:`level_changes` marks where a series (a case's speedup, run
 after run) changed level: PELT change-point detection from ruptures.
@@ -372,7 +374,11 @@ def judge_single_run(
     Benjamini-Hochberg: with no change anywhere, the chance of any flag stays below
     alpha). A group changed when its adjusted p is below alpha, its Hodges-Lehmann shift
     against the rest (the median of all pairwise differences) is beyond the minimum
-    effect, and so is its median change beyond the common shift, the same way.
+    effect, and so is its median change beyond the common shift, the same way; and a
+    group holding others (a method, its strategies) only when each of them moved that
+    way too, a part only with its whole (:func:`_whole_kernels_only`): identical sweeps
+    here move one strategy's cases 1.3-2x together. What moved but not as a whole is
+    undecided when worse.
 
     A changed group drags the median that the common shift is (unified cases 20% slower
     move it by 5-8%), so the rest would look changed the other way. So the judgement is
@@ -472,7 +478,66 @@ def _judge_groups(
             )
         change, versus = math.expm1(change), math.expm1(versus)
         out.append(GroupChange(kind, name, count, status, reason, change, versus, p))
-    return out
+    return _whole_kernels_only(out, masks, rule)
+
+
+def _whole_kernels_only(
+    groups: list[GroupChange], masks: Mapping[tuple[str, str], np.ndarray], rule: Rule
+) -> list[GroupChange]:
+    """Groups that moved, kept only where every part moved with them.
+
+    A group holding smaller groups (a method, its strategies) changed only when each of
+    its parts moved beyond the common shift and the minimum effect the same way: a code
+    change to a method moves all of its strategies. One strategy's cases moving together
+    alone are what a process-level state of one kernel does (identical sweeps here move
+    every unified/compact and unified/scatter case by 1.3-2x together, and the
+    unified/native ones not at all): undecided when worse, with the group that holds it.
+    """
+    limit = math.log1p(rule.min_effect)
+    tested = {(g.kind, g.name): g for g in groups}
+
+    def parts(g: GroupChange) -> list[GroupChange]:
+        mask = masks[g.kind, g.name]
+        return [
+            h
+            for (kind, name), h in tested.items()
+            if kind == g.kind and name != g.name and _inside(masks[kind, name], mask)
+        ]
+
+    def holders(g: GroupChange) -> list[GroupChange]:
+        return [h for h in groups if g in parts(h)]
+
+    def moved_with(g: GroupChange, status: str) -> bool:
+        return g.status == status or (
+            abs(math.log1p(g.change)) > limit and (g.change > 0) == (status == REGRESSION)
+        )
+
+    final = dict(tested)
+    for g in sorted(groups, key=lambda g: -g.count):  # each holder before its parts
+        if g.status not in _BEYOND:
+            continue
+        laggards = [h for h in parts(g) if not moved_with(h, g.status)]
+        parents = [final[h.kind, h.name] for h in holders(g)]
+        if laggards:
+            moves = ", ".join(f"{h.name} {h.change:+.1%}" for h in laggards)
+            final[g.kind, g.name] = _unjudged(g, f"; but not all of it moved ({moves})")
+        elif parents and not any(h.status == g.status for h in parents):
+            moves = ", ".join(f"{h.name} {h.change:+.1%}" for h in parents)
+            final[g.kind, g.name] = _unjudged(g, f"; but alone in {moves}")
+    return [final[g.kind, g.name] for g in groups]
+
+
+def _inside(part: np.ndarray, whole: np.ndarray) -> bool:
+    """Whether ``part`` is a strict subset of ``whole`` (masks of one kind)."""
+    return bool(np.all(whole[part]) and np.count_nonzero(part) < np.count_nonzero(whole))
+
+
+def _unjudged(group: GroupChange, why: str) -> GroupChange:
+    """A group that moved but cannot count: undecided when worse, else ok."""
+    if group.status == REGRESSION:
+        why += ": with one run a side, one kernel's state cannot be told from a change"
+        return replace(group, status=UNDECIDED, reason=group.reason + why)
+    return replace(group, status=OK, reason=group.reason + why + ", not judged")
 
 
 def single_run_statuses(

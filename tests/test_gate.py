@@ -369,6 +369,46 @@ def test_small_groups_are_not_tested():
     assert "method randk" not in {g.name for g in judge(labels, ratios)[1]}
 
 
+def strategies(seed, moved, factor):
+    """Log ratios of 60 benchmarks: unified/compact, unified/native, topk/masked,
+    topk/native (12 each) and dense (12); the strategies in ``moved`` ``factor`` slower."""
+    rng = np.random.default_rng(seed)
+    names = ["unified/compact", "unified/native", "topk/masked", "topk/native", "dense/dense"]
+    labels = [name for name in names for _ in range(12)]
+    ratios = rng.normal(0, 0.04, len(labels)) + np.log(factor) * np.isin(labels, list(moved))
+    groups = {f"strategy {n}": [label == n for label in labels] for n in names[:4]}
+    for method in ("unified", "topk", "dense"):
+        groups[f"method {method}"] = [label.startswith(method + "/") for label in labels]
+    return judge_single_run([Family("time", ratios, groups)], RULE)[1]
+
+
+def test_one_strategy_moving_alone_is_undecided_not_a_regression():
+    """What one kernel's state in one process does (unified/compact 1.5x slower, its
+    method's other strategy not): undecided, and so is its method."""
+    judged = {g.name: g for g in strategies(0, {"unified/compact"}, 1.5)}
+    assert judged["strategy unified/compact"].status == UNDECIDED
+    assert "but alone in method unified" in judged["strategy unified/compact"].reason
+    assert judged["method unified"].status in (UNDECIDED, OK)
+    assert REGRESSION not in {g.status for g in judged.values()}
+    faster = {g.name: g for g in strategies(0, {"unified/compact"}, 1 / 1.5)}
+    assert faster["strategy unified/compact"].status == OK
+
+
+def test_a_method_whose_every_strategy_moved_is_a_regression_with_them():
+    judged = {g.name: g for g in strategies(0, {"unified/compact", "unified/native"}, 1.2)}
+    assert changed(judged.values()) == {
+        ("method unified", REGRESSION),
+        ("strategy unified/compact", REGRESSION),
+        ("strategy unified/native", REGRESSION),
+    }
+
+
+def test_a_method_with_a_strategy_that_did_not_move_is_undecided():
+    judged = {g.name: g for g in strategies(1, {"unified/compact"}, 2.0)}
+    assert judged["method unified"].status == UNDECIDED
+    assert "not all of it moved (strategy unified/native" in judged["method unified"].reason
+
+
 def test_when_two_groups_split_a_kind_the_other_kind_names_the_one_that_moved():
     """Speedups of unified and top-k cases half and half: their median cannot say which
     moved, the times (with the dense cases) can."""

@@ -121,7 +121,7 @@ class Verdict:
         found = {row.result.status for row in self.rows} | {g.status for g in self.groups}
         if REGRESSION in found:
             return "regression"
-        if self.shared or self.unresolved:
+        if self.shared or self.unresolved or self.unresolved_groups:
             return "undecided"
         return "pass" if found & {OK, IMPROVEMENT} else "unusable"
 
@@ -137,6 +137,11 @@ class Verdict:
         return [
             r for r in self.rows if r.result.status == UNDECIDED and r.result.change is not None
         ]
+
+    @property
+    def unresolved_groups(self) -> list[GroupChange]:
+        """Groups that moved worse, but not as a whole kernel (one run a side)."""
+        return [g for g in self.groups if g.status == UNDECIDED]
 
     @property
     def exit_code(self) -> int:
@@ -488,6 +493,9 @@ def why_undecided(verdict: Verdict) -> str:
         f"all {kind}s moved together by {verdict.shifts[kind].change:+.1%}"
         for kind in verdict.shared
     ]
+    if verdict.unresolved_groups:
+        names = ", ".join(f"{g.kind}s of {g.name}" for g in verdict.unresolved_groups)
+        parts.append(f"{names} moved, but not all of their method")
     if verdict.unresolved:
         parts.append(
             f"{len(verdict.unresolved)} benchmarks changed on their own, beyond the run's "
