@@ -463,8 +463,8 @@ def test_rule_rejects_nonsense():
 # --- the command over JSON ------------------------------------------------------------
 
 
-def bench(name, samples, method="unified", group="backward P", pair_key="P", threads=2):
-    extra = {"method": method, "pair_key": pair_key, "threads": threads, "case_id": name}
+def bench(name, samples, method="unified", group="backward P", pair_key="P", threads=2, **info):
+    extra = {"method": method, "pair_key": pair_key, "threads": threads, "case_id": name, **info}
     return {
         "group": group,
         "name": f"test_backward[{name}]",
@@ -578,6 +578,35 @@ def test_one_method_beyond_the_common_shift_fails_the_gate(tmp_path, capsys):
     assert {name for kind, name in failures(tmp_path / "v.json")} == {
         f"test_backward[sparse{i}]" for i in range(12)
     }
+
+
+def test_one_strategy_moving_alone_is_undecided_exit_3(tmp_path, capsys):
+    """unified/compact 1.5x slower, unified/native and the rest not: what one kernel's
+    state in one process looks like, so undecided, not a regression."""
+    kinds = [("dense", "dense"), ("unified", "compact"), ("unified", "native"), ("topk", "masked")]
+
+    def strategies(seed, slow):
+        out = []
+        for k, (method, strategy) in enumerate(kinds):
+            factor = 1.5 if slow and strategy == "compact" else 1.0
+            scale = 4e-3 if method == "dense" else 1e-3
+            runs = single_runs(12, seed + 100 * k, scale=scale, slowed=range(12), factor=factor)
+            for i in range(12):
+                name = f"{method}-{strategy}{i}"
+                out.append(bench(name, runs[i][0], method, pair_key=f"P{i}", strategy=strategy))
+        return out
+
+    base = write(tmp_path / "b.json", strategies(0, False))
+    cand = write(tmp_path / "c.json", strategies(1, True))
+    code, out, err = gate(base, cand, "--json", tmp_path / "v.json", capsys=capsys)
+    assert code == 3
+    assert "| undecided | time | strategy unified/compact | 12 |" in out
+    assert "times of strategy unified/compact" in err and "not all of their method" in err
+    groups = json.loads((tmp_path / "v.json").read_text())["groups"]
+    status = {(g["kind"], g["name"]): g["status"] for g in groups}
+    assert status["time", "strategy unified/compact"] == UNDECIDED
+    assert REGRESSION not in status.values()
+    assert not failures(tmp_path / "v.json")
 
 
 def test_a_uniform_shift_with_one_run_a_side_is_undecided_exit_3(tmp_path, capsys):
