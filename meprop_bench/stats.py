@@ -25,34 +25,44 @@ runs, the run is the unit of replication: a one-sided t-test on the runs' log me
 With one run a side, run-to-run variation is not measured, and a whole run that moved
 (a busy machine) looks like a change of every benchmark. So those comparisons are made
 against the run's **common shift** (:func:`common_shift`): the median over all the
-compared benchmarks of their log ratios, with a robust spread (scaled MAD). A benchmark
-is a regression only when its change *beyond* that shift is significant, beyond the
-minimum effect *and* beyond the run's noise (the spread times a t quantile at alpha /
-benchmarks, Bonferroni over the benchmarks, with the MAD's degrees of freedom). A
-shift shared by every benchmark (:attr:`Shift.shared`) cannot be told from machine
-state with one run a side: the gate calls it undecided. So are benchmarks beyond the
-noise in both directions at once (:func:`one_way_only`): the run's noise then has
-heavier tails than its spread says.
+compared benchmarks of their log ratios, with a robust spread (scaled MAD). A shift
+shared by every benchmark (:attr:`Shift.shared`) cannot be told from machine state with
+one run a side: the gate calls it undecided.
+
+Nor can one benchmark's change: identical sweeps on a shared machine move single small
+benchmarks by 2x, and by 100x when another process wakes, far beyond any spread the
+other benchmarks show. So with one run a side the benchmarks are the replicates:
+:func:`judge_single_run` tests each **group** that one change of code moves together
+(the cases of one method, of one strategy) against the other benchmarks, by ranks, with
+the p-values adjusted over the groups; a group beyond the shift, the noise and the
+minimum effect is a regression (or an improvement), and is left out of the shift. A
+benchmark beyond the shift and the noise (the spread times a t quantile at alpha /
+benchmarks) takes its group's verdict when the group changed the same way
+(:func:`single_run_statuses`); alone, it is undecided when worse. So is a strategy
+whose cases moved together while the rest of its method did not: one kernel's state in
+one process (identical sweeps move every unified/compact case 1.5x together).
 
 Across stored runs, :func:`level_changes` marks where a series (a case's speedup, run
 after run) changed level: PELT change-point detection from ruptures.
 
 Both report ``change``, the factor by which the candidate is *worse*, minus one
 (+0.10: 10% slower, or a speedup 1.1x lower), with an interval of confidence
-1 - 2 alpha (the two-sided twin of the one-sided tests): the t-interval with runs,
-else a bootstrap percentile interval.
+1 - 2 alpha (the two-sided twin of the one-sided tests): with runs, the change is the
+t-test's own estimate (the ratio of the geometric means of the run values) and its
+t-interval, so the change lies inside its interval; else the ratio of the pooled
+medians and a bootstrap percentile interval.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 import ruptures
-from scipy.stats import mannwhitneyu, norm, sem
+from scipy.stats import false_discovery_control, mannwhitneyu, norm, sem, ttest_ind
 from scipy.stats import t as student_t
 
 REGRESSION = "regression"
@@ -69,6 +79,7 @@ MAD_TO_SD = 1.4826  # MAD * this = standard deviation, for normal data
 MEDIAN_SE = math.sqrt(math.pi / 2)  # standard error of a median / that of a mean (normal)
 MAD_EFFICIENCY = 0.367  # the MAD's efficiency at the normal: its degrees of freedom per value
 SHIFT_MIN_BENCHMARKS = 5  # fewer benchmarks: a run's noise (spread) is not estimated
+GROUP_MIN_BENCHMARKS = 5  # smallest group of benchmarks judged together, and smallest rest
 MIN_EFFECT = 0.05  # the smallest change that counts, by default (5%)
 LEVEL_MODEL = "l1"  # ruptures cost: absolute deviations from each level's median
 LEVEL_MIN_RUNS = 3  # a level holds at least this many runs, so one odd run cannot be one
@@ -124,6 +135,7 @@ class Shift:
     noise: float
     p_value: float
     shared: bool
+    left_out: int = 0  # benchmarks of changed groups, not counted (see judge_single_run)
 
     @property
     def change(self) -> float:
@@ -153,7 +165,7 @@ def compare_times(base: Runs, cand: Runs, rule: Rule, shift: Shift | None = None
     p_worse, p_better = _mwu(b, a, "greater"), _mwu(b, a, "less")
     if by_run:
         log_medians = [np.log([np.median(r) for r in runs]) for runs in (a_runs, b_runs)]
-        (run_worse, run_better), interval = _run_level(*log_medians, rule.alpha)
+        change, (run_worse, run_better), interval = _run_level(*log_medians, rule.alpha)
         p_worse, p_better = max(p_worse, run_worse), max(p_better, run_better)
     else:
         rng = np.random.default_rng(SEED)
@@ -180,7 +192,7 @@ def compare_speedups(
     change = math.expm1(speedup_log_ratio(base, cand) - level)
     if by_run:
         slowness = [-np.log([_speedup(d, s) for d, s in zip(*side, strict=True)]) for side in sides]
-        (p_worse, p_better), interval = _run_level(*slowness, rule.alpha)
+        change, (p_worse, p_better), interval = _run_level(*slowness, rule.alpha)
     else:
         (bd, bs), (cd, cs) = ((np.concatenate(r) for r in side) for side in sides)
         rng = np.random.default_rng(SEED)
@@ -317,32 +329,274 @@ def _runs(runs: Runs) -> list[np.ndarray]:
     return out or [np.empty(0)]
 
 
-def one_way_only(results: Sequence[Comparison]) -> list[Comparison]:
-    """The single-run comparisons of one kind, with their regressions and improvements
-    made undecided when both occur.
+@dataclass(frozen=True)
+class GroupChange:
+    """The verdict on a group of benchmarks that one change of code would move
+    together (the cases of one method, or of one strategy), in a single-run comparison.
+
+    ``change`` is the group's median change beyond the common shift (> 0: worse);
+    ``versus_rest`` the Hodges-Lehmann shift of its log ratios against those of the
+    other benchmarks of its kind, as a fraction; ``p_value`` the two-sided Mann-Whitney
+    p of that shift, adjusted over every group of the comparison (Benjamini-Hochberg)."""
+
+    kind: str
+    name: str
+    count: int
+    status: str
+    reason: str
+    change: float
+    versus_rest: float
+    p_value: float
+
+
+@dataclass(frozen=True)
+class Family:
+    """One kind's benchmarks of a single-run comparison: their log ratios (as
+    :func:`common_shift` takes them) and the groups to judge, each a name and a member
+    mask over them."""
+
+    kind: str
+    log_ratios: Sequence[float]
+    groups: Mapping[str, Sequence[bool]]
+
+
+def judge_single_run(
+    families: Sequence[Family], rule: Rule
+) -> tuple[dict[str, Shift], list[GroupChange]]:
+    """The common shift of each kind and which groups of benchmarks moved together
+    beyond it: the whole judgement of a single-run comparison but each benchmark's own.
+
+    The benchmarks of a run are the replicates here. With one run a side a single
+    benchmark's change cannot be told from a burst of interference (identical sweeps
+    move single small benchmarks by 2x, and by 100x when another process wakes), but a
+    code change to a kernel moves every case that runs it. Each group's log ratios are
+    compared with those of the other benchmarks of its kind (but those of groups found
+    changed, see below) by a two-sided Mann-Whitney U test (ranks: a few benchmarks 100x
+    off weigh no more than any other), the p-values
+    adjusted over every group tested (``scipy.stats.false_discovery_control``,
+    Benjamini-Hochberg: with no change anywhere, the chance of any flag stays below
+    alpha). A group changed when its adjusted p is below alpha, its Hodges-Lehmann shift
+    against the rest (the median of all pairwise differences) is beyond the minimum
+    effect, and so is its median change beyond the common shift, the same way; and a
+    group holding others (a method, its strategies) only when each of them moved that
+    way too, a part only with its whole (:func:`_whole_kernels_only`): identical sweeps
+    here move one strategy's cases 1.3-2x together. What moved but not as a whole is
+    undecided when worse.
+
+    A changed group drags the median that the common shift is (unified cases 20% slower
+    move it by 5-8%), so the rest would look changed the other way. So the judgement is
+    repeated with the most changed group's benchmarks left out of the common shift
+    (first among the groups that changed the same way in the other kind too), until no
+    further group changes: the shift is then that of the benchmarks no change of code
+    explains. Groups with fewer than :data:`GROUP_MIN_BENCHMARKS` members, or
+    that many outside them, are not tested, and the shift keeps at least
+    :data:`SHIFT_MIN_BENCHMARKS` benchmarks.
+
+    Returns
+    -------
+    tuple
+        The shift of each kind (by :attr:`Family.kind`) and every group tested, with
+        its verdict.
+    """
+    ratios = {f.kind: np.asarray(f.log_ratios, dtype=float) for f in families}
+    masks = {
+        (f.kind, name): np.asarray(members, dtype=bool)
+        for f in families
+        for name, members in f.groups.items()
+    }
+    left_out = {kind: np.zeros(len(r), dtype=bool) for kind, r in ratios.items()}
+    while True:
+        shifts = {
+            kind: replace(
+                common_shift(r[~left_out[kind]], rule), left_out=int(left_out[kind].sum())
+            )
+            for kind, r in ratios.items()
+        }
+        groups = _judge_groups(ratios, masks, shifts, left_out, rule)
+        candidates = []
+        for g in groups:
+            members, out = masks[g.kind, g.name], left_out[g.kind]
+            kept = np.count_nonzero(~(out | members))
+            if g.status in _BEYOND and np.any(members & ~out) and kept >= SHIFT_MIN_BENCHMARKS:
+                candidates.append(g)
+        if not candidates:
+            return shifts, groups
+        worst = max(candidates, key=lambda g: (_twinned(g, groups), abs(math.log1p(g.change))))
+        left_out[worst.kind] |= masks[worst.kind, worst.name]
+
+
+def _twinned(group: GroupChange, groups: Sequence[GroupChange]) -> bool:
+    """Whether the same group changed the same way in another kind (its times and its
+    speedups): when two groups split a kind's benchmarks in halves, the median of that
+    kind cannot say which of them moved, and the other kind can."""
+    return any(
+        g.name == group.name and g.kind != group.kind and g.status == group.status for g in groups
+    )
+
+
+def _judge_groups(
+    ratios: Mapping[str, np.ndarray],
+    masks: Mapping[tuple[str, str], np.ndarray],
+    shifts: Mapping[str, Shift],
+    left_out: Mapping[str, np.ndarray],
+    rule: Rule,
+) -> list[GroupChange]:
+    """Every group judged against its kind's shift and the benchmarks of its kind outside
+    it and outside the groups left out of the shift (see :func:`judge_single_run`)."""
+    judged = []
+    for (kind, name), members in masks.items():
+        inside = ratios[kind][members]
+        outside = ratios[kind][~members & ~left_out[kind]]
+        if len(outside) < GROUP_MIN_BENCHMARKS:  # only changed groups outside it
+            outside = ratios[kind][~members]
+        if min(len(inside), len(outside)) < GROUP_MIN_BENCHMARKS:
+            continue
+        p = _mwu(inside, outside, "two-sided")
+        versus = float(np.median(np.subtract.outer(inside, outside)))
+        change = float(np.median(inside)) - shifts[kind].level
+        judged.append((kind, name, len(inside), p, versus, change))
+    if not judged:
+        return []
+    adjusted = false_discovery_control([j[3] for j in judged], method="bh")
+    limit = math.log1p(rule.min_effect)
+    out = []
+    for (kind, name, count, _, versus, change), p in zip(judged, adjusted, strict=True):
+        p = float(p)
+        status = OK
+        if p >= rule.alpha:
+            reason = f"not apart from the other benchmarks (adjusted p={p:.2g} >= {rule.alpha:g})"
+        elif abs(versus) <= limit:
+            reason = f"apart from the others but within the {rule.min_effect:.0%} minimum effect"
+        elif abs(change) <= limit or (change > 0) != (versus > 0):
+            reason = (
+                f"apart from the others ({math.expm1(versus):+.1%}), but at the common shift: "
+                "the others moved"
+            )
+        else:
+            status = REGRESSION if change > 0 else IMPROVEMENT
+            word = "worse" if change > 0 else "better"
+            reason = (
+                f"{count} benchmarks {_factor(math.expm1(change))} {word} than the common "
+                f"shift, together (adjusted p={p:.2g} < {rule.alpha:g})"
+            )
+        change, versus = math.expm1(change), math.expm1(versus)
+        out.append(GroupChange(kind, name, count, status, reason, change, versus, p))
+    return _whole_kernels_only(out, masks, rule)
+
+
+def _whole_kernels_only(
+    groups: list[GroupChange], masks: Mapping[tuple[str, str], np.ndarray], rule: Rule
+) -> list[GroupChange]:
+    """Groups that moved, kept only where every part moved with them.
+
+    A group holding smaller groups (a method, its strategies) changed only when each of
+    its parts moved beyond the common shift and the minimum effect the same way: a code
+    change to a method moves all of its strategies. One strategy's cases moving together
+    alone are what a process-level state of one kernel does (identical sweeps here move
+    every unified/compact and unified/scatter case by 1.3-2x together, and the
+    unified/native ones not at all): undecided when worse, with the group that holds it.
+    """
+    limit = math.log1p(rule.min_effect)
+    tested = {(g.kind, g.name): g for g in groups}
+
+    def parts(g: GroupChange) -> list[GroupChange]:
+        mask = masks[g.kind, g.name]
+        return [
+            h
+            for (kind, name), h in tested.items()
+            if kind == g.kind and name != g.name and _inside(masks[kind, name], mask)
+        ]
+
+    def holders(g: GroupChange) -> list[GroupChange]:
+        return [h for h in groups if g in parts(h)]
+
+    def moved_with(g: GroupChange, status: str) -> bool:
+        return g.status == status or (
+            abs(math.log1p(g.change)) > limit and (g.change > 0) == (status == REGRESSION)
+        )
+
+    final = dict(tested)
+    for g in sorted(groups, key=lambda g: -g.count):  # each holder before its parts
+        if g.status not in _BEYOND:
+            continue
+        laggards = [h for h in parts(g) if not moved_with(h, g.status)]
+        parents = [final[h.kind, h.name] for h in holders(g)]
+        if laggards:
+            moves = ", ".join(f"{h.name} {h.change:+.1%}" for h in laggards)
+            final[g.kind, g.name] = _unjudged(g, f"; but not all of it moved ({moves})")
+        elif parents and not any(h.status == g.status for h in parents):
+            moves = ", ".join(f"{h.name} {h.change:+.1%}" for h in parents)
+            final[g.kind, g.name] = _unjudged(g, f"; but alone in {moves}")
+    return [final[g.kind, g.name] for g in groups]
+
+
+def _inside(part: np.ndarray, whole: np.ndarray) -> bool:
+    """Whether ``part`` is a strict subset of ``whole`` (masks of one kind)."""
+    return bool(np.all(whole[part]) and np.count_nonzero(part) < np.count_nonzero(whole))
+
+
+def _unjudged(group: GroupChange, why: str) -> GroupChange:
+    """A group that moved but cannot count: undecided when worse, else ok."""
+    if group.status == REGRESSION:
+        why += ": with one run a side, one kernel's state cannot be told from a change"
+        return replace(group, status=UNDECIDED, reason=group.reason + why)
+    return replace(group, status=OK, reason=group.reason + why + ", not judged")
+
+
+def single_run_statuses(
+    results: Sequence[Comparison],
+    groups: Sequence[Sequence[GroupChange]],
+    rules: Sequence[Rule],
+) -> list[Comparison]:
+    """The single-run comparisons of one kind, each benchmark's own verdict weighed
+    with its groups'.
 
     Parameters
     ----------
     results
         Every comparison of one kind judged against the same :class:`Shift`.
+    groups
+        For each of them, the judged groups it belongs to (its method's, its
+        strategy's), of the same kind.
+    rules
+        For each of them, the rule it was judged by.
 
     Returns
     -------
     list of Comparison
-        ``results`` unchanged when the benchmarks beyond the noise all point one way.
-        Otherwise each of them undecided: with no change, a run's noise is symmetric,
-        so outliers on the improving side show tails heavier than the spread allows
-        (one benchmark slowed 100x by another process), and the regressions can be
-        such outliers too.
+        A benchmark of a group that changed takes that group's verdict when its own
+        change points the same way, significant and beyond the minimum effect. A
+        benchmark beyond the run's noise on its own (no group of its moved that way) is
+        **undecided** when worse: one run a side cannot tell one benchmark's change from
+        a burst of interference, which on a shared machine moves single benchmarks 2x
+        to 100x; runs a side can. Alone and better, it is ok. Other verdicts stand.
     """
-    beyond = [r for r in results if r.status in _BEYOND]
-    if {r.status for r in beyond} != _BEYOND:
-        return list(results)
-    why = f"; but {len(beyond)} benchmarks are beyond the run's noise both ways (heavy tails)"
-    return [
-        replace(r, status=UNDECIDED, reason=r.reason + why) if r.status in _BEYOND else r
-        for r in results
-    ]
+    out = []
+    for result, mine, rule in zip(results, groups, rules, strict=True):
+        change = result.change
+        same = [
+            g
+            for g in mine
+            if g.status in _BEYOND and change is not None and (g.change > 0) == (change > 0)
+        ]
+        own = (
+            change is not None
+            and result.p_value is not None
+            and result.p_value < rule.alpha
+            and abs(math.log1p(change)) > math.log1p(rule.min_effect)
+        )
+        if same and own:
+            names = ", ".join(f"{g.name} {g.change:+.1%}" for g in same)
+            reason = f"{_factor(change)} {'worse' if change > 0 else 'better'} than the common "
+            reason += f"shift, with its group ({names})"
+            result = replace(result, status=same[0].status, reason=reason)
+        elif result.status == REGRESSION:
+            why = "; but alone: one run a side cannot tell it from a burst of interference"
+            result = replace(result, status=UNDECIDED, reason=result.reason + why)
+        elif result.status == IMPROVEMENT:
+            result = replace(result, status=OK, reason=result.reason + "; alone, not judged")
+        out.append(result)
+    return out
 
 
 def _level(shift: Shift | None, by_run: bool) -> float:
@@ -387,20 +641,20 @@ def _mwu(x: np.ndarray, y: np.ndarray, alternative: str) -> float:
 
 def _run_level(
     base: np.ndarray, cand: np.ndarray, alpha: float
-) -> tuple[tuple[float, float], tuple[float, float]]:
-    """One-sided p-values (candidate larger, smaller) of a pooled-variance t-test on
-    per-run log values, and the 1 - 2 alpha interval of exp(difference) - 1."""
+) -> tuple[float, tuple[float, float], tuple[float, float]]:
+    """A pooled-variance t-test on per-run log values: the change it estimates,
+    exp(difference of the means) - 1 (so that the change always lies inside its own
+    interval), its one-sided p-values (candidate larger, smaller) and the 1 - 2 alpha
+    interval of the change."""
     diff = float(cand.mean() - base.mean())
-    df = len(base) + len(cand) - 2
-    pooled = ((len(base) - 1) * base.var(ddof=1) + (len(cand) - 1) * cand.var(ddof=1)) / df
-    se = math.sqrt(pooled * (1 / len(base) + 1 / len(cand)))
-    if se == 0:
+    if not (np.ptp(base) or np.ptp(cand)):  # no spread within either side
         p = (0.0, 1.0) if diff > 0 else (1.0, 0.0) if diff < 0 else (1.0, 1.0)
-        return p, (math.expm1(diff), math.expm1(diff))
-    t = diff / se
-    margin = float(student_t.ppf(1 - alpha, df)) * se
+        return math.expm1(diff), p, (math.expm1(diff), math.expm1(diff))
+    result = ttest_ind(cand, base, equal_var=True)
+    t, df = float(result.statistic), float(result.df)
+    low, high = result.confidence_interval(1 - 2 * alpha)
     p_values = (float(student_t.sf(t, df)), float(student_t.cdf(t, df)))
-    return p_values, (math.expm1(diff - margin), math.expm1(diff + margin))
+    return math.expm1(diff), p_values, (math.expm1(low), math.expm1(high))
 
 
 def bootstrap_medians(

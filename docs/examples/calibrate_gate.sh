@@ -10,6 +10,8 @@
 # and on A->S or B->S (the sweep beside S, alternately). AB_PAIRS (default 10) pairs of
 # `ab HEAD --rounds 4` on the README's restricted quick grid: A/A, then a uniform 10%
 # slowdown. Every gate exit code goes to OUT_DIR/results.tsv; the tally is printed.
+# Exit 1 on an A/A comparison is a false alarm, on a slowed one a catch; exit 3
+# (undecided) is neither: one run a side could not tell a change from machine state.
 set -uo pipefail
 
 OUT=${1:?usage: calibrate_gate.sh OUT_DIR [PAIRS] [AB_PAIRS]}

@@ -3,10 +3,11 @@ and only when the samples show it.
 
 BASELINE and CANDIDATE are pytest-benchmark JSON files with raw samples, directories of
 them, or quoted glob patterns ('ab/*/base'); each side's files are merged, one run each.
-How the two are compared is described in meprop_bench.gate.verdict and docs/gate.md.
+How the two are compared is described in meprop_bench.gate.verdict and meprop_bench.stats.
 Markdown goes to stdout (and is appended to $GITHUB_STEP_SUMMARY when set); --json
 writes the verdict. Exit status: 0 pass, 1 regression, 2 unusable input or nothing that
-could be decided, 3 undecided (one run a side could not tell a change from machine state).
+could be decided, 3 undecided (one run a side could not tell a change from machine state
+or interference).
 """
 
 from __future__ import annotations

@@ -17,9 +17,13 @@ Two kinds of comparison, decided as :mod:`meprop_bench.stats` describes:
   they are compared whatever the machines.
 
 With one run a side, each kind is judged against the run's common shift (the median
-log ratio over its benchmarks): a benchmark must move beyond that shift and the noise
-around it to count, and a shift shared by the whole run is **undecided**, since one run
-a side cannot tell it from machine state; ``ab --rounds N`` resolves it.
+log ratio over its benchmarks): a shift shared by the whole run is **undecided**, since
+one run a side cannot tell it from machine state. The benchmarks of each method and of
+each strategy are judged together as a group (:func:`meprop_bench.stats.judge_single_run`):
+a group that moved beyond the shift and the noise is a **regression**, and its
+benchmarks with it; one benchmark beyond the noise on its own is **undecided**, since
+one run a side cannot tell it from a burst of interference. ``ab --rounds N`` resolves
+both.
 
 Markdown goes to stdout (and is appended to ``$GITHUB_STEP_SUMMARY`` when set);
 ``--json`` writes the verdict. Exit status: 0 pass, 1 regression, 2 unusable input or
@@ -45,18 +49,21 @@ from meprop_bench.stats import (
     REGRESSION,
     UNDECIDED,
     Comparison,
+    Family,
+    GroupChange,
     Rule,
     Shift,
-    common_shift,
     compare_speedups,
     compare_times,
-    one_way_only,
+    judge_single_run,
+    single_run_statuses,
     speedup_log_ratio,
     time_log_ratio,
 )
 
 REFUSED = "refused"
 TIME, SPEEDUP = "time", "speedup"
+KINDS = (TIME, SPEEDUP)
 EXIT_CODES = {"pass": 0, "regression": 1, "unusable": 2, "undecided": 3}
 RESOLVE = "python -m meprop_bench.ab BASE_REV --rounds 4"  # what resolves one run a side
 _ORDER = (REGRESSION, UNDECIDED, REFUSED, IMPROVEMENT, OK)
@@ -105,15 +112,16 @@ class Verdict:
     only_in_candidate: list[str]
     notes: list[str]
     shifts: dict[str, Shift] = field(default_factory=dict)  # by kind, one run a side
+    groups: list[GroupChange] = field(default_factory=list)  # one run a side
 
     @property
     def status(self) -> str:
         """regression; else undecided when one run a side cannot tell a change from
         machine state; else pass when anything was decided; else unusable."""
-        found = {row.result.status for row in self.rows}
+        found = {row.result.status for row in self.rows} | {g.status for g in self.groups}
         if REGRESSION in found:
             return "regression"
-        if self.shared or self.unresolved:
+        if self.shared or self.unresolved or self.unresolved_groups:
             return "undecided"
         return "pass" if found & {OK, IMPROVEMENT} else "unusable"
 
@@ -129,6 +137,11 @@ class Verdict:
         return [
             r for r in self.rows if r.result.status == UNDECIDED and r.result.change is not None
         ]
+
+    @property
+    def unresolved_groups(self) -> list[GroupChange]:
+        """Groups that moved worse, but not as a whole kernel (one run a side)."""
+        return [g for g in self.groups if g.status == UNDECIDED]
 
     @property
     def exit_code(self) -> int:
@@ -162,22 +175,53 @@ def compare(base: Side, cand: Side, config: GateConfig) -> Verdict:
         *_speedup_cases(base, cand, common),
     ]
     rows = refused + [_row(c, config, None) for c in cases if c.fewest_runs > 1]
-    shifts = {}
-    for kind in (TIME, SPEEDUP):
-        single = [c for c in cases if c.kind == kind and c.fewest_runs < 2]
-        if single:
-            shifts[kind] = common_shift([_LOG_RATIO[kind](*c.runs) for c in single], config.rule)
-            judged = [_row(c, config, shifts[kind]) for c in single]
-            results = one_way_only([row.result for row in judged])
-            rows += [replace(row, result=r) for row, r in zip(judged, results, strict=True)]
+    singles = {kind: [c for c in cases if c.kind == kind and c.fewest_runs < 2] for kind in KINDS}
+    singles = {kind: single for kind, single in singles.items() if single}
+    families = [
+        Family(kind, [_LOG_RATIO[kind](*c.runs) for c in single], _groups(single))
+        for kind, single in singles.items()
+    ]
+    shifts, groups = judge_single_run(families, config.rule)
+    for kind, single in singles.items():
+        judged = [_row(c, config, shifts[kind]) for c in single]
+        mine = [[g for g in groups if g.kind == kind and g.name in _labels(c)] for c in single]
+        rules = [config.rule_for(c.bench.group) for c in single]
+        results = single_run_statuses([row.result for row in judged], mine, rules)
+        rows += [replace(row, result=r) for row, r in zip(judged, results, strict=True)]
     rows.sort(key=lambda r: (_ORDER.index(r.result.status), r.kind != TIME, r.key))
+    groups.sort(key=lambda g: (_ORDER.index(g.status), g.kind != TIME, g.p_value))
     return Verdict(
         rows,
         sorted(set(base.benches) - set(cand.benches)),
         sorted(set(cand.benches) - set(base.benches)),
         _notes(base, cand, config),
         shifts,
+        groups,
     )
+
+
+def _labels(case: _Case) -> list[str]:
+    """The groups a benchmark belongs to: its method's and its strategy's."""
+    info = case.bench.info
+    if "method" not in info:
+        return []
+    method = str(info["method"])
+    labels = [f"method {method}"]
+    if info.get("strategy"):
+        labels.append(f"strategy {method}/{info['strategy']}")
+    return labels
+
+
+def _groups(cases: list[_Case]) -> dict[str, tuple[bool, ...]]:
+    """The groups of one kind's benchmarks, each a member mask (a strategy that is its
+    method's only one is its method)."""
+    labels = [_labels(c) for c in cases]
+    groups: dict[str, tuple[bool, ...]] = {}
+    for name in sorted({label for own in labels for label in own}):
+        members = tuple(name in own for own in labels)
+        if members not in groups.values():
+            groups[name] = members
+    return groups
 
 
 def _refuses(b: Bench, c: Bench, config: GateConfig) -> bool:
@@ -304,6 +348,8 @@ def to_markdown(verdict: Verdict, config: GateConfig) -> str:
     ]
     if verdict.shifts:
         lines += [*(_shift_line(kind, shift) for kind, shift in verdict.shifts.items()), ""]
+    if verdict.groups:
+        lines += [*_group_lines(verdict.groups), ""]
     if verdict.status == "undecided":
         lines += [f"**Undecided (exit {verdict.exit_code}):** {why_undecided(verdict)}.", ""]
     lines += [f"> {note}\n" for note in verdict.notes]
@@ -327,12 +373,42 @@ def _shift_line(kind: str, shift: Shift) -> str:
     """The common shift of one kind, on its own line."""
     shared = " **shared by the whole run**" if shift.shared else ""
     noise = "unknown (too few)" if math.isinf(shift.noise) else f"{_fraction(shift.noise)}"
+    left_out = f", those of changed groups ({shift.left_out}) left out" if shift.left_out else ""
     return (
         f"Common shift of the {kind}s (one run a side): **{shift.change:+.1%}**{shared} "
-        f"over {shift.count} benchmarks (p={shift.p_value:.2g}); spread "
+        f"over {shift.count} benchmarks{left_out} (p={shift.p_value:.2g}); spread "
         f"{_fraction(shift.spread)}; each benchmark is judged against it, beyond a noise "
         f"limit of {noise} either way.  "
     )
+
+
+def _group_lines(groups: list[GroupChange]) -> list[str]:
+    """The groups judged together (one run a side): those that changed in a table, the
+    others folded."""
+    changed = [g for g in groups if g.status != OK]
+    head = (
+        f"Groups (one run a side): {len(groups)} tested, each method's and each strategy's "
+        "benchmarks against the others (Mann-Whitney, Benjamini-Hochberg over the groups); "
+        f"{len(changed) or 'none'} changed."
+    )
+    table = [
+        "| verdict | kind | group | n | change beyond the shift | against the rest | p (adjusted) "
+        "| why |",
+        "|---|---|---|---:|---:|---:|---:|---|",
+    ]
+    for g in groups:
+        cells = [
+            g.status, g.kind, g.name, str(g.count), f"{g.change:+.1%}",
+            f"{g.versus_rest:+.1%}", f"{g.p_value:.2g}", g.reason,
+        ]  # fmt: skip
+        table.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    lines = [head, ""]
+    if changed:
+        lines += [*table[:2], *table[2 : 2 + len(changed)], ""]
+    if len(groups) > len(changed):
+        lines += [f"<details><summary>{len(groups) - len(changed)} groups unchanged</summary>", ""]
+        lines += [*table[:2], *table[2 + len(changed) :], "", "</details>"]
+    return lines
 
 
 def _fraction(log_value: float) -> str:
@@ -398,6 +474,7 @@ def to_json(verdict: Verdict, config: GateConfig, base: Side, cand: Side) -> dic
         candidate={"files": [str(f) for f in cand.files], "machines": sorted(cand.machines)},
         notes=verdict.notes,
         shifts={kind: _shift_json(shift) for kind, shift in verdict.shifts.items()},
+        groups=[asdict(g) for g in verdict.groups],
         rows=rows,
         only_in_baseline=verdict.only_in_baseline,
         only_in_candidate=verdict.only_in_candidate,
@@ -416,8 +493,14 @@ def why_undecided(verdict: Verdict) -> str:
         f"all {kind}s moved together by {verdict.shifts[kind].change:+.1%}"
         for kind in verdict.shared
     ]
+    if verdict.unresolved_groups:
+        names = ", ".join(f"{g.kind}s of {g.name}" for g in verdict.unresolved_groups)
+        parts.append(f"{names} moved, but not all of their method")
     if verdict.unresolved:
-        parts.append(f"{len(verdict.unresolved)} changed, but not clearly beyond the run's noise")
+        parts.append(
+            f"{len(verdict.unresolved)} benchmarks changed on their own, beyond the run's "
+            "noise or where it is unknown"
+        )
     return (
         f"{'; '.join(parts)}: with one run a side this cannot be told from machine state; "
         f"`{RESOLVE}` resolves it"

@@ -144,9 +144,9 @@ CHECK = Schema(
 )  # fmt: skip
 
 GATE = Schema(
-    "meprop-bench/gate", 2, "Gate verdict",
+    "meprop-bench/gate", 3, "Gate verdict",
     "What `meprop-bench gate --json` (and `ab`) writes. (v2: undecided, exit 3, apart from "
-    "unusable, exit 2; the common shifts.)",
+    "unusable, exit 2; the common shifts. v3: the groups judged together.)",
     (
         Field("verdict", TEXT, "pass, regression, unusable or undecided"),
         Field("exit_code", INT, "0, 1, 2 or 3, as the command exits"),
@@ -157,6 +157,17 @@ GATE = Schema(
         Field("notes", LIST, "what the reader should know (one line each)"),
         Field("shifts", OBJECT, "per kind (time, speedup), the common shift of a single-run "
               "comparison"),
+        Field("groups", LIST, "one run a side: each method's and strategy's benchmarks "
+              "judged together", since=3, items=(
+            Field("kind", TEXT, "time or speedup"),
+            Field("name", TEXT, "e.g. `method unified`, `strategy topk/native`"),
+            Field("count", INT, "its benchmarks"),
+            Field("status", TEXT, "ok, improvement or regression"),
+            Field("reason", TEXT, "why, in words"),
+            Field("change", NUMBER, "its median change beyond the common shift, > 0 worse"),
+            Field("versus_rest", NUMBER, "Hodges-Lehmann shift against the other benchmarks"),
+            Field("p_value", NUMBER, "two-sided Mann-Whitney, adjusted over the groups (BH)"),
+        )),
         Field("rows", LIST, "one record per benchmark compared", items=(
             Field("kind", TEXT, "time or speedup"),
             Field("key", TEXT, "what matches the two sides"),

@@ -15,12 +15,15 @@ from meprop_bench.stats import (
     SHIFT_MIN_BENCHMARKS,
     UNDECIDED,
     Comparison,
+    Family,
+    GroupChange,
     Rule,
     common_shift,
     compare_speedups,
     compare_times,
+    judge_single_run,
     level_changes,
-    one_way_only,
+    single_run_statuses,
     speedup_log_ratio,
     time_log_ratio,
 )
@@ -150,6 +153,28 @@ def test_a_run_that_slowed_dense_and_sparse_alike_cancels_in_the_speedup():
     assert verdict.change == pytest.approx(0.2, abs=0.06)
 
 
+def test_with_runs_the_change_lies_inside_its_own_interval():
+    """Runs of unequal length and level: the pooled medians pick different runs for the
+    dense and the sparse case (a speedup of 2.2x against 4x in every run). The change
+    is the run-level estimate its interval is built around, not the pooled one."""
+
+    def runs(levels, counts, seed, scale=1e-3):
+        return [
+            timings(n, scale * (1 + lv), seed + i)
+            for i, (lv, n) in enumerate(zip(levels, counts, strict=True))
+        ]
+
+    base = runs([0, 0.6, 0.6], [30, 10, 10], 0, 4e-3), runs([0, 0.6, 0.6], [10, 30, 30], 10)
+    cand = runs([0] * 3, [10] * 3, 20, 4e-3), runs([0] * 3, [10] * 3, 30)
+    speedup = compare_speedups(base, cand, RULE)
+    assert speedup_log_ratio(base, cand) < -0.3  # pooled: the candidate looks 1.4x better
+    assert speedup.low <= speedup.change <= speedup.high
+    assert speedup.change == pytest.approx(0.0, abs=0.05)
+    for side in (0, 1):
+        times = compare_times(base[side], cand[side], RULE)
+        assert times.low <= times.change <= times.high
+
+
 def test_speedups_with_too_few_samples_are_undecided():
     verdict = compare_speedups(([timings(20)], [timings(4)]), ([timings(20)], [timings(20)]), RULE)
     assert verdict.status == UNDECIDED
@@ -257,15 +282,148 @@ def test_speedups_are_judged_against_their_common_shift():
     assert results[7].status == REGRESSION
 
 
-def test_outliers_both_ways_are_undecided():
-    def result(status):
-        return Comparison(status, "why", 20, 20, 0.5, 0.4, 0.6, 0.001, 0.0)
+def test_a_benchmark_beyond_the_noise_alone_is_undecided_and_with_its_group_decided():
+    def result(status, change):
+        return Comparison(status, "why", 20, 20, change, change - 0.1, change + 0.1, 0.001, 0.0)
 
-    ok, worse, better = result(OK), result(REGRESSION), result(IMPROVEMENT)
-    assert one_way_only([ok, worse, worse]) == [ok, worse, worse]
-    mixed = one_way_only([ok, worse, better])
-    assert [r.status for r in mixed] == [OK, UNDECIDED, UNDECIDED]
-    assert "both ways" in mixed[1].reason
+    def group(status, change):
+        return GroupChange("time", "method unified", 9, status, "why", change, change, 0.001)
+
+    worse, better, ok = result(REGRESSION, 0.5), result(IMPROVEMENT, -0.4), result(OK, 0.2)
+    slower, faster = group(REGRESSION, 0.2), group(IMPROVEMENT, -0.2)
+    alone = single_run_statuses([worse, better, ok], [[], [], []], [RULE] * 3)
+    assert [r.status for r in alone] == [UNDECIDED, OK, OK]
+    assert "alone" in alone[0].reason and "alone" in alone[1].reason
+    grouped = single_run_statuses([worse, better, ok], [[slower], [slower], [slower]], [RULE] * 3)
+    assert [r.status for r in grouped] == [REGRESSION, OK, REGRESSION]
+    assert "with its group (method unified +20.0%)" in grouped[2].reason
+    assert single_run_statuses([better], [[faster]], [RULE])[0].status == IMPROVEMENT
+    within = result(OK, 0.03)  # the group's way, but within the minimum effect
+    assert single_run_statuses([within], [[slower]], [RULE])[0].status == OK
+
+
+# --- one run a side: groups judged together ------------------------------------------
+
+METHODS = {"dense": 7, "randk": 2, "topk": 42, "unified": 30}  # the sweep's benchmarks
+
+
+def aa_ratios(seed, slowed=(), factor=1.0, shift=0.0, bursts=0.08, spread=0.06):
+    """Log ratios of one run a side, one per benchmark of :data:`METHODS` (in order):
+    normal noise of ``spread``, and a fraction ``bursts`` of benchmarks hit by
+    interference in one run or the other (2x to 400x either way), as identical sweeps
+    on a shared machine show; the methods in ``slowed`` ``factor`` times slower."""
+    rng = np.random.default_rng(seed)
+    labels = [m for m, count in METHODS.items() for _ in range(count)]
+    ratios = rng.normal(shift, spread, len(labels))
+    hit = rng.random(len(labels)) < bursts
+    ratios[hit] += rng.choice([-1, 1], hit.sum()) * rng.uniform(np.log(2), 6, hit.sum())
+    ratios += np.log(factor) * np.isin(labels, list(slowed))
+    return labels, ratios
+
+
+def judge(labels, ratios, rule=RULE):
+    groups = {f"method {m}": [label == m for label in labels] for m in METHODS}
+    shifts, judged = judge_single_run([Family("time", ratios, groups)], rule)
+    return shifts["time"], judged
+
+
+def changed(judged):
+    return {(g.name, g.status) for g in judged if g.status != OK}
+
+
+def test_heavy_tailed_noise_moves_no_group():
+    """A/A-like: normal noise and bursts of 2x-400x on 8% of the benchmarks."""
+    flagged = [changed(judge(*aa_ratios(seed))[1]) for seed in range(200)]
+    assert sum(map(bool, flagged)) <= 2  # alpha = 0.01 over the whole run
+
+
+def test_a_method_confined_slowdown_is_its_groups_regression():
+    """Every unified case 20% slower amid the same bursts: its group, and only it."""
+    found = []
+    for seed in range(20):
+        shift, judged = judge(*aa_ratios(seed, slowed={"unified"}, factor=1.2))
+        found.append(changed(judged))
+        assert abs(shift.change) < 0.04  # the shift of the others, not dragged
+    hits = [f == {("method unified", REGRESSION)} for f in found]
+    assert sum(hits) >= 19
+    assert all(f <= {("method unified", REGRESSION)} for f in found)
+    unified = next(g for g in judge(*aa_ratios(0, {"unified"}, 1.2))[1] if "unified" in g.name)
+    assert unified.change == pytest.approx(0.2, abs=0.04)
+    assert "30 benchmarks 1.21x worse than the common shift, together" in unified.reason
+
+
+def test_a_common_shift_moves_no_group_and_is_shared():
+    shift, judged = judge(*aa_ratios(3, shift=np.log(1.3)))
+    assert shift.shared and shift.change == pytest.approx(0.3, abs=0.05)
+    assert not changed(judged)
+
+
+def test_pure_noise_moves_no_group():
+    judged = [judge(*aa_ratios(seed, bursts=0)) for seed in range(200)]
+    assert sum(bool(changed(groups)) for _, groups in judged) <= 2
+    assert sum(shift.shared for shift, _ in judged) <= 2
+
+
+def test_small_groups_are_not_tested():
+    labels, ratios = aa_ratios(0, slowed={"randk"}, factor=3.0)
+    assert "method randk" not in {g.name for g in judge(labels, ratios)[1]}
+
+
+def strategies(seed, moved, factor):
+    """Log ratios of 60 benchmarks: unified/compact, unified/native, topk/masked,
+    topk/native (12 each) and dense (12); the strategies in ``moved`` ``factor`` slower."""
+    rng = np.random.default_rng(seed)
+    names = ["unified/compact", "unified/native", "topk/masked", "topk/native", "dense/dense"]
+    labels = [name for name in names for _ in range(12)]
+    ratios = rng.normal(0, 0.04, len(labels)) + np.log(factor) * np.isin(labels, list(moved))
+    groups = {f"strategy {n}": [label == n for label in labels] for n in names[:4]}
+    for method in ("unified", "topk", "dense"):
+        groups[f"method {method}"] = [label.startswith(method + "/") for label in labels]
+    return judge_single_run([Family("time", ratios, groups)], RULE)[1]
+
+
+def test_one_strategy_moving_alone_is_undecided_not_a_regression():
+    """What one kernel's state in one process does (unified/compact 1.5x slower, its
+    method's other strategy not): undecided, and so is its method."""
+    judged = {g.name: g for g in strategies(0, {"unified/compact"}, 1.5)}
+    assert judged["strategy unified/compact"].status == UNDECIDED
+    assert "but alone in method unified" in judged["strategy unified/compact"].reason
+    assert judged["method unified"].status in (UNDECIDED, OK)
+    assert REGRESSION not in {g.status for g in judged.values()}
+    faster = {g.name: g for g in strategies(0, {"unified/compact"}, 1 / 1.5)}
+    assert faster["strategy unified/compact"].status == OK
+
+
+def test_a_method_whose_every_strategy_moved_is_a_regression_with_them():
+    judged = {g.name: g for g in strategies(0, {"unified/compact", "unified/native"}, 1.2)}
+    assert changed(judged.values()) == {
+        ("method unified", REGRESSION),
+        ("strategy unified/compact", REGRESSION),
+        ("strategy unified/native", REGRESSION),
+    }
+
+
+def test_a_method_with_a_strategy_that_did_not_move_is_undecided():
+    judged = {g.name: g for g in strategies(1, {"unified/compact"}, 2.0)}
+    assert judged["method unified"].status == UNDECIDED
+    assert "not all of it moved (strategy unified/native" in judged["method unified"].reason
+
+
+def test_when_two_groups_split_a_kind_the_other_kind_names_the_one_that_moved():
+    """Speedups of unified and top-k cases half and half: their median cannot say which
+    moved, the times (with the dense cases) can."""
+    rng = np.random.default_rng(1)
+    methods = ["dense"] * 12 + ["topk"] * 12 + ["unified"] * 12
+    times = rng.normal(0, 0.03, 36) + np.log(1.2) * np.isin(methods, ["unified"])
+    speedups = times[12:] - times[:12].mean()
+    groups = {m: [x == m for x in methods] for m in ("dense", "topk", "unified")}
+    families = [
+        Family("time", times, {f"method {m}": v for m, v in groups.items()}),
+        Family("speedup", speedups, {f"method {m}": v[12:] for m, v in groups.items()}),
+    ]
+    shifts, judged = judge_single_run(families, RULE)
+    assert changed(judged) == {("method unified", REGRESSION)}
+    assert abs(shifts["speedup"].change) < 0.03
 
 
 # --- level changes across stored runs ------------------------------------------------
@@ -305,8 +463,8 @@ def test_rule_rejects_nonsense():
 # --- the command over JSON ------------------------------------------------------------
 
 
-def bench(name, samples, method="unified", group="backward P", pair_key="P", threads=2):
-    extra = {"method": method, "pair_key": pair_key, "threads": threads, "case_id": name}
+def bench(name, samples, method="unified", group="backward P", pair_key="P", threads=2, **info):
+    extra = {"method": method, "pair_key": pair_key, "threads": threads, "case_id": name, **info}
     return {
         "group": group,
         "name": f"test_backward[{name}]",
@@ -354,19 +512,21 @@ def test_same_code_passes_and_writes_the_verdict(tmp_path, capsys):
     ]
 
 
-def sweep(seed, n=12, shift=0.0, slowed=(), factor=1.5):
-    """A single-run sweep of ``n`` dense/sparse pairs: the whole run ``1 + shift``
-    slower, sparse case ``i`` in ``slowed`` ``factor`` times more."""
+def sweep(seed, n=12, shift=0.0, slowed=(), factor=1.5, methods=("unified",)):
+    """A single-run sweep of ``n`` dense/sparse groups (one sparse case per method in
+    ``methods``): the whole run ``1 + shift`` slower, sparse case ``i`` of the first
+    method (and every case of a method in ``slowed``) ``factor`` times more."""
     dense = single_runs(n, seed, shift, scale=4e-3)
-    sparse = single_runs(n, seed + 500, shift, slowed, factor)
-    return [
-        b
-        for i in range(n)
-        for b in (
-            bench(f"dense{i}", dense[i][0], method="dense", pair_key=f"P{i}"),
-            bench(f"sparse{i}", sparse[i][0], pair_key=f"P{i}"),
-        )
-    ]
+    out = []
+    for m, method in enumerate(methods):
+        mine = set(range(n)) if method in slowed else {i for i in slowed if m == 0}
+        sparse = single_runs(n, seed + 500 * (m + 1), shift, mine, factor)
+        for i in range(n):
+            if m == 0:
+                out.append(bench(f"dense{i}", dense[i][0], method="dense", pair_key=f"P{i}"))
+            name = f"sparse{i}" if m == 0 else f"{method}{i}"
+            out.append(bench(name, sparse[i][0], method=method, pair_key=f"P{i}"))
+    return out
 
 
 def failures(path):
@@ -374,20 +534,79 @@ def failures(path):
     return {(r["kind"], r["name"]) for r in rows if r["status"] == REGRESSION}
 
 
-def test_one_benchmark_beyond_the_common_shift_fails_the_gate(tmp_path, capsys):
+def undecided(path):
+    rows = json.loads(path.read_text())["rows"]
+    return {(r["kind"], r["name"]) for r in rows if r["status"] == UNDECIDED}
+
+
+def test_one_benchmark_beyond_the_common_shift_fails_the_gate_undecided(tmp_path, capsys):
+    """Alone, one benchmark 1.5x slower than the common shift is beyond the noise, but
+    one run a side cannot tell it from a burst of interference: exit 3, named."""
     slowed = sweep(1, shift=0.3, slowed={3})
     slowed[7]["extra_info"]["injected_slowdown"] = 0.5  # sparse3, as the suites record it
     base = write(tmp_path / "b.json", sweep(0))
     cand = write(tmp_path / "c.json", slowed)
-    code, out, _ = gate(base, cand, "--json", tmp_path / "v.json", capsys=capsys)
-    assert code == 1
-    assert "Benchmark gate: REGRESSION" in out
+    code, out, err = gate(base, cand, "--json", tmp_path / "v.json", capsys=capsys)
+    assert code == 3
+    assert "Benchmark gate: UNDECIDED" in out
     assert "Common shift of the times (one run a side): **+3" in out
     assert "injected slowdown of 50% (1 of 24 benchmarks)" in out
-    assert failures(tmp_path / "v.json") == {
+    assert "2 benchmarks changed on their own" in err
+    assert undecided(tmp_path / "v.json") == {
         ("time", "test_backward[sparse3]"),
         ("speedup", "test_backward[sparse3]"),
     }
+    assert "but alone" in out
+
+
+def test_one_method_beyond_the_common_shift_fails_the_gate(tmp_path, capsys):
+    """Every unified case 20% slower, the top-k cases not: a regression of the group,
+    in times and speedups, and the shift stays that of the others."""
+    methods = ("unified", "topk")
+    base = write(tmp_path / "b.json", sweep(0, methods=methods))
+    cand = write(tmp_path / "c.json", sweep(1, slowed={"unified"}, factor=1.2, methods=methods))
+    code, out, _ = gate(base, cand, "--json", tmp_path / "v.json", capsys=capsys)
+    assert code == 1
+    assert "Groups (one run a side):" in out
+    verdict = json.loads((tmp_path / "v.json").read_text())
+    changed = {(g["kind"], g["name"]) for g in verdict["groups"] if g["status"] != OK}
+    assert changed == {("time", "method unified"), ("speedup", "method unified")}
+    for g in verdict["groups"]:
+        if g["status"] == REGRESSION:
+            assert g["change"] == pytest.approx(0.2, abs=0.05) and g["p_value"] < 0.01
+    assert abs(verdict["shifts"]["time"]["change"]) < 0.03
+    assert {name for kind, name in failures(tmp_path / "v.json")} == {
+        f"test_backward[sparse{i}]" for i in range(12)
+    }
+
+
+def test_one_strategy_moving_alone_is_undecided_exit_3(tmp_path, capsys):
+    """unified/compact 1.5x slower, unified/native and the rest not: what one kernel's
+    state in one process looks like, so undecided, not a regression."""
+    kinds = [("dense", "dense"), ("unified", "compact"), ("unified", "native"), ("topk", "masked")]
+
+    def strategies(seed, slow):
+        out = []
+        for k, (method, strategy) in enumerate(kinds):
+            factor = 1.5 if slow and strategy == "compact" else 1.0
+            scale = 4e-3 if method == "dense" else 1e-3
+            runs = single_runs(12, seed + 100 * k, scale=scale, slowed=range(12), factor=factor)
+            for i in range(12):
+                name = f"{method}-{strategy}{i}"
+                out.append(bench(name, runs[i][0], method, pair_key=f"P{i}", strategy=strategy))
+        return out
+
+    base = write(tmp_path / "b.json", strategies(0, False))
+    cand = write(tmp_path / "c.json", strategies(1, True))
+    code, out, err = gate(base, cand, "--json", tmp_path / "v.json", capsys=capsys)
+    assert code == 3
+    assert "| undecided | time | strategy unified/compact | 12 |" in out
+    assert "times of strategy unified/compact" in err and "not all of their method" in err
+    groups = json.loads((tmp_path / "v.json").read_text())["groups"]
+    status = {(g["kind"], g["name"]): g["status"] for g in groups}
+    assert status["time", "strategy unified/compact"] == UNDECIDED
+    assert REGRESSION not in status.values()
+    assert not failures(tmp_path / "v.json")
 
 
 def test_a_uniform_shift_with_one_run_a_side_is_undecided_exit_3(tmp_path, capsys):
@@ -424,7 +643,7 @@ def test_one_run_of_two_benchmarks_cannot_tell_a_change_from_the_run(tmp_path, c
     cand = write(tmp_path / "c.json", pair(10, sparse_scale=1.3e-3))
     code, _, err = gate(base, cand, "--json", tmp_path / "v.json", capsys=capsys)
     assert code == 3
-    assert "not clearly beyond the run's noise" in err
+    assert "changed on their own, beyond the run's noise or where it is unknown" in err
     text = (tmp_path / "v.json").read_text()
     assert "Infinity" not in text and json.loads(text)["shifts"]["time"]["noise"] is None
     rows = json.loads(text)["rows"]
