@@ -35,10 +35,11 @@ SUITES = REPO_ROOT / "suites"
 RESULT_LINE = re.compile(r"^(\S+::\S+) (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)")
 COLLECTED = re.compile(r"collected (\d+) items?")
 # A rough time model, from runs on a 2-core VM: each case costs its nominal timed calls
-# (harness.partners) plus this much setup (inputs, warm-up, bookkeeping); a training run
-# costs this much per epoch on the embedded MNIST sample (the paper set: 230 runs of 20
-# epochs in 10.5 min with 2 workers).
-CASE_SETUP_S = 0.5
+# (harness.partners) plus this much setup (inputs, warm-up, bookkeeping: the quick preset's
+# 219 cases, 34 s of nominal calls, took 90 s); a training run costs this much per epoch
+# on the embedded MNIST sample (the paper set: 230 runs of 20 epochs in 10.5 min with 2
+# workers).
+CASE_SETUP_S = 0.25
 RUN_EPOCH_S = 0.55
 
 
