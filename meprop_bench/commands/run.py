@@ -76,8 +76,9 @@ def refuse_unused(args: argparse.Namespace, options: Sequence[str]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args, extra = build_parser().parse_known_args(argv)
-    refuse_unused(args, check_sweep_options(extra))
-    options = [] if args.skip_bench else sweep_options(extra, args.devices)
+    checked = check_sweep_options(extra)
+    refuse_unused(args, checked)
+    options = [] if args.skip_bench else sweep_options(checked, args.devices)
     experiment = args.experiment or "quick"
     out_dir = args.out_root / args.name
     ensure_free(out_dir, args.force, (*REPORT_FILES, *RUN_FILES))

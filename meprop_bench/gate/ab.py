@@ -1,25 +1,8 @@
-"""The A/B runner's engine: export a baseline revision and snapshot the working tree,
-run the suites in each, runs interleaved (``meprop-bench ab`` is its command).
-
-- The baseline is exported with ``git archive`` into a temporary directory, and the
-  working tree as it is now (tracked and untracked files, not ignored ones) is copied
-  into another: the working tree, index and refs are never touched, and you may keep
-  editing while it runs. Both copies are removed at the end.
-- Runs alternate in pairs whose order flips (A B, B A, A B, ...), so drift over the
-  session, even a steady one, hits both sides alike. Each run is a separate
-  ``python -m pytest suites --benchmark-only --benchmark-json ...`` started in its
-  tree with the tree first on PYTHONPATH, so each side imports its own meprop_bench.
-- ``--out`` receives base/run-NN.json, head/run-NN.json (with each run's log),
-  gate.json and gate.md; the gate (:mod:`meprop_bench.gate.verdict`) compares base/ with head/
-  and its exit status is this command's: 0 pass, 1 regression, 2 unusable, 3 undecided
-  (``--rounds 1`` only: one run a side cannot tell a shift of the whole run from a
-  change; two or more runs a side are tested as runs). A shard (``--meprop-shard``) that
-  is empty on a side has nothing to compare: exit 0, and the gate over all shards
-  decides.
-
-Arguments not listed in ``--help`` go to pytest unchanged (``--meprop-preset quick``,
-``--meprop-widths 1024``, ``-k backward``...); everything after ``--`` does too.
-"""
+"""The A/B runner's engine: export a baseline revision (``git archive``) and snapshot the
+working tree into temporary directories without touching either, run the suites in
+each tree with that tree first on PYTHONPATH, and the order of the runs (pairs A B,
+B A, ... so drift hits both sides alike). ``meprop-bench ab`` (see
+:mod:`meprop_bench.commands.ab`) is its command and documents the whole procedure."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable, Iterable
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 import torch
 
@@ -250,11 +250,7 @@ def min_samples(text: str) -> int:
     return value
 
 
-class _Parser(Protocol):
-    def add_argument_group(self, title: str) -> argparse._ArgumentGroup: ...
-
-
-def add_gate_options(parser: _Parser) -> None:
+def add_gate_options(parser: argparse.ArgumentParser) -> None:
     """The options that set the gate's rule (the gate and the A/B command)."""
     group = parser.add_argument_group("gate rule")
     rule = Rule()  # the defaults, declared once

@@ -59,12 +59,12 @@ class _SuiteOptions:
         self.parser.add_argument(*names, **kwargs)
 
 
-def sweep_options(extra: Sequence[str], devices: str | None = None) -> list[str]:
-    """The sweep's options: the ``--meprop-*`` options among ``extra`` (checked as the
-    suites check them), the quick preset unless one is named, and ``--meprop-devices``
-    from ``devices`` (None: every device here, CUDA beside the CPU when a GPU is
-    present) unless ``extra`` names them."""
-    options = check_sweep_options(extra)
+def sweep_options(checked: Sequence[str], devices: str | None = None) -> list[str]:
+    """The sweep's options: ``checked`` (what :func:`check_sweep_options` returned), the
+    quick preset unless one is named, and ``--meprop-devices`` from ``devices`` (None:
+    every device here, CUDA beside the CPU when a GPU is present) unless ``checked``
+    names them."""
+    options = list(checked)
     named = {option.split("=", 1)[0] for option in options}
     if not named & {"--meprop-preset", PRESET_ALIAS}:
         options = ["--meprop-preset", "quick", *options]
