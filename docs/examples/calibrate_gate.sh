@@ -2,23 +2,27 @@
 # Calibrate the regression gate on this machine: how often it fails identical code
 # (false alarms) and how often it catches a known slowdown. See docs/gate-calibration.md.
 #
-#   bash docs/examples/calibrate_gate.sh OUT_DIR [PAIRS] [AB_PAIRS]
+#   bash docs/examples/calibrate_gate.sh OUT_DIR [PAIRS] [AB_PAIRS] [THREADS]
 #
 # Run it in a clean clone whose working tree equals HEAD (the A/B part compares HEAD
 # with the working tree). PAIRS (default 10) single-run pairs: sweeps A, S (20% slower
 # unified cases) and B of the sweep below; the gate on A->B and B->A (A/A, both orders)
 # and on A->S or B->S (the sweep beside S, alternately). AB_PAIRS (default 10) pairs of
 # `ab HEAD --rounds 4` on the README's restricted quick grid: A/A, then a uniform 10%
-# slowdown. Every gate exit code goes to OUT_DIR/results.tsv; the tally is printed.
+# slowdown. THREADS, when given, adds --meprop-threads THREADS to the single-run
+# sweeps (left out: torch's default, every core). Every gate exit code goes to
+# OUT_DIR/results.tsv; the tally is printed.
 # Exit 1 on an A/A comparison is a false alarm, on a slowed one a catch; exit 3
 # (undecided) is neither: one run a side could not tell a change from machine state.
 set -uo pipefail
 
-OUT=${1:?usage: calibrate_gate.sh OUT_DIR [PAIRS] [AB_PAIRS]}
+OUT=${1:?usage: calibrate_gate.sh OUT_DIR [PAIRS] [AB_PAIRS] [THREADS]}
 PAIRS=${2:-10}
 AB_PAIRS=${3:-10}
+THREADS=${4:-}
 SWEEP=(suites --benchmark-only --meprop-widths 512 --meprop-batches 64 --meprop-ks 0.05
        --meprop-methods dense,unified,topk -q -p no:cacheprovider)
+[ -n "$THREADS" ] && SWEEP+=(--meprop-threads "$THREADS")
 AB_GRID=(-- -k test_backward --meprop-preset quick --meprop-widths 256,1024
          --meprop-grads gaussian --meprop-ks 0.01
          --meprop-methods dense,unified/compact,topk/masked --meprop-threads 1)

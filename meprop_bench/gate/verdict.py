@@ -311,6 +311,16 @@ def _notes(base: Side, cand: Side, config: GateConfig) -> list[str]:
             "benchmark is judged against the run's common shift, and a change of the whole "
             f"run cannot be told from machine state. `{RESOLVE}` gives runs to test."
         )
+        threaded = len(_threaded(base) | _threaded(cand))
+        if threaded:
+            notes.append(
+                f"{threaded} CPU benchmarks ran on more than one thread. Torch's thread pool "
+                "puts a state on each process: on a 2-core machine whole strategies moved "
+                "1.3-2x between identical single runs, which one run a side cannot tell from "
+                "a change. Sweeps with `--meprop-threads 1` were steady there (20 A/A "
+                "comparisons, no false alarm; a 20% slowdown of one method caught 10 of 10: "
+                "docs/gate-calibration.md)."
+            )
     for label, side in (("baseline", base), ("candidate", cand)):
         if side.slowdowns:
             fractions = ", ".join(f"{s:.0%}" for s in sorted(side.slowdowns))
@@ -320,6 +330,15 @@ def _notes(base: Side, cand: Side, config: GateConfig) -> list[str]:
                 f"({slowed} of {len(side.benches)} benchmarks)."
             )
     return notes
+
+
+def _threaded(side: Side) -> set[str]:
+    """The side's CPU benchmarks that ran on more than one thread."""
+    return {
+        key
+        for key, b in side.benches.items()
+        if b.info.get("device", "cpu") == "cpu" and (b.info.get("threads") or 1) > 1
+    }
 
 
 def unmatched_patterns(config: GateConfig, *sides: Side) -> list[str]:

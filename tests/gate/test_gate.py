@@ -539,6 +539,23 @@ def undecided(path):
     return {(r["kind"], r["name"]) for r in rows if r["status"] == UNDECIDED}
 
 
+@pytest.mark.parametrize("threads, device, advised", [(2, "cpu", True), (1, "cpu", False),
+                                                      (2, "cuda", False)])  # fmt: skip
+def test_single_runs_on_several_cpu_threads_advise_one_thread(
+    tmp_path, capsys, threads, device, advised
+):
+    def side(seed):
+        return [
+            bench(name, timings(20, 1e-3, seed + i), threads=threads, device=device)
+            for i, name in enumerate(("dense", "sparse"))
+        ]
+
+    base, cand = write(tmp_path / "b.json", side(0)), write(tmp_path / "c.json", side(10))
+    _, out, _ = gate(base, cand, capsys=capsys)
+    assert ("2 CPU benchmarks ran on more than one thread" in out) == advised
+    assert ("--meprop-threads 1" in out) == advised
+
+
 def test_one_benchmark_beyond_the_common_shift_fails_the_gate_undecided(tmp_path, capsys):
     """Alone, one benchmark 1.5x slower than the common shift is beyond the noise, but
     one run a side cannot tell it from a burst of interference: exit 3, named."""
