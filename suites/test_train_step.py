@@ -4,6 +4,10 @@
 The forward is unchanged by meProp, so the step gains at most 3n/(n+2k) (< 3x) even when
 the backward products shrink by n/k. The ``sparse_grad`` variant gives the hidden
 weights row-sparse gradients and steps them with SparseAdam (Adam for the rest).
+
+Adam is torch's fused one, on both sides: its fastest step on the CPU and on CUDA. The
+default (a loop over the parameters) took 1.24 against 0.50 ms at the MNIST shape on
+one CPU thread, a fixed cost of both sides that would hide what the backward saves.
 """
 
 import pytest
@@ -49,7 +53,7 @@ def make_step(shape, variant, device, dtype):
     model = model.to(device, dtype)
     sparse = [m.weight for m in model.modules() if getattr(m, "sparse_grad", False)]
     dense = [p for p in model.parameters() if all(p is not s for s in sparse)]
-    optimizers = [torch.optim.Adam(dense, lr=1e-3)]
+    optimizers = [torch.optim.Adam(dense, lr=1e-3, fused=True)]
     if sparse:
         optimizers.append(torch.optim.SparseAdam(sparse, lr=1e-3))
     x = torch.randn(shape.batch, 784, device=device, dtype=dtype)
@@ -86,6 +90,7 @@ def test_train_step(meprop, train_case):
             "method": method,
             "strategy": strategy,
             "sparse_grad": sparse_grad,
+            "optimizer": "Adam (fused)" + (" + SparseAdam" if sparse_grad else ""),
             "hidden": shape.hidden,
             "batch": shape.batch,
             "B": shape.batch,

@@ -157,6 +157,9 @@ class Kernel:
     summary: str
     native: bool = False  # compiled CPU code: float32/float64 on the CPU, see prepare()
     triton: bool = False  # Triton code: CUDA only, float32/float16/bfloat16
+    #: The same kernel writing dW whole (untouched rows zeroed as it goes), where that
+    #: beats building it from the RowGrad; see :meth:`full_grads`.
+    full_dw_fn: KernelFn | None = None
 
     @property
     def name(self) -> str:
@@ -169,6 +172,14 @@ class Kernel:
         return not self.native or (
             torch.device(device).type == "cpu" and dtype in (torch.float32, torch.float64)
         )
+
+    def full_grads(self, dy, x, w, k, generator=None, **needs) -> Gradients:
+        """The gradients with dW as a full tensor, what a dense ``.grad`` takes: from
+        :attr:`full_dw_fn` when the kernel has one, else :attr:`fn`'s RowGrad made dense."""
+        if self.full_dw_fn is not None:
+            return self.full_dw_fn(dy, x, w, k, generator, **needs)
+        grads = self.fn(dy, x, w, k, generator, **needs)
+        return grads._replace(dw=grads.dense_dw())
 
     def prepare(self) -> None:
         """Compile ahead (or load from the disk cache) whatever this kernel compiles, so
@@ -190,7 +201,7 @@ def _per_example_kernels(method: str, chooser: str) -> list[Kernel]:
                f"{chooser} per example, dense GEMMs over the union of kept columns"),
         Kernel(method, "native", _with_scratch(native.per_example(method)), True, False,
                f"{chooser} per example in compiled CPU code, products over kept entries only",
-               native=True),
+               native=True, full_dw_fn=_with_scratch(native.per_example(method, full_dw=True))),
         Kernel(method, "triton", triton_kernels.per_example(method), True, True,
                f"{chooser} per example in Triton (CUDA): selection fused with dX, dW rows "
                "over the union of kept columns", triton=True),

@@ -57,10 +57,13 @@ class _MePropFunction(torch.autograd.Function):
             )
         else:
             kernel = get_kernel(ctx.method, ctx.strategy)
-        grads = kernel.fn(dy2, x2, weight, ctx.k, **needs)
+        if ctx.sparse_grad:
+            grads = kernel.fn(dy2, x2, weight, ctx.k, **needs)
+        else:
+            grads = kernel.full_grads(dy2, x2, weight, ctx.k, **needs)
         dw = grads.dw
         if isinstance(dw, RowGrad):
-            dw = dw.to_sparse_coo() if ctx.sparse_grad else dw.to_dense()
+            dw = dw.to_sparse_coo()
         dx = grads.dx.reshape(x.shape) if need_dx else None
         dx, dw, db = (
             g if g is None else g.to(dtype)  # back from the autocast dtype, if any

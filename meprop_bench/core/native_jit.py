@@ -233,50 +233,59 @@ def group_by_column(idx, dy, starts, rows, vals, union):
     return used
 
 
-def _weight_rows(x, starts, rows, vals, union, used, chunk, dw):
-    """``dw[u] = Σ v·x[b]`` over the entries (b, v) of kept column ``union[u]``, four
-    entries per pass over the row, the first pass writing (no zero pass). Work is split
+def _weight_rows(x, starts, rows, vals, union, used, full, chunk, dw):
+    """``dw[u] = Σ v·x[b]`` over the entries (b, v) of kept column ``c = union[u]``, four
+    entries per pass over the row, the first pass writing (no zero pass). With ``full``,
+    ``dw`` is the whole n x d_in gradient: row c is written instead of row u, and the
+    rows of columns nobody kept are zeroed, so each row is written once. Work is split
     into ``chunk``-wide blocks of d_in, one per thread."""
     d_in = x.shape[1]
+    n = starts.shape[0] - 1
     for t in numba.prange((d_in + chunk - 1) // chunk):
         lo = np.uint64(t * chunk)
         hi = np.uint64(min(t * chunk + chunk, d_in))
+        if full:
+            for c in range(n):
+                if starts[c] == starts[c + 1]:
+                    for i in range(lo, hi):
+                        dw[c, i] = 0
         for u in range(used):
             c = union[u]
+            r = c if full else u
             p = starts[c]
             end = starts[c + 1]
             if end - p >= 4:
                 b0, b1, b2, b3 = rows[p], rows[p + 1], rows[p + 2], rows[p + 3]
                 v0, v1, v2, v3 = vals[p], vals[p + 1], vals[p + 2], vals[p + 3]
                 for i in range(lo, hi):
-                    dw[u, i] = v0 * x[b0, i] + v1 * x[b1, i] + v2 * x[b2, i] + v3 * x[b3, i]
+                    dw[r, i] = v0 * x[b0, i] + v1 * x[b1, i] + v2 * x[b2, i] + v3 * x[b3, i]
                 p += 4
             elif end - p == 3:
                 b0, b1, b2 = rows[p], rows[p + 1], rows[p + 2]
                 v0, v1, v2 = vals[p], vals[p + 1], vals[p + 2]
                 for i in range(lo, hi):
-                    dw[u, i] = v0 * x[b0, i] + v1 * x[b1, i] + v2 * x[b2, i]
+                    dw[r, i] = v0 * x[b0, i] + v1 * x[b1, i] + v2 * x[b2, i]
                 p += 3
             elif end - p == 2:
                 b0, b1, v0, v1 = rows[p], rows[p + 1], vals[p], vals[p + 1]
                 for i in range(lo, hi):
-                    dw[u, i] = v0 * x[b0, i] + v1 * x[b1, i]
+                    dw[r, i] = v0 * x[b0, i] + v1 * x[b1, i]
                 p += 2
             else:
                 b0, v0 = rows[p], vals[p]
                 for i in range(lo, hi):
-                    dw[u, i] = v0 * x[b0, i]
+                    dw[r, i] = v0 * x[b0, i]
                 p += 1
             while p + 4 <= end:
                 b0, b1, b2, b3 = rows[p], rows[p + 1], rows[p + 2], rows[p + 3]
                 v0, v1, v2, v3 = vals[p], vals[p + 1], vals[p + 2], vals[p + 3]
                 for i in range(lo, hi):
-                    dw[u, i] += v0 * x[b0, i] + v1 * x[b1, i] + v2 * x[b2, i] + v3 * x[b3, i]
+                    dw[r, i] += v0 * x[b0, i] + v1 * x[b1, i] + v2 * x[b2, i] + v3 * x[b3, i]
                 p += 4
             while p < end:
                 b0, v0 = rows[p], vals[p]
                 for i in range(lo, hi):
-                    dw[u, i] += v0 * x[b0, i]
+                    dw[r, i] += v0 * x[b0, i]
                 p += 1
 
 
@@ -358,11 +367,13 @@ ROWS_CACHED = 4 << 20
 
 @numba.njit(**_OPTIONS)
 def per_example_backward(
-    parallel, score, use_abs, k, prefilter, work_v, ints, vals, dy, union, x, w, block, dx, dw
-):
+    parallel, score, use_abs, k, prefilter, work_v, ints, vals, dy, union, x, w, block, dx,
+    full, dw,
+):  # fmt: skip
     """Per-example top-k's whole backward in one call: select, regroup by column, then
-    the products (``dw`` has room for every kept column), with the parallel or the
-    serial loops. Returns the number of kept columns, the rows of ``dw`` written.
+    the products, with the parallel or the serial loops. ``dw`` has room for every kept
+    column, or with ``full`` is the whole n x d_in gradient (see ``_weight_rows``).
+    Returns the number of kept columns (the rows of ``dw`` written unless ``full``).
 
     ``work_v`` (2 x B x n scores) and ``ints`` (B * (n + 2k) + n + 1 int64) are scratch,
     carved here so the caller asks for few buffers; ``vals`` holds the B * k regrouped
@@ -381,9 +392,9 @@ def per_example_backward(
     used = group_by_column(idx, dy, starts, rows, vals, union)
     if dw.shape[0] > 0:
         if parallel:
-            weight_rows_parallel(x, starts, rows, vals, union, used, block, dw)
+            weight_rows_parallel(x, starts, rows, vals, union, used, full, block, dw)
         else:
-            weight_rows_serial(x, starts, rows, vals, union, used, block, dw)
+            weight_rows_serial(x, starts, rows, vals, union, used, full, block, dw)
     if dx.shape[0] > 0:
         by_columns = (
             batch * k >= COLUMNS_FROM * used or used * w.shape[1] * w.itemsize > ROWS_CACHED

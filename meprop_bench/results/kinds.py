@@ -28,7 +28,7 @@ BOOL = (bool,)
 TENSOR = (torch.Tensor,)
 
 BENCHMARK = Schema(
-    "meprop-bench/benchmark", 1, "Benchmark extra_info",
+    "meprop-bench/benchmark", 2, "Benchmark extra_info",
     "Each benchmark of a suite's pytest-benchmark JSON (`--benchmark-json`) carries these in "
     "its `extra_info`; the file's `machine_info` carries the envelope's `machine` fields "
     "with `meprop_schema`, `meprop_schema_version`, `meprop_preset` and `meprop_slowdown`.",
@@ -64,6 +64,8 @@ BENCHMARK = Schema(
               optional=True),
         Field("hidden", INT, "hidden width (train_step)", optional=True),
         Field("max_step_speedup", NUMBER, "the train step's ideal speedup", optional=True),
+        Field("optimizer", TEXT, "the train step's optimizer, e.g. Adam (fused)",
+              optional=True, since=2),
         Field("injected_slowdown", NUMBER, "MEPROP_BENCH_SLOWDOWN applied to this case",
               optional=True),
         Field("minor_faults_per_call", NUMBER, "median page faults per timed call (CPU)",

@@ -16,7 +16,7 @@ import pytest
 import torch
 from reference import masked_grads, per_example_mask
 
-from meprop_bench import MePropInputError, backward
+from meprop_bench import KERNELS, MePropInputError, backward
 from meprop_bench.core import native
 from meprop_bench.core.selection import randk_per_example, topk_per_example
 from meprop_bench.results.machine import threads
@@ -80,6 +80,29 @@ def test_gradients_match_reference(selection, parallelism, dtype, b, d_in, n, k)
     tol = 1e-4 if dtype == torch.float32 else 1e-10
     for a, want in zip((got.dx, got.dense_dw(), got.db), ref, strict=True):
         np.testing.assert_allclose(a.double().numpy(), want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("method", ["topk", "randk"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("need_dx", [True, False])
+def test_the_full_weight_gradient_is_the_rows_made_dense(parallelism, method, dtype, need_dx):
+    # Bit for bit: the same products, written in place, and zeros in every other row,
+    # however dirty the memory the full gradient lands in.
+    kern = KERNELS[method, "native"]
+    g = torch.Generator().manual_seed(3)
+    b, d_in, n, k = 6, 37, 90, 4  # 24 kept entries at most: most rows untouched
+    dy, x, w = (torch.randn(s, generator=g, dtype=dtype) for s in ((b, n), (b, d_in), (n, d_in)))
+    for _ in range(3):
+        torch.full((n, d_in), float("nan"), dtype=dtype)  # leave NaN in freed memory
+        rows = kern.fn(dy, x, w, k, torch.Generator().manual_seed(5), need_dx=need_dx)
+        full = kern.full_grads(dy, x, w, k, torch.Generator().manual_seed(5), need_dx=need_dx)
+        assert isinstance(full.dw, torch.Tensor) and full.dw.shape == (n, d_in)
+        assert torch.equal(full.dw, rows.dense_dw())
+        assert (full.dx is None) != need_dx
+        if need_dx:
+            assert torch.equal(full.dx, rows.dx)
+    nothing = kern.full_grads(dy, x, w, k, need_dw=False)
+    assert nothing.dw is None
 
 
 def test_weight_gradient_rows_are_the_union_of_kept_columns():
