@@ -332,30 +332,38 @@ def _input_rows(w, idx, dy, chunk, dx):
 input_rows_parallel, input_rows_serial = _both(_input_rows, fast=True)
 
 
-@numba.njit(**dict(_OPTIONS, fastmath=True))
-def input_columns(w, starts, rows, vals, union, used, dx):
-    """The same dx column by column, on one thread: each kept row of W is read once and
-    added to its entries' rows of dx (zeroed first). Better once columns have many
-    entries (at k/n = 10% W's rows would otherwise be read 26 times each)."""
-    dx[:] = 0
-    for u in range(used):
-        c = union[u]
-        for p in range(starts[c], starts[c + 1]):
-            b = rows[p]
-            v = vals[p]
-            for i in range(np.uint64(w.shape[1])):
-                dx[b, i] += v * w[c, i]
+def _input_columns(w, starts, rows, vals, union, used, chunk, dx):
+    """The same dx column by column: each kept row of W is read once and added to its
+    entries' rows of dx (zeroed first). Better once columns have many entries (at
+    k/n = 10% W's rows would otherwise be read 26 times each). In ``chunk``-wide blocks."""
+    d_in = w.shape[1]
+    batch = dx.shape[0]
+    for t in numba.prange((d_in + chunk - 1) // chunk):
+        lo = np.uint64(t * chunk)
+        hi = np.uint64(min(t * chunk + chunk, d_in))
+        for b in range(batch):
+            for i in range(lo, hi):
+                dx[b, i] = 0
+        for u in range(used):
+            c = union[u]
+            for p in range(starts[c], starts[c + 1]):
+                b = rows[p]
+                v = vals[p]
+                for i in range(lo, hi):
+                    dx[b, i] += v * w[c, i]
 
 
-#: On one thread dX goes column by column (W's kept rows read once, dX's rows added
-#: to) rather than example by example (each dX row written once, W's rows read once
-#: per entry) from this many entries per kept column, or once W's kept rows exceed
-#: ROWS_CACHED bytes (read again from memory rather than cache). One thread: B=256,
-#: n=d_in=4096, 5.9 against 6.4 ms at k=41 (2.8 entries a column, 62 MB), 42 against
+input_columns_parallel, input_columns_serial = _both(_input_columns, fast=True)
+
+#: dX goes column by column (W's kept rows read once, dX's rows added to) rather than
+#: example by example (each dX row written once, W's rows read once per entry) from
+#: this many entries per kept column, or, on one thread, once W's kept rows exceed
+#: ROWS_CACHED bytes (read again from memory rather than cache). B=256, n=d_in=4096,
+#: one thread: 5.9 against 6.4 ms at k=41 (2.8 entries a column, 62 MB), 42 against
 #: 61 ms at k=410; B=50, n=d_in=500, k=20: 47 against 28 µs (2.3 entries a column,
-#: 0.9 MB). On two threads, each adding into its half of every dX row, the rows no
-#: longer stay in cache and by columns is slower than on one: 6.4-6.9 against 3.4-4.7
-#: ms at k=41, 46 against 32 ms at k=410; the parallel loops go example by example.
+#: 0.9 MB). Two threads, each adding into its half of every dX row: by columns took
+#: 6.4-6.9 against 3.4-4.7 ms at k=41 (dX alone), so there the size rule is off; at
+#: k=410 the whole backward took 35.5 ms by columns against 59 by rows.
 COLUMNS_FROM = 4
 ROWS_CACHED = 4 << 20
 
@@ -391,13 +399,15 @@ def per_example_backward(
         else:
             weight_rows_serial(x, starts, rows, vals, union, used, full, block, dw)
     if dx.shape[0] > 0:
-        by_columns = not parallel and (
-            batch * k >= COLUMNS_FROM * used or used * w.shape[1] * w.itemsize > ROWS_CACHED
-        )
-        if parallel:
+        dense_columns = batch * k >= COLUMNS_FROM * used
+        rows_missed = used * w.shape[1] * w.itemsize > ROWS_CACHED
+        by_columns = dense_columns or (rows_missed and not parallel)
+        if parallel and by_columns:
+            input_columns_parallel(w, starts, rows, vals, union, used, block, dx)
+        elif parallel:
             input_rows_parallel(w, idx, dy, block, dx)
         elif by_columns:
-            input_columns(w, starts, rows, vals, union, used, dx)
+            input_columns_serial(w, starts, rows, vals, union, used, block, dx)
         else:
             input_rows_serial(w, idx, dy, block, dx)
     return used
