@@ -60,6 +60,20 @@ def test_matches_reference(method, strategy, dtype, b, d_in, n, device):
 
 
 @pytest.mark.parametrize("method,strategy", ALL)
+def test_full_grads_give_the_weight_gradient_whole(method, strategy, device):
+    # What MePropLinear hands autograd for a dense .grad: every kernel, written whole
+    # (native) or made dense from its rows, matches the reference.
+    dtype = widest_dtype(method, strategy, device)
+    kern = KERNELS[(method, strategy)]
+    if not kern.runs_on(device, dtype):
+        pytest.skip(f"{kern.name} does not run on {device}")
+    dy, x, w = make(16, 200, 300, dtype, device)
+    grads = kern.full_grads(dy, x, w, 30, torch.Generator(device).manual_seed(5))
+    assert isinstance(grads.dw, torch.Tensor) and grads.dw.shape == (300, 200)
+    assert_matches(grads, masked_grads(dy, x, w, expected_mask(method, dy, 30, 5)), dtype)
+
+
+@pytest.mark.parametrize("method,strategy", ALL)
 def test_k_equal_n_is_dense_exactly(method, strategy, device):
     # Small integers make every product exact in any summation order, so each
     # strategy must reproduce dense bit for bit.
