@@ -173,7 +173,15 @@ class Kernel:
             torch.device(device).type == "cpu" and dtype in (torch.float32, torch.float64)
         )
 
-    def full_grads(self, dy, x, w, k, generator=None, **needs) -> Gradients:
+    def full_grads(
+        self,
+        dy: torch.Tensor,
+        x: torch.Tensor,
+        w: torch.Tensor,
+        k: int,
+        generator: torch.Generator | None = None,
+        **needs: bool,
+    ) -> Gradients:
         """The gradients with dW as a full tensor, what a dense ``.grad`` takes: from
         :attr:`full_dw_fn` when the kernel has one, else :attr:`fn`'s RowGrad made dense."""
         if self.full_dw_fn is not None:
