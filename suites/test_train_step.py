@@ -43,7 +43,8 @@ def pytest_generate_tests(metafunc):
 
 
 def make_step(shape, variant, device, dtype):
-    """A closure running one training step on a fixed random minibatch."""
+    """A closure running one training step on a fixed random minibatch, and the name of
+    its optimizers as the results record it (e.g. "Adam (fused) + SparseAdam")."""
     method, strategy, sparse_grad = variant
     torch.manual_seed(0)
     model = build_mlp(hidden=shape.hidden, layers=2, method="dense")
@@ -66,7 +67,10 @@ def make_step(shape, variant, device, dtype):
         for opt in optimizers:
             opt.step()
 
-    return step
+    label = " + ".join(
+        type(opt).__name__ + (" (fused)" if opt.defaults.get("fused") else "") for opt in optimizers
+    )
+    return step, label
 
 
 def test_train_step(meprop, train_case):
@@ -81,8 +85,9 @@ def test_train_step(meprop, train_case):
         pytest.skip(f"{kernel.name} does not run in {dtype_name} on {device}")
     meprop.prepare(kernel)
     k_count = resolve_k(shape.k, shape.hidden)
+    step, optimizer = make_step(shape, variant, device, dtype)
     meprop.run(
-        make_step(shape, variant, device, dtype),
+        step,
         device=device,
         thread_count=threads,
         extra_info={
@@ -90,7 +95,7 @@ def test_train_step(meprop, train_case):
             "method": method,
             "strategy": strategy,
             "sparse_grad": sparse_grad,
-            "optimizer": "Adam (fused)" + (" + SparseAdam" if sparse_grad else ""),
+            "optimizer": optimizer,
             "hidden": shape.hidden,
             "batch": shape.batch,
             "B": shape.batch,
