@@ -10,8 +10,10 @@ either multiply a masked dense dY (``masked``: dense cost) or go through CSR
 2. regroup the kept entries by column (a counting sort, like a transposed CSR);
 3. dW: each kept column's row, Σ v·x[b] over its entries, written once; dX: each
    example's row, Σ v·W[c] over its kept entries, written once (or, once columns hold
-   many entries, W's kept rows added column by column). d_in is split into one block
-   per thread, so threads never write the same memory. dW's rows come from
+   many entries, W's kept rows added column by column). Each thread takes a share of
+   the kept columns or of the examples and writes whole rows (by columns into its own
+   copy of dx, summed at the end), so threads never write the same memory. dW's rows
+   come from
    :func:`~meprop_bench.core.allocator.recycled_tensor`: a fresh 62 MB buffer at
    n = d_in = 4096, k/n = 1% costs 4.4 ms of page zeroing before the first write.
 
@@ -26,7 +28,6 @@ follows ``torch.get_num_threads()`` at every call. Compilation happens in
 from __future__ import annotations
 
 import functools
-import math
 from types import ModuleType
 
 import numpy as np
@@ -115,17 +116,6 @@ def _threads() -> int:
     return count
 
 
-def _block(d_in: int, threads: int) -> int:
-    """Width of the d_in blocks the products are split into: one block per thread.
-
-    No narrower, though cache-sized blocks looked attractive: each kept entry costs
-    its slicing once per block, and at B=256, n=d_in=4096, k=41 on one thread dW + dX
-    took 5.8 + 6.8 ms over whole rows against 8.9 + 11.6 ms in 2048-wide blocks and
-    11.9 + 16.9 ms in 256-wide ones.
-    """
-    return max(1, math.ceil(d_in / threads))
-
-
 def _numpy(t: torch.Tensor) -> np.ndarray:
     """A NumPy view of ``t`` (a contiguous copy when it is not), for the compiled loops."""
     if t.requires_grad or not t.is_contiguous():
@@ -155,9 +145,9 @@ def per_example(method: str, full_dw: bool = False) -> KernelFn:
             out = workspace.scratch("noise", tuple(dy.shape), dy, torch.float32)
             score = random_scores(dy, generator, out)
         threads = _threads()
-        parallel = threads > 1 and dy.shape[0] * k * x.shape[1] >= PARALLEL_FROM
+        parts = threads if dy.shape[0] * k * x.shape[1] >= PARALLEL_FROM else 1
         dx, dw = _per_example_products(
-            jit, score, use_abs, dy, x, w, k, need_dx, need_dw, parallel, threads,
+            jit, score, use_abs, dy, x, w, k, need_dx, need_dw, parts,
             _prefilter(dy.shape[1], k), full_dw,
         )  # fmt: skip
         return Gradients(dx, dw, db)
@@ -180,13 +170,12 @@ def _per_example_products(
     k: int,
     need_dx: bool,
     need_dw: bool,
-    parallel: bool,
-    threads: int,
+    parts: int,
     prefilter: bool,
     full_dw: bool = False,
 ) -> tuple[torch.Tensor | None, RowGrad | torch.Tensor | None]:
-    """Select, regroup and multiply, in one compiled call: (dx or None, dW or None),
-    dW whole with ``full_dw``, else its kept rows.
+    """Select, regroup and multiply, in one compiled call on ``parts`` threads: (dx or
+    None, dW or None), dW whole with ``full_dw``, else its kept rows.
 
     For the kept rows dW gets room for every column that could be kept (min(n, B*k)
     rows) and comes back as a view of the rows written: the rows left over are never
@@ -200,14 +189,14 @@ def _per_example_products(
     vals = workspace.empty("native_vals", (batch * k,), dy)
     union = torch.empty(room, dtype=torch.int64)  # returned: never scratch
     dx = fresh_tensor((batch if need_dx else 0, d_in), dy.dtype)
+    spare = workspace.empty("native_dx", (parts - 1 if need_dx else 0, batch, d_in), dy)
     rows = n if full_dw else room
     dw = (fresh_tensor if full_dw else recycled_tensor)((rows if need_dw else 0, d_in), dy.dtype)
-    block = _block(d_in, threads if parallel else 1)
     dy_np = _numpy(dy)
     used = jit.per_example_backward(
-        parallel, dy_np if score is dy else _numpy(score), use_abs, k, prefilter,
+        parts, dy_np if score is dy else _numpy(score), use_abs, k, prefilter,
         work_v.numpy(), ints.numpy(), vals.numpy(), dy_np, union.numpy(), _numpy(x),
-        _numpy(w), block, dx.numpy(), full_dw, dw.numpy(),
+        _numpy(w), dx.numpy(), spare.numpy(), full_dw, dw.numpy(),
     )  # fmt: skip
     if not need_dw:
         return (dx if need_dx else None), None
@@ -248,9 +237,9 @@ def compile_ahead() -> None:
         dy, x, w = (torch.randn(s, generator=gen, dtype=dtype) for s in ((4, 8), (4, 3), (8, 3)))
         with workspace.enabled_for(dy, x, w):
             for score, use_abs in ((dy, True), (random_scores(dy, gen), False)):
-                for parallel in (True, False):
+                for parts in (2, 1):
                     for prefilter in (True, False):
                         _per_example_products(
-                            jit, score, use_abs, dy, x, w, 2, True, True, parallel, 2, prefilter
+                            jit, score, use_abs, dy, x, w, 2, True, True, parts, prefilter
                         )
             unified(dy, x, w, 2)

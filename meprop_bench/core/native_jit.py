@@ -233,23 +233,25 @@ def group_by_column(idx, dy, starts, rows, vals, union):
     return used
 
 
-def _weight_rows(x, starts, rows, vals, union, used, full, chunk, dw):
+def _weight_rows(x, starts, rows, vals, union, used, full, parts, dw):
     """``dw[u] = Σ v·x[b]`` over the entries (b, v) of kept column ``c = union[u]``, four
     entries per pass over the row, the first pass writing (no zero pass). With ``full``,
     ``dw`` is the whole n x d_in gradient: row c is written instead of row u, and the
-    rows of columns nobody kept are zeroed, so each row is written once. Work is split
-    into ``chunk``-wide blocks of d_in, one per thread."""
-    d_in = x.shape[1]
+    rows of columns nobody kept are zeroed, so each row is written once.
+
+    ``parts`` threads each take a contiguous share of the kept columns and write whole
+    rows: long streams. Splitting d_in instead (each thread half of every row) took 3.4
+    against 2.5 ms on two threads at B=256, n=d_in=4096, k=41.
+    """
+    d_in = np.uint64(x.shape[1])
     n = starts.shape[0] - 1
-    for t in numba.prange((d_in + chunk - 1) // chunk):
-        lo = np.uint64(t * chunk)
-        hi = np.uint64(min(t * chunk + chunk, d_in))
+    for t in numba.prange(parts):
         if full:
-            for c in range(n):
+            for c in range(t * n // parts, (t + 1) * n // parts):
                 if starts[c] == starts[c + 1]:
-                    for i in range(lo, hi):
+                    for i in range(d_in):
                         dw[c, i] = 0
-        for u in range(used):
+        for u in range(t * used // parts, (t + 1) * used // parts):
             c = union[u]
             r = c if full else u
             p = starts[c]
@@ -257,34 +259,34 @@ def _weight_rows(x, starts, rows, vals, union, used, full, chunk, dw):
             if end - p >= 4:
                 b0, b1, b2, b3 = rows[p], rows[p + 1], rows[p + 2], rows[p + 3]
                 v0, v1, v2, v3 = vals[p], vals[p + 1], vals[p + 2], vals[p + 3]
-                for i in range(lo, hi):
+                for i in range(d_in):
                     dw[r, i] = v0 * x[b0, i] + v1 * x[b1, i] + v2 * x[b2, i] + v3 * x[b3, i]
                 p += 4
             elif end - p == 3:
                 b0, b1, b2 = rows[p], rows[p + 1], rows[p + 2]
                 v0, v1, v2 = vals[p], vals[p + 1], vals[p + 2]
-                for i in range(lo, hi):
+                for i in range(d_in):
                     dw[r, i] = v0 * x[b0, i] + v1 * x[b1, i] + v2 * x[b2, i]
                 p += 3
             elif end - p == 2:
                 b0, b1, v0, v1 = rows[p], rows[p + 1], vals[p], vals[p + 1]
-                for i in range(lo, hi):
+                for i in range(d_in):
                     dw[r, i] = v0 * x[b0, i] + v1 * x[b1, i]
                 p += 2
             else:
                 b0, v0 = rows[p], vals[p]
-                for i in range(lo, hi):
+                for i in range(d_in):
                     dw[r, i] = v0 * x[b0, i]
                 p += 1
             while p + 4 <= end:
                 b0, b1, b2, b3 = rows[p], rows[p + 1], rows[p + 2], rows[p + 3]
                 v0, v1, v2, v3 = vals[p], vals[p + 1], vals[p + 2], vals[p + 3]
-                for i in range(lo, hi):
+                for i in range(d_in):
                     dw[r, i] += v0 * x[b0, i] + v1 * x[b1, i] + v2 * x[b2, i] + v3 * x[b3, i]
                 p += 4
             while p < end:
                 b0, v0 = rows[p], vals[p]
-                for i in range(lo, hi):
+                for i in range(d_in):
                     dw[r, i] += v0 * x[b0, i]
                 p += 1
 
@@ -292,39 +294,38 @@ def _weight_rows(x, starts, rows, vals, union, used, full, chunk, dw):
 weight_rows_parallel, weight_rows_serial = _both(_weight_rows, fast=True)
 
 
-def _input_rows(w, idx, dy, chunk, dx):
+def _input_rows(w, idx, dy, parts, dx):
     """``dx[b] = Σ dy[b, c]·w[c]`` over example b's kept columns ``idx[b]``, four per
     pass, the first pass writing: each example's row of dx is written once and stays in
-    cache, W's kept rows are read once per entry. In ``chunk``-wide blocks of d_in."""
-    d_in = w.shape[1]
+    cache, W's kept rows are read once per entry. ``parts`` threads each take a
+    contiguous share of the examples."""
+    d_in = np.uint64(w.shape[1])
     batch, k = idx.shape
-    for t in numba.prange((d_in + chunk - 1) // chunk):
-        lo = np.uint64(t * chunk)
-        hi = np.uint64(min(t * chunk + chunk, d_in))
-        for b in range(batch):
+    for t in numba.prange(parts):
+        for b in range(t * batch // parts, (t + 1) * batch // parts):
             j = 0
             if k >= 4:
                 c0, c1, c2, c3 = idx[b, 0], idx[b, 1], idx[b, 2], idx[b, 3]
                 v0, v1, v2, v3 = dy[b, c0], dy[b, c1], dy[b, c2], dy[b, c3]
-                for i in range(lo, hi):
+                for i in range(d_in):
                     dx[b, i] = v0 * w[c0, i] + v1 * w[c1, i] + v2 * w[c2, i] + v3 * w[c3, i]
                 j = 4
             else:
                 c0 = idx[b, 0]
                 v0 = dy[b, c0]
-                for i in range(lo, hi):
+                for i in range(d_in):
                     dx[b, i] = v0 * w[c0, i]
                 j = 1
             while j + 4 <= k:
                 c0, c1, c2, c3 = idx[b, j], idx[b, j + 1], idx[b, j + 2], idx[b, j + 3]
                 v0, v1, v2, v3 = dy[b, c0], dy[b, c1], dy[b, c2], dy[b, c3]
-                for i in range(lo, hi):
+                for i in range(d_in):
                     dx[b, i] += v0 * w[c0, i] + v1 * w[c1, i] + v2 * w[c2, i] + v3 * w[c3, i]
                 j += 4
             while j < k:
                 c0 = idx[b, j]
                 v0 = dy[b, c0]
-                for i in range(lo, hi):
+                for i in range(d_in):
                     dx[b, i] += v0 * w[c0, i]
                 j += 1
 
@@ -332,57 +333,89 @@ def _input_rows(w, idx, dy, chunk, dx):
 input_rows_parallel, input_rows_serial = _both(_input_rows, fast=True)
 
 
-def _input_columns(w, starts, rows, vals, union, used, chunk, dx):
+@numba.njit(**_OPTIONS)
+def _shares_by_entries(starts, union, used, parts):
+    """Split the kept columns ``union[:used]`` into ``parts`` contiguous shares holding
+    about equal numbers of entries: share t is ``union[cuts[t]:cuts[t + 1]]``."""
+    cuts = np.empty(parts + 1, np.int64)
+    total = starts[starts.shape[0] - 1]
+    t = 1
+    for u in range(used):
+        while t < parts and starts[union[u]] * parts >= t * total:
+            cuts[t] = u
+            t += 1
+    while t < parts:
+        cuts[t] = used
+        t += 1
+    cuts[0] = 0
+    cuts[parts] = used
+    return cuts
+
+
+def _input_columns(w, starts, rows, vals, union, used, parts, dx, spare):
     """The same dx column by column: each kept row of W is read once and added to its
-    entries' rows of dx (zeroed first). Better once columns have many entries (at
-    k/n = 10% W's rows would otherwise be read 26 times each). In ``chunk``-wide blocks."""
-    d_in = w.shape[1]
+    entries' rows of dx. Better once columns have many entries (at k/n = 10% W's rows
+    would otherwise be read 26 times each) or W's kept rows come from memory.
+
+    ``parts`` threads each take a share of the kept columns (about equal entries) and
+    add into their own copy of dx (``dx`` for the first, ``spare[t - 1]`` for the
+    others), summed at the end: each reads W's rows whole. Splitting d_in instead
+    (each thread adding into its half of every dx row) took 5.6-5.8 against 3.2 ms at
+    B=256, n=d_in=4096, k=41 on two threads.
+    """
+    d_in = np.uint64(w.shape[1])
     batch = dx.shape[0]
-    for t in numba.prange((d_in + chunk - 1) // chunk):
-        lo = np.uint64(t * chunk)
-        hi = np.uint64(min(t * chunk + chunk, d_in))
+    cuts = _shares_by_entries(starts, union, used, parts)
+    for t in numba.prange(parts):
+        out = dx if t == 0 else spare[t - 1]
         for b in range(batch):
-            for i in range(lo, hi):
-                dx[b, i] = 0
-        for u in range(used):
+            for i in range(d_in):
+                out[b, i] = 0
+        for u in range(cuts[t], cuts[t + 1]):
             c = union[u]
             for p in range(starts[c], starts[c + 1]):
                 b = rows[p]
                 v = vals[p]
-                for i in range(lo, hi):
-                    dx[b, i] += v * w[c, i]
+                for i in range(d_in):
+                    out[b, i] += v * w[c, i]
+    if parts > 1:
+        for b in numba.prange(batch):
+            for s in range(parts - 1):
+                for i in range(d_in):
+                    dx[b, i] += spare[s, b, i]
 
 
 input_columns_parallel, input_columns_serial = _both(_input_columns, fast=True)
 
 #: dX goes column by column (W's kept rows read once, dX's rows added to) rather than
 #: example by example (each dX row written once, W's rows read once per entry) from
-#: this many entries per kept column, or, on one thread, once W's kept rows exceed
-#: ROWS_CACHED bytes (read again from memory rather than cache). B=256, n=d_in=4096,
-#: one thread: 5.9 against 6.4 ms at k=41 (2.8 entries a column, 62 MB), 42 against
-#: 61 ms at k=410; B=50, n=d_in=500, k=20: 47 against 28 µs (2.3 entries a column,
-#: 0.9 MB). Two threads, each adding into its half of every dX row: by columns took
-#: 6.4-6.9 against 3.4-4.7 ms at k=41 (dX alone), so there the size rule is off; at
-#: k=410 the whole backward took 35.5 ms by columns against 59 by rows.
+#: this many entries per kept column, or once W's kept rows exceed ROWS_CACHED bytes
+#: (read again from memory rather than cache). B=256, n=d_in=4096, one thread: 5.9
+#: against 6.4 ms at k=41 (2.8 entries a column, 62 MB), 42 against 61 ms at k=410;
+#: two threads: 3.2 against 3.4-3.6 ms at k=41, 18 against 34 ms at k=410; B=50,
+#: n=d_in=500, k=20, one thread: 47 against 28 µs (2.3 entries a column, 0.9 MB).
 COLUMNS_FROM = 4
 ROWS_CACHED = 4 << 20
 
 
 @numba.njit(**_OPTIONS)
 def per_example_backward(
-    parallel, score, use_abs, k, prefilter, work_v, ints, vals, dy, union, x, w, block, dx,
+    parts, score, use_abs, k, prefilter, work_v, ints, vals, dy, union, x, w, dx, spare,
     full, dw,
 ):  # fmt: skip
     """Per-example top-k's whole backward in one call: select, regroup by column, then
-    the products, with the parallel or the serial loops. ``dw`` has room for every kept
-    column, or with ``full`` is the whole n x d_in gradient (see ``_weight_rows``).
-    Returns the number of kept columns (the rows of ``dw`` written unless ``full``).
+    the products, with the parallel loops split into ``parts`` shares (one per thread)
+    or, for ``parts == 1``, the serial ones. ``dw`` has room for every kept column, or with
+    ``full`` is the whole n x d_in gradient (see ``_weight_rows``). Returns the number
+    of kept columns (the rows of ``dw`` written unless ``full``).
 
     ``work_v`` (2 x B x n scores) and ``ints`` (B * (n + 2k) + n + 1 int64) are scratch,
     carved here so the caller asks for few buffers; ``vals`` holds the B * k regrouped
-    values.
+    values; ``spare`` (parts - 1 x B x d_in) the other threads' dx when dx goes by
+    columns.
     """
     batch, n = dy.shape
+    parallel = parts > 1
     cut = np.cumsum(np.array([batch * n, batch * k, n + 1, batch * k]))
     work_i = ints[: cut[0]].reshape((batch, n))
     idx = ints[cut[0] : cut[1]].reshape((batch, k))
@@ -395,21 +428,20 @@ def per_example_backward(
     used = group_by_column(idx, dy, starts, rows, vals, union)
     if dw.shape[0] > 0:
         if parallel:
-            weight_rows_parallel(x, starts, rows, vals, union, used, full, block, dw)
+            weight_rows_parallel(x, starts, rows, vals, union, used, full, parts, dw)
         else:
-            weight_rows_serial(x, starts, rows, vals, union, used, full, block, dw)
+            weight_rows_serial(x, starts, rows, vals, union, used, full, 1, dw)
     if dx.shape[0] > 0:
         dense_columns = batch * k >= COLUMNS_FROM * used
         rows_missed = used * w.shape[1] * w.itemsize > ROWS_CACHED
-        by_columns = dense_columns or (rows_missed and not parallel)
-        if parallel and by_columns:
-            input_columns_parallel(w, starts, rows, vals, union, used, block, dx)
+        if (dense_columns or rows_missed) and parallel:
+            input_columns_parallel(w, starts, rows, vals, union, used, parts, dx, spare)
+        elif dense_columns or rows_missed:
+            input_columns_serial(w, starts, rows, vals, union, used, 1, dx, spare)
         elif parallel:
-            input_rows_parallel(w, idx, dy, block, dx)
-        elif by_columns:
-            input_columns_serial(w, starts, rows, vals, union, used, block, dx)
+            input_rows_parallel(w, idx, dy, parts, dx)
         else:
-            input_rows_serial(w, idx, dy, block, dx)
+            input_rows_serial(w, idx, dy, 1, dx)
     return used
 
 

@@ -82,6 +82,22 @@ def test_gradients_match_reference(selection, parallelism, dtype, b, d_in, n, k)
         np.testing.assert_allclose(a.double().numpy(), want, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("hot", [1, 2, 5])
+def test_threads_share_skewed_columns(parallelism, hot):
+    # Threads split the kept columns by their entries: one column holding every entry
+    # (a share left empty), or a few holding most of them, must still sum correctly.
+    g = torch.Generator().manual_seed(2)
+    b, d_in, n, k = 40, 33, 30, hot + 1
+    dy = torch.randn(b, n, generator=g) * 0.01
+    dy[:, :hot] += 10.0  # every example keeps the hot columns
+    x, w = torch.randn(b, d_in, generator=g), torch.randn(n, d_in, generator=g)
+    for kk in (hot, k):
+        got = backward(dy, x, w, kk, "topk", "native")
+        ref = masked_grads(dy, x, w, per_example_mask(dy, kk))
+        np.testing.assert_allclose(got.dx.double().numpy(), ref[0], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(got.dense_dw().double().numpy(), ref[1], rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("method", ["topk", "randk"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("need_dx", [True, False])
