@@ -5,7 +5,7 @@ either multiply a masked dense dY (``masked``: dense cost) or go through CSR
 (``sparse``). These kernels do what the method asks for, compiled with numba:
 
 1. select each row's k entries: a lower bound from strided group maxima (one
-   vectorised pass), the entries at or above it as candidates (about 1.2k of them at
+   vectorised pass), the entries at or above it as candidates (about 1.4k of them at
    k/n = 1%), quickselect on their values and one pass for the tie rule;
 2. regroup the kept entries by column (a counting sort, like a transposed CSR);
 3. dW: each kept column's row, Σ v·x[b] over its entries, written once; dX: each

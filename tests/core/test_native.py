@@ -63,6 +63,34 @@ def test_same_kept_set_as_torch_for_every_k(selection, parallelism, dtype):
         assert bool((got.sum(1) == k).all())
 
 
+def test_the_selection_bound_is_below_the_kth_largest_and_close_to_it():
+    jit = native._jit()
+    rng = np.random.default_rng(0)
+    m, k = 64, 20
+    for _ in range(200):
+        a = rng.standard_normal(m).astype(np.float32)
+        bound = jit._lower_bound(a.copy(), m, k)
+        assert (a >= bound).sum() >= k and (a > bound).sum() < k + k // 4
+    # The 32 entries it tries first all rank too high or too low: the exact k-th
+    # largest (by quickselect) instead.
+    tried = [(t * 2654435761) & (m - 1) for t in range(32)]
+    others = [i for i in range(m) if i not in tried]
+    a = np.empty(m, np.float32)
+    a[tried] = np.r_[np.arange(100, 119), np.arange(-13, 0)]  # ranks 1-19 and 52-64
+    a[others] = np.arange(50, 82)  # ranks 20-51
+    assert jit._lower_bound(a.copy(), m, k) == np.sort(a)[-k]
+
+
+@pytest.mark.parametrize("order", ["ascending", "descending"])
+def test_ordered_rows_keep_the_largest(selection, order):
+    dy = torch.arange(3 * 700, dtype=torch.float32).reshape(3, 700) - 1000.0
+    dy = dy if order == "ascending" else dy.flip(1)
+    for k in (1, 7, 40, 300):
+        got = backward(dy, torch.zeros(3, 700), torch.eye(700), k, "topk", "native").dx != 0
+        want = torch.zeros(3, 700, dtype=torch.bool).scatter_(1, topk_per_example(dy, k), True)
+        assert torch.equal(got, want), k
+
+
 def test_ties_go_to_the_lowest_columns(selection):
     dy = torch.ones(4, 30)
     dy[:, 7] = 2.0
