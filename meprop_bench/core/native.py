@@ -28,13 +28,15 @@ follows ``torch.get_num_threads()`` at every call. Compilation happens in
 from __future__ import annotations
 
 import functools
+import math
+import threading
 from types import ModuleType
 
 import numpy as np
 import torch
 
 from meprop_bench.core import workspace
-from meprop_bench.core.allocator import fresh_tensor, recycled_tensor
+from meprop_bench.core.allocator import HUGE_FROM, fresh_tensor, recycled_tensor
 from meprop_bench.core.kernel_types import Gradients, KernelFn, RowGrad
 from meprop_bench.core.selection import batch_sum, random_scores, unified_score
 from meprop_bench.errors import MePropInputError
@@ -106,14 +108,31 @@ def _check_inputs(*tensors: torch.Tensor) -> None:
             )
 
 
-def _threads() -> int:
-    """Set numba's thread count to torch's (capped by numba's pool) and return it."""
-    import numba
+class _NumbaThreads(threading.local):
+    """The torch thread count numba's (per-thread) count was last set from."""
 
-    count = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    if numba.get_num_threads() != count:
-        numba.set_num_threads(count)
-    return count
+    torch_count = 0
+    count = 1
+
+
+_NUMBA_THREADS = _NumbaThreads()
+
+
+def _threads() -> int:
+    """Set numba's thread count to torch's (capped by numba's pool) and return it.
+
+    Set when torch's count changes, not at every call: asking numba costs 0.8 µs, a
+    percent of the whole backward at the paper's MNIST shape.
+    """
+    last = _NUMBA_THREADS
+    wanted = torch.get_num_threads()
+    if wanted != last.torch_count:
+        import numba
+
+        last.count = max(1, min(wanted, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(last.count)
+        last.torch_count = wanted
+    return last.count
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -136,9 +155,8 @@ def per_example(method: str, full_dw: bool = False) -> KernelFn:
     def kernel(dy, x, w, k, generator=None, *, need_dx=True, need_dw=True, need_db=True):
         _check_inputs(dy, x, w)
         jit = _jit()
-        db = batch_sum(dy) if need_db else None
         if not (need_dx or need_dw):
-            return Gradients(None, None, db)
+            return Gradients(None, None, batch_sum(dy) if need_db else None)
         if use_abs:
             score = dy
         else:
@@ -146,11 +164,10 @@ def per_example(method: str, full_dw: bool = False) -> KernelFn:
             score = random_scores(dy, generator, out)
         threads = _threads()
         parts = threads if dy.shape[0] * k * x.shape[1] >= PARALLEL_FROM else 1
-        dx, dw = _per_example_products(
-            jit, score, use_abs, dy, x, w, k, need_dx, need_dw, parts,
+        return _per_example_products(
+            jit, score, use_abs, dy, x, w, k, need_dx, need_dw, need_db, parts,
             _prefilter(dy.shape[1], k), full_dw,
         )  # fmt: skip
-        return Gradients(dx, dw, db)
 
     return kernel
 
@@ -170,37 +187,55 @@ def _per_example_products(
     k: int,
     need_dx: bool,
     need_dw: bool,
+    need_db: bool,
     parts: int,
     prefilter: bool,
     full_dw: bool = False,
-) -> tuple[torch.Tensor | None, RowGrad | torch.Tensor | None]:
-    """Select, regroup and multiply, in one compiled call on ``parts`` threads: (dx or
-    None, dW or None), dW whole with ``full_dw``, else its kept rows.
+) -> Gradients:
+    """Select, regroup and multiply, in one compiled call on ``parts`` threads, dW whole
+    with ``full_dw``, else its kept rows.
 
-    For the kept rows dW gets room for every column that could be kept (min(n, B*k)
-    rows) and comes back as a view of the rows written: the rows left over are never
-    touched, so on Linux they take address space but no memory.
+    Buffers are NumPy arrays, wrapped as tensors on the way out: at B=50, n=500 making
+    them as tensors and viewing them from NumPy cost 15 of a 128 µs call. For the kept
+    rows dW gets room for every column that could be kept (min(n, B*k) rows) and comes
+    back as a view of the rows written.
     """
     batch, n = dy.shape
     d_in = x.shape[1]
     room = min(n, batch * k)
-    work_v = workspace.empty("native_v", (2, batch, n), dy, score.dtype)
-    ints = workspace.empty("native_i", (batch * (n + 2 * k) + n + 1,), dy, torch.int64)
-    vals = workspace.empty("native_vals", (batch * k,), dy)
-    union = torch.empty(room, dtype=torch.int64)  # returned: never scratch
-    dx = fresh_tensor((batch if need_dx else 0, d_in), dy.dtype)
-    spare = workspace.empty("native_dx", (parts - 1 if need_dx else 0, batch, d_in), dy)
-    rows = n if full_dw else room
-    dw = (fresh_tensor if full_dw else recycled_tensor)((rows if need_dw else 0, d_in), dy.dtype)
+    work_v = workspace.empty_array("native_v", (2, batch, n), dy, score.dtype)
+    ints = workspace.empty_array("native_i", (batch * (n + 2 * k) + n + 1,), dy, torch.int64)
+    vals = workspace.empty_array("native_vals", (batch * k,), dy)
+    spare = workspace.empty_array("native_dx", (parts - 1 if need_dx else 0, batch, d_in), dy)
+    union = np.empty(room, np.int64)  # returned: never scratch
+    dx = _output((batch if need_dx else 0, d_in), dy.dtype)
+    dw = _output(((n if full_dw else room) if need_dw else 0, d_in), dy.dtype, recycle=not full_dw)
+    db = np.empty(n if need_db else 0, dx.dtype)
     dy_np = _numpy(dy)
     used = jit.per_example_backward(
-        parts, dy_np if score is dy else _numpy(score), use_abs, k, prefilter,
-        work_v.numpy(), ints.numpy(), vals.numpy(), dy_np, union.numpy(), _numpy(x),
-        _numpy(w), dx.numpy(), spare.numpy(), full_dw, dw.numpy(),
+        parts, dy_np if score is dy else _numpy(score), use_abs, k, prefilter, work_v, ints,
+        vals, dy_np, union, _numpy(x), _numpy(w), dx, spare, full_dw, dw, db,
     )  # fmt: skip
-    if not need_dw:
-        return (dx if need_dx else None), None
-    return (dx if need_dx else None), (dw if full_dw else RowGrad(union[:used], dw[:used], n))
+    if need_dw and not full_dw:
+        dw_out = RowGrad(torch.from_numpy(union[:used]), torch.from_numpy(dw[:used]), n)
+    else:
+        dw_out = torch.from_numpy(dw) if need_dw else None
+    return Gradients(
+        torch.from_numpy(dx) if need_dx else None, dw_out, torch.from_numpy(db) if need_db else None
+    )
+
+
+def _output(shape: tuple[int, ...], dtype: torch.dtype, recycle: bool = False) -> np.ndarray:
+    """An uninitialised array for a returned gradient: NumPy's memory when small, else
+    :func:`~meprop_bench.core.allocator.recycled_tensor`'s (``recycle``) or
+    :func:`~meprop_bench.core.allocator.fresh_tensor`'s, which save large outputs their
+    page faults."""
+    if math.prod(shape) * dtype.itemsize < HUGE_FROM:
+        return np.empty(shape, _NUMPY_DTYPES[dtype])
+    return (recycled_tensor if recycle else fresh_tensor)(shape, dtype).numpy()
+
+
+_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 
 def unified(dy, x, w, k, generator=None, *, need_dx=True, need_dw=True, need_db=True):
@@ -240,6 +275,6 @@ def compile_ahead() -> None:
                 for parts in (2, 1):
                     for prefilter in (True, False):
                         _per_example_products(
-                            jit, score, use_abs, dy, x, w, 2, True, True, parts, prefilter
+                            jit, score, use_abs, dy, x, w, 2, True, True, True, parts, prefilter
                         )
             unified(dy, x, w, 2)

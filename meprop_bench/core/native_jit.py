@@ -429,11 +429,12 @@ ROWS_CACHED = 4 << 20
 @numba.njit(**_OPTIONS)
 def per_example_backward(
     parts, score, use_abs, k, prefilter, work_v, ints, vals, dy, union, x, w, dx, spare,
-    full, dw,
+    full, dw, db,
 ):  # fmt: skip
     """Per-example top-k's whole backward in one call: select, regroup by column, then
     the products, with the parallel loops split into ``parts`` shares (one per thread)
-    or, for ``parts == 1``, the serial ones. ``dw`` has room for every kept column, or with
+    or, for ``parts == 1``, the serial ones; ``db`` (n, or empty when not needed) gets
+    the bias gradient, Σ over the batch of dy. ``dw`` has room for every kept column, or with
     ``full`` is the whole n x d_in gradient (see ``_weight_rows``). Returns the number
     of kept columns (the rows of ``dw`` written unless ``full``).
 
@@ -443,6 +444,10 @@ def per_example_backward(
     columns.
     """
     batch, n = dy.shape
+    if db.shape[0] > 0:
+        db[:] = dy[0]
+        for b in range(1, batch):
+            db += dy[b]
     parallel = parts > 1
     cut = np.cumsum(np.array([batch * n, batch * k, n + 1, batch * k]))
     work_i = ints[: cut[0]].reshape((batch, n))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pytest
 import torch
 
@@ -41,6 +42,21 @@ def test_shapes_that_vary_do_not_pile_up_views():
             assert workspace.scratch("rows", (rows, 4), LIKE).shape == (rows, 4)
     assert workspace.held_bytes() == 199 * 4 * 4
     assert len(workspace._SLOTS.slots[("rows", torch.float32)].views) <= workspace._MAX_VIEWS
+
+
+def test_numpy_views_of_scratch_share_its_memory_and_follow_it():
+    with workspace.enabled_for(LIKE):
+        array = workspace.empty_array("s", (4, 8), LIKE)
+        assert workspace.empty_array("s", (4, 8), LIKE) is array  # a look-up, no new view
+        array[:] = 7
+        assert bool((workspace.scratch("s", (4, 8), LIKE) == 7).all())
+        ints = workspace.empty_array("s", (3,), LIKE, torch.int64)
+        assert ints.dtype == np.int64 and ints.shape == (3,)
+        bigger = workspace.empty_array("s", (100,), LIKE)  # the buffer grows: new memory
+        bigger[:] = 1
+        assert bool((workspace.scratch("s", (100,), LIKE) == 1).all())
+    outside = workspace.empty_array("s", (4, 8), LIKE)
+    assert outside.shape == (4, 8) and not np.shares_memory(outside, array)
 
 
 def test_dtypes_and_threads_get_their_own_buffers():
