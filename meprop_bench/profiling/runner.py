@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -127,6 +128,44 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+#: What torch.profiler's tracing library (Kineto, torch 2.13) writes to the process's
+#: stderr at every start and stop: two lines a window, dozens a run, and no setting
+#: (``KINETO_LOG_LEVEL`` among them) silences them.
+KINETO_NOISE = b"USDT:"
+
+
+@contextmanager
+def kineto_noise_dropped() -> Iterator[None]:
+    """Run the block with file descriptor 2 fed through a pipe that passes every line on
+    to the real stderr as it comes, except Kineto's :data:`KINETO_NOISE` lines.
+
+    C++ writes to the descriptor, not to ``sys.stderr``, so only this catches them;
+    lines go on as they are written, so a crash inside the block still shows its
+    message.
+    """
+    sys.stderr.flush()
+    real = os.dup(2)
+    read_end, write_end = os.pipe()
+
+    def forward() -> None:
+        with open(read_end, "rb") as lines:
+            for line in lines:
+                if not line.startswith(KINETO_NOISE):
+                    os.write(real, line)
+
+    forwarder = threading.Thread(target=forward, name="stderr-filter", daemon=True)
+    forwarder.start()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(real, 2)  # closes the pipe's last write end: the forwarder sees its end
+        forwarder.join()
+        os.close(real)
+
+
 def _profile_window(
     step: Callable[[], object], device: torch.device, iterations: int, deadline: float
 ) -> profiler.profile:
@@ -157,7 +196,7 @@ def run_torch_profiler(
     """Profile ``step`` for ``duration`` seconds (at least one iteration); write the
     first window's Chrome trace to ``trace``. A discarded warm-up window first also
     takes the profiler's own start-up out of the measured time."""
-    with ranges_labelled():
+    with ranges_labelled(), kineto_noise_dropped():
         _profile_window(step, device, WARMUP, math.inf)
         stats = OpStats(with_device=device.type == "cuda")
         start = time.perf_counter()

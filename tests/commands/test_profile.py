@@ -168,6 +168,26 @@ def test_command_line_reports_a_mistake_in_one_line(tmp_path):
     ]
 
 
+def test_kineto_lines_are_dropped_from_stderr_and_the_rest_passed_on(capfd):
+    import os
+
+    from meprop_bench.profiling.runner import kineto_noise_dropped
+
+    with kineto_noise_dropped():
+        os.write(2, b"USDT:2026-11-25 SyncActivityProfilerHandler.cpp:52] profiler_start\n")
+        os.write(2, b"a real warning\n")
+        os.write(2, b"USDT: profiler_stop\nlast line, no newline")
+    os.write(2, b"\nafter\n")
+    assert capfd.readouterr().err == "a real warning\nlast line, no newline\nafter\n"
+
+
+def test_profiling_leaves_no_kineto_lines_on_stderr(tmp_path, capfd):
+    from meprop_bench.profiling.runner import run_torch_profiler
+
+    run_torch_profiler(lambda: torch.ones(3).sum(), torch.device("cpu"), 0.01, tmp_path / "t.json")
+    assert "USDT" not in capfd.readouterr().err
+
+
 def test_explain_generic_failure():
     message = explain_py_spy_failure(3, "something odd\nError: no python found\n")
     assert "Error: no python found" in message and "ptrace" not in message
