@@ -163,8 +163,7 @@ def recycled_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     memory) it is ``torch.empty``; at most :data:`RECYCLE_KEEP` idle buffers of a size
     are kept.
     """
-    itemsize = torch.empty(0, dtype=dtype).element_size()
-    nbytes = math.prod(shape) * itemsize
+    nbytes = math.prod(shape) * dtype.itemsize
     if nbytes < HUGE_FROM:
         return torch.empty(shape, dtype=dtype)
     with _idle_lock:

@@ -254,12 +254,12 @@ def unified(dy, x, w, k, generator=None, *, need_dx=True, need_dw=True, need_db=
     if not (need_dx or need_dw):
         return Gradients(None, None, db)
     score = unified_score(dy)
-    heap = workspace.empty("unified_heap", (k,), dy, score.dtype)
+    heap = workspace.empty_array("unified_heap", (k,), dy, score.dtype)
     idx = torch.empty(k, dtype=torch.int64)  # returned as the RowGrad's indices
     d_in = x.shape[1]
     dx = torch.empty((dy.shape[0] if need_dx else 0, d_in), dtype=dy.dtype)
     dw = torch.empty((k if need_dw else 0, d_in), dtype=dy.dtype)
-    jit.unified_backward(_numpy(score), _numpy(dy), _numpy(x), _numpy(w), heap.numpy(),
+    jit.unified_backward(_numpy(score), _numpy(dy), _numpy(x), _numpy(w), heap,
                          idx.numpy(), dx.numpy(), dw.numpy())  # fmt: skip
     rows = RowGrad(idx, dw, dy.shape[1]) if need_dw else None
     return Gradients(dx if need_dx else None, rows, db)
