@@ -38,8 +38,9 @@ def run(cfgs, data, out, **kw):
     return run_set(cfgs, data, out=out, device=torch.device("cpu"), tell=lambda _: None, **kw)
 
 
-def interrupt_after(monkeypatch, count):
-    """Make the trainer raise KeyboardInterrupt once ``count`` runs have finished."""
+def run_interrupted(monkeypatch, count, cfgs, data, out):
+    """Run the set with a trainer that raises KeyboardInterrupt once ``count`` runs have
+    finished; the trainer is the real one again afterwards."""
     real, calls = train_set.train_run, []
 
     def flaky(*args, **kwargs):
@@ -48,17 +49,16 @@ def interrupt_after(monkeypatch, count):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train_set, "train_run", flaky)
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr(train_set, "train_run", flaky)
+        run(cfgs, data, out)
 
 
 def test_an_interrupted_set_resumes_without_losing_or_repeating_a_run(tiny, tmp_path, monkeypatch):
     out, cfgs = tmp_path / "set.json", configs()
-    interrupt_after(monkeypatch, 5)
-    with pytest.raises(KeyboardInterrupt):
-        run(cfgs, tiny, out)
+    run_interrupted(monkeypatch, 5, cfgs, tiny, out)
     saved = [json.loads(line) for line in journal_path(out).read_text().splitlines()[1:]]
     assert [r["key"] for r in saved] == [run_key(c) for c in cfgs[:5]]
-    monkeypatch.undo()
     trained = []
     real = train_set.train_run
     monkeypatch.setattr(
@@ -74,10 +74,7 @@ def test_an_interrupted_set_resumes_without_losing_or_repeating_a_run(tiny, tmp_
 
 def test_a_journal_is_never_reused_silently(tiny, tmp_path, monkeypatch):
     out, cfgs = tmp_path / "set.json", configs(seeds=(0,))
-    interrupt_after(monkeypatch, 1)
-    with pytest.raises(KeyboardInterrupt):
-        run(cfgs, tiny, out)
-    monkeypatch.undo()
+    run_interrupted(monkeypatch, 1, cfgs, tiny, out)
     with pytest.raises(MePropInputError, match="pass --resume"):
         run(cfgs, tiny, out)
     with pytest.raises(MePropInputError, match="another set of runs"):
@@ -86,10 +83,7 @@ def test_a_journal_is_never_reused_silently(tiny, tmp_path, monkeypatch):
 
 def test_a_torn_last_line_and_a_repeated_run_are_dropped(tiny, tmp_path, monkeypatch):
     out, cfgs = tmp_path / "set.json", configs(seeds=(0,))
-    interrupt_after(monkeypatch, 2)
-    with pytest.raises(KeyboardInterrupt):
-        run(cfgs, tiny, out)
-    monkeypatch.undo()
+    run_interrupted(monkeypatch, 2, cfgs, tiny, out)
     path = journal_path(out)
     lines = path.read_text().splitlines()
     path.write_text("\n".join([*lines, lines[1], lines[2][:40]]))  # a repeat, a torn line
