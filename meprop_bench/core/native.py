@@ -153,14 +153,12 @@ def per_example(method: str, full_dw: bool = False) -> KernelFn:
     a :class:`RowGrad`. Building the full one from the RowGrad instead zeroes and copies
     it again: at B=50, n=500 that doubled the layer's backward in a training step.
     """
-    use_abs = method == "topk"
-
     def kernel(dy, x, w, k, generator=None, *, need_dx=True, need_dw=True, need_db=True):
         _check_inputs(dy, x, w)
         jit = _jit()
         if not (need_dx or need_dw):
             return Gradients(None, None, batch_sum(dy) if need_db else None)
-        if use_abs:
+        if method == "topk":
             score = dy
         else:
             out = workspace.scratch("noise", tuple(dy.shape), dy, torch.float32)
@@ -168,8 +166,8 @@ def per_example(method: str, full_dw: bool = False) -> KernelFn:
         threads = _threads()
         parts = threads if dy.shape[0] * k * x.shape[1] >= PARALLEL_FROM else 1
         return _per_example_products(
-            jit, score, use_abs, dy, x, w, k, need_dx, need_dw, need_db, parts,
-            _prefilter(dy.shape[1], k), full_dw,
+            jit, score, dy, x, w, k, need_dx, need_dw, need_db, parts, _prefilter(dy.shape[1], k),
+            full_dw,
         )  # fmt: skip
 
     return kernel
@@ -183,7 +181,6 @@ def _prefilter(n: int, k: int) -> bool:
 def _per_example_products(
     jit: ModuleType,
     score: torch.Tensor,
-    use_abs: bool,
     dy: torch.Tensor,
     x: torch.Tensor,
     w: torch.Tensor,
@@ -195,8 +192,9 @@ def _per_example_products(
     prefilter: bool,
     full_dw: bool = False,
 ) -> Gradients:
-    """Select, regroup and multiply, in one compiled call on ``parts`` threads, dW whole
-    with ``full_dw``, else its kept rows.
+    """Select the k largest of each row of ``score`` (|dY| when it is ``dy``, else
+    random-k's noise), regroup and multiply, in one compiled call on ``parts`` threads,
+    dW whole with ``full_dw``, else its kept rows.
 
     Buffers are NumPy arrays, wrapped as tensors on the way out: at B=50, n=500 making
     them as tensors and viewing them from NumPy cost 15 of a 128 µs call. For the kept
@@ -206,7 +204,8 @@ def _per_example_products(
     batch, n = dy.shape
     d_in = x.shape[1]
     room = min(n, batch * k)
-    work_v = workspace.empty_array("native_v", (2, batch, n), dy, score.dtype)
+    key_dtype, mask = _KEYS[score.dtype]
+    work_v = workspace.empty_array("native_v", (2, batch, n), dy, key_dtype)
     ints = workspace.empty_array("native_i", (batch * (n + 2 * k) + n + 1,), dy, torch.int64)
     vals = workspace.empty_array("native_vals", (batch * k,), dy)
     spare = workspace.empty_array("native_dx", (parts - 1 if need_dx else 0, batch, d_in), dy)
@@ -215,9 +214,10 @@ def _per_example_products(
     dw = _output(((n if full_dw else room) if need_dw else 0, d_in), dy.dtype, recycle=not full_dw)
     db = np.empty(n if need_db else 0, dx.dtype)
     dy_np = _numpy(dy)
+    key = (dy_np if score is dy else _numpy(score)).view(mask.dtype)
     used = jit.per_example_backward(
-        parts, dy_np if score is dy else _numpy(score), use_abs, k, prefilter, work_v, ints,
-        vals, dy_np, union, _numpy(x), _numpy(w), dx, spare, full_dw, dw, db,
+        parts, key, mask, k, prefilter, work_v, ints, vals, dy_np, union, _numpy(x), _numpy(w),
+        dx, spare, full_dw, dw, db,
     )  # fmt: skip
     if need_dw and not full_dw:
         dw_out = RowGrad(torch.from_numpy(union[:used]), torch.from_numpy(dw[:used]), n)
@@ -239,6 +239,12 @@ def _output(shape: tuple[int, ...], dtype: torch.dtype, recycle: bool = False) -
 
 
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+#: The selection compares scores as unsigned integers (see ``native_jit._select_row``):
+#: for each score dtype, the integer type of its bits and the mask clearing the sign.
+_KEYS = {
+    torch.float32: (torch.uint32, np.uint32(0x7FFF_FFFF)),
+    torch.float64: (torch.uint64, np.uint64(0x7FFF_FFFF_FFFF_FFFF)),
+}
 
 
 def unified(dy, x, w, k, generator=None, *, need_dx=True, need_dw=True, need_db=True):
@@ -274,10 +280,10 @@ def compile_ahead() -> None:
     for dtype in (torch.float32, torch.float64):
         dy, x, w = (torch.randn(s, generator=gen, dtype=dtype) for s in ((4, 8), (4, 3), (8, 3)))
         with workspace.enabled_for(dy, x, w):
-            for score, use_abs in ((dy, True), (random_scores(dy, gen), False)):
+            for score in (dy, random_scores(dy, gen)):
                 for parts in (2, 1):
                     for prefilter in (True, False):
                         _per_example_products(
-                            jit, score, use_abs, dy, x, w, 2, True, True, True, parts, prefilter
+                            jit, score, dy, x, w, 2, True, True, True, parts, prefilter
                         )
             unified(dy, x, w, 2)

@@ -81,6 +81,24 @@ def test_the_selection_bound_is_below_the_kth_largest_and_close_to_it():
     assert jit._lower_bound(a.copy(), m, k) == np.sort(a)[-k]
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_keys_order_like_magnitudes(selection, dtype):
+    # The selection compares the bits of |dY| as unsigned integers: signed zeros,
+    # subnormals and values of every exponent up to the largest must rank as |dY| does.
+    info = torch.finfo(dtype)
+    special = [0.0, -0.0, info.tiny / 4, -info.tiny / 2, info.tiny, -1e-30, 1e-30, 0.5,
+               -0.5, 1.0, -2.0, 3e5, -3e5, info.max, -info.max]  # fmt: skip
+    g = torch.Generator().manual_seed(4)
+    n = 90
+    picks = torch.randint(len(special), (7, n), generator=g)
+    dy = torch.tensor(special, dtype=dtype)[picks]
+    x, w = torch.zeros(7, n, dtype=dtype), torch.eye(n, dtype=dtype)
+    for k in (1, 5, 30, 89):
+        mask = per_example_mask(dy, k)
+        got = backward(dy, x, w, k, "topk", "native").dx
+        assert torch.equal(got, dy * torch.as_tensor(mask)), k
+
+
 @pytest.mark.parametrize("order", ["ascending", "descending"])
 def test_ordered_rows_keep_the_largest(selection, order):
     dy = torch.arange(3 * 700, dtype=torch.float32).reshape(3, 700) - 1000.0
