@@ -207,9 +207,9 @@ def _per_example_kernels(method: str, chooser: str) -> list[Kernel]:
                f"{chooser} per example as CSR, torch.sparse.mm"),
         Kernel(method, "rowunion", _per_example_rowunion(method), True, True,
                f"{chooser} per example, dense GEMMs over the union of kept columns"),
-        Kernel(method, "native", _with_scratch(native.per_example(method)), True, False,
+        Kernel(method, "native", native.per_example(method), True, False,
                f"{chooser} per example in compiled CPU code, products over kept entries only",
-               native=True, full_dw_fn=_with_scratch(native.per_example(method, full_dw=True))),
+               native=True, full_dw_fn=native.per_example(method, full_dw=True)),
         Kernel(method, "triton", triton_kernels.per_example(method), True, True,
                f"{chooser} per example in Triton (CUDA): selection fused with dX, dW rows "
                "over the union of kept columns", triton=True),
@@ -226,7 +226,7 @@ KERNELS: dict[tuple[str, str], Kernel] = {
                "one top-k column set per batch, k-wide GEMMs, dW as k rows + indices"),
         Kernel("unified", "scatter", _unified(False), False, False,
                "one top-k column set per batch, k-wide GEMMs, dW scattered into n x d_in"),
-        Kernel("unified", "native", _with_scratch(native.unified), True, False,
+        Kernel("unified", "native", native.unified, True, False,
                "one top-k column set per batch, selection and products in one compiled "
                "CPU call (small shapes)", native=True),
         Kernel("unified", "triton", triton_kernels.unified, True, False,

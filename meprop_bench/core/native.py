@@ -153,6 +153,7 @@ def per_example(method: str, full_dw: bool = False) -> KernelFn:
     a :class:`RowGrad`. Building the full one from the RowGrad instead zeroes and copies
     it again: at B=50, n=500 that doubled the layer's backward in a training step.
     """
+
     def kernel(dy, x, w, k, generator=None, *, need_dx=True, need_dw=True, need_db=True):
         _check_inputs(dy, x, w)
         jit = _jit()
@@ -161,7 +162,7 @@ def per_example(method: str, full_dw: bool = False) -> KernelFn:
         if method == "topk":
             score = dy
         else:
-            out = workspace.scratch("noise", tuple(dy.shape), dy, torch.float32)
+            out = workspace.scratch("noise", tuple(dy.shape), dy, torch.float32, always=True)
             score = random_scores(dy, generator, out)
         threads = _threads()
         parts = threads if dy.shape[0] * k * x.shape[1] >= PARALLEL_FROM else 1
@@ -205,10 +206,10 @@ def _per_example_products(
     d_in = x.shape[1]
     room = min(n, batch * k)
     key_dtype, mask = _KEYS[score.dtype]
-    work_v = workspace.empty_array("native_v", (2, batch, n), dy, key_dtype)
-    ints = workspace.empty_array("native_i", (batch * (n + 2 * k) + n + 1,), dy, torch.int64)
-    vals = workspace.empty_array("native_vals", (batch * k,), dy)
-    spare = workspace.empty_array("native_dx", (parts - 1 if need_dx else 0, batch, d_in), dy)
+    work_v = _scratch("native_v", (2, batch, n), dy, key_dtype)
+    ints = _scratch("native_i", (batch * (n + 2 * k) + n + 1,), dy, torch.int64)
+    vals = _scratch("native_vals", (batch * k,), dy)
+    spare = _scratch("native_dx", (parts - 1 if need_dx else 0, batch, d_in), dy)
     union = np.empty(room, np.int64)  # returned: never scratch
     dx = _output((batch if need_dx else 0, d_in), dy.dtype)
     dw = _output(((n if full_dw else room) if need_dw else 0, d_in), dy.dtype, recycle=not full_dw)
@@ -226,6 +227,11 @@ def _per_example_products(
     return Gradients(
         torch.from_numpy(dx) if need_dx else None, dw_out, torch.from_numpy(db) if need_db else None
     )
+
+
+_scratch = functools.partial(workspace.empty_array, always=True)
+"""Scratch for the compiled loops. Autograd never records them (:func:`_check_inputs`
+refuses), so no :func:`workspace.enabled_for` block is needed."""
 
 
 def _output(shape: tuple[int, ...], dtype: torch.dtype, recycle: bool = False) -> np.ndarray:
@@ -260,7 +266,7 @@ def unified(dy, x, w, k, generator=None, *, need_dx=True, need_dw=True, need_db=
     if not (need_dx or need_dw):
         return Gradients(None, None, db)
     score = unified_score(dy)
-    heap = workspace.empty_array("unified_heap", (k,), dy, score.dtype)
+    heap = _scratch("unified_heap", (k,), dy, score.dtype)
     idx = torch.empty(k, dtype=torch.int64)  # returned as the RowGrad's indices
     d_in = x.shape[1]
     dx = torch.empty((dy.shape[0] if need_dx else 0, d_in), dtype=dy.dtype)
@@ -279,11 +285,10 @@ def compile_ahead() -> None:
     gen = torch.Generator().manual_seed(0)
     for dtype in (torch.float32, torch.float64):
         dy, x, w = (torch.randn(s, generator=gen, dtype=dtype) for s in ((4, 8), (4, 3), (8, 3)))
-        with workspace.enabled_for(dy, x, w):
-            for score in (dy, random_scores(dy, gen)):
-                for parts in (2, 1):
-                    for prefilter in (True, False):
-                        _per_example_products(
-                            jit, score, dy, x, w, 2, True, True, True, parts, prefilter
-                        )
-            unified(dy, x, w, 2)
+        for score in (dy, random_scores(dy, gen)):
+            for parts in (2, 1):
+                for prefilter in (True, False):
+                    _per_example_products(
+                        jit, score, dy, x, w, 2, True, True, True, parts, prefilter
+                    )
+        unified(dy, x, w, 2)

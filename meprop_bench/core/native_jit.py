@@ -447,10 +447,10 @@ def per_example_backward(
     of kept columns (the rows of ``dw`` written unless ``full``).
 
     ``key`` and ``mask`` are the scores' bits and the mask that makes them the
-    selection's keys (see :func:`_select_row`). ``work_v`` (2 x B x n keys) and ``ints`` (B * (n + 2k) + n + 1 int64) are scratch,
-    carved here so the caller asks for few buffers; ``vals`` holds the B * k regrouped
-    values; ``spare`` (parts - 1 x B x d_in) the other threads' dx when dx goes by
-    columns.
+    selection's keys (see :func:`_select_row`). ``work_v`` (2 x B x n keys) and ``ints``
+    (B * (n + 2k) + n + 1 int64) are scratch, carved here so the caller asks for few
+    buffers; ``vals`` holds the B * k regrouped values; ``spare`` (parts - 1 x B x d_in)
+    the other threads' dx when dx goes by columns.
     """
     batch, n = dy.shape
     if db.shape[0] > 0:

@@ -85,6 +85,16 @@ def test_no_scratch_outside_a_block_or_where_autograd_could_record():
         assert workspace.scratch("s", (3,), LIKE) is not None
 
 
+def test_always_gives_scratch_anywhere_on_the_cpu_only():
+    # Code autograd never records (the native kernels) skips the enabled_for block.
+    leaf = torch.ones(3, requires_grad=True)
+    with workspace.enabled_for(LIKE, leaf):
+        array = workspace.empty_array("s", (5,), LIKE, always=True)
+    assert workspace.empty_array("s", (5,), LIKE, always=True) is array  # reused
+    assert workspace.scratch("s", (5,), LIKE, always=True) is not None
+    assert workspace.scratch("s", (5,), torch.empty(0, device="meta"), always=True) is None
+
+
 @pytest.mark.parametrize("key", sorted(KERNELS))
 def test_results_survive_the_next_call(key):
     """A kernel's outputs are its own memory: a second call (other inputs, same shapes,
