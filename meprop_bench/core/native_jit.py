@@ -19,6 +19,8 @@ import numba
 import numpy as np
 from numba.cpython.unsafe.numbers import trailing_zeros
 
+from meprop_bench.core import native_simd as simd
+
 _OPTIONS = dict(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
 
 
@@ -122,27 +124,76 @@ def _kth_value(a, m, k):
 
 @numba.njit(**_OPTIONS)
 def _lower_bound(a, m, k):
-    """A value ≤ the k-th largest of ``a[:m]`` and close to it: one with at least k
-    values at or above it and fewer than k + k // 4 above it.
+    """A value ≤ the k-th largest of the unsigned keys ``a[:m]`` (m a multiple of 16)
+    and close to it: one with at least k keys at or above it and fewer than k + k // 4
+    above it.
 
-    Found by counting, for a few entries picked in a scattered order, how many values
-    lie above them (two vectorised passes each); about one entry in eight qualifies
-    when m = 2k. After 32 misses (ordered or unlucky data) the exact k-th largest by
-    quickselect, which reorders ``a``. At B=50, n=500, k=20 this took 4 µs for the 50
-    rows against 14 for quickselect, and the looser bound let through 27 candidates a
-    row instead of 23.
+    Found by counting, for a few entries picked in a scattered order, how many keys
+    lie above them (vector compares into bit masks, counted); about one entry in eight
+    qualifies when m = 2k. After 32 misses (ordered or unlucky data) the exact k-th
+    largest by quickselect, which reorders ``a``. At B=50, n=500, k=20 this took 1.7 µs
+    for the 50 rows against 14 for quickselect, and the looser bound let through 27
+    candidates a row instead of 23.
     """
     slack = k // 4
     for t in range(min(m, 32)):
         v = a[(t * 2654435761) & (m - 1)]  # an odd multiplier: a permutation of 0..m-1
         ge = 0
         gt = 0
-        for j in range(m):
-            ge += a[j] >= v
-            gt += a[j] > v
+        for s in range(np.uint64(0), np.uint64(m), np.uint64(simd.LANES)):
+            ge += simd.popcount(simd.at_least(a, s, v))
+            gt += simd.popcount(simd.above(a, s, v))
         if ge >= k and gt < k + slack:
             return v
     return _kth_value(a, m, k)
+
+
+#: Candidates ranked by counting (see ``_keep_by_rank``) up to this many; more go
+#: through quickselect.
+RANKED_UP_TO = 64
+
+
+@numba.njit(inline="always", **_OPTIONS)
+def _keep_by_rank(cv, ci, cnt, k, out):
+    """``out`` = the columns ``ci`` of the k best of the ``cnt`` <= 64 candidate keys
+    ``cv`` (in column order, room for a multiple of 16): a candidate is kept when fewer
+    than k others outrank it, larger or equal and earlier, counted from vector
+    compares. 3 µs for B=50 rows of 27 candidates against 6 for quickselect and the tie
+    pass."""
+    one = np.uint64(1)
+    valid = ~np.uint64(0) if cnt == 64 else (one << np.uint64(cnt)) - one
+    o = 0
+    for j in range(cnt):
+        v = cv[j]
+        larger = np.uint64(0)
+        same = np.uint64(0)
+        for s in range(np.uint64(0), np.uint64(cnt), np.uint64(simd.LANES)):
+            larger |= simd.above(cv, s, v) << s
+            same |= simd.equal(cv, s, v) << s
+        earlier = (one << np.uint64(j)) - one
+        if simd.popcount(larger & valid) + simd.popcount(same & earlier) < k:
+            out[o] = ci[j]
+            o += 1
+
+
+@numba.njit(inline="always", **_OPTIONS)
+def _keep_by_quickselect(cv, sv, ci, cnt, k, out):
+    """``out`` = the columns ``ci`` of the k best of the ``cnt`` candidate keys ``cv``
+    (in column order): the k-th largest T by quickselect on a copy (``sv``), then one
+    pass keeping those above T and the first ones equal to it."""
+    for j in range(cnt):
+        sv[j] = cv[j]
+    top = _kth_value(sv, cnt, k)
+    ties = k
+    for j in range(cnt):
+        ties -= cv[j] > top
+    o = 0
+    for j in range(cnt):
+        v = cv[j]
+        if v > top or (v == top and ties > 0):
+            ties -= v == top
+            out[o] = ci[j]
+            o += 1
 
 
 @numba.njit(inline="always", **_OPTIONS)
@@ -154,18 +205,19 @@ def _select_row(key, mask, k, prefilter, cv, sv, ci, out):
     negative). Non-negative floats order as their bits do, so the kept set is the one
     float comparisons give, NaN (above every number) aside, and the group maxima are
     one vectorised integer max; as floats that loop compiled to a compare and a masked
-    store, and the integer selection took 20 against 22 µs at B=50, n=500, k=20.
+    store.
 
     With ``prefilter``, a lower bound comes first: split the row into m ≥ 2k strided
     groups (element j in group j mod m, so the pass is one vectorised max per m-wide
     slice); k groups each hold an entry at least as large as the k-th largest of the m
     group maxima, so any value at or below that one is ≤ the row's k-th largest
     (:func:`_lower_bound`). Only entries at or above it are candidates (about 1.4k at
-    k/n = 1%): each 64-entry run is compared with it in one vectorised pass into a
-    bit mask, and the set bits, in column order, are the candidates. Then the k-th
-    largest candidate value T by quickselect, and one pass in column order keeps
-    those above T and the first ones equal to it: the tie rule, exactly. ``cv``,
-    ``sv`` (keys) and ``ci`` (columns) have room for the whole row.
+    k/n = 1%): each 16 keys are compared with it in one vector compare into a bit
+    mask, and the set bits, in column order, are the candidates. Then the tie rule,
+    exactly: by counting ranks for up to 64 candidates, else by quickselect. ``cv``,
+    ``sv`` (keys) and ``ci`` (columns) have room for the whole row. At B=50, n=500,
+    k=20 the selection took 12 µs, against 22 with float scores, scalar compares and
+    quickselect.
     """
     n = key.shape[0]
     cnt = 0
@@ -185,12 +237,9 @@ def _select_row(key, mask, k, prefilter, cv, sv, ci, out):
         for i in range(np.uint64(n - steps * m)):
             cv[i] = max(cv[i], key[base + i] & mask)
         low = _lower_bound(cv, m, k)
-        full = n - n % 64
-        for r in range(np.uint64(full // 64)):
-            j0 = r * np.uint64(64)
-            bits = np.uint64(0)
-            for i in range(np.uint64(64)):
-                bits |= np.uint64((key[j0 + i] & mask) >= low) << i
+        full = n - n % simd.LANES
+        for j0 in range(np.uint64(0), np.uint64(full), np.uint64(simd.LANES)):
+            bits = simd.masked_at_least(key, j0, mask, low)
             while bits:
                 j = j0 + trailing_zeros(bits)
                 bits &= bits - np.uint64(1)
@@ -207,19 +256,11 @@ def _select_row(key, mask, k, prefilter, cv, sv, ci, out):
             cv[j] = key[j] & mask
             ci[j] = j
         cnt = n
-    for j in range(cnt):
-        sv[j] = cv[j]
-    top = _kth_value(sv, cnt, k)
-    ties = k
-    for j in range(cnt):
-        ties -= cv[j] > top
-    o = 0
-    for j in range(cnt):
-        v = cv[j]
-        if v > top or (v == top and ties > 0):
-            ties -= v == top
-            out[o] = ci[j]
-            o += 1
+    room = cv.shape[0] - cv.shape[0] % simd.LANES
+    if cnt <= RANKED_UP_TO and cnt <= room:
+        _keep_by_rank(cv, ci, cnt, k, out)
+    else:
+        _keep_by_quickselect(cv, sv, ci, cnt, k, out)
 
 
 def _select(key, mask, k, prefilter, cv, sv, ci, idx):

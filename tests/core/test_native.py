@@ -50,9 +50,12 @@ def tied(b: int, n: int, dtype=torch.float32, seed: int = 0) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_same_kept_set_as_torch_for_every_k(selection, parallelism, dtype):
+@pytest.mark.parametrize("n", [23, 64, 65])
+def test_same_kept_set_as_torch_for_every_k(selection, parallelism, dtype, n):
     # w = identity and x = 0 make dx the masked dY itself, so the kept set is visible.
-    b, n = 9, 23
+    # Without the prefilter every entry is a candidate: up to 64 (and a multiple of 16
+    # of room) they are ranked by counting, else by quickselect.
+    b = 9
     dy = tied(b, n, dtype) + 0.0  # zeros too: ties at zero are kept by index like any other
     dy[dy == 0] = 0.5
     x, w = torch.zeros(b, n, dtype=dtype), torch.eye(n, dtype=dtype)
@@ -67,16 +70,17 @@ def test_the_selection_bound_is_below_the_kth_largest_and_close_to_it():
     jit = native._jit()
     rng = np.random.default_rng(0)
     m, k = 64, 20
-    for _ in range(200):
-        a = rng.standard_normal(m).astype(np.float32)
-        bound = jit._lower_bound(a.copy(), m, k)
-        assert (a >= bound).sum() >= k and (a > bound).sum() < k + k // 4
+    for dtype in (np.uint32, np.uint64):
+        for _ in range(100):
+            a = rng.integers(0, 1000, m).astype(dtype)  # keys: scores' bits, unsigned
+            bound = jit._lower_bound(a.copy(), m, k)
+            assert (a >= bound).sum() >= k and (a > bound).sum() < k + k // 4
     # The 32 entries it tries first all rank too high or too low: the exact k-th
     # largest (by quickselect) instead.
     tried = [(t * 2654435761) & (m - 1) for t in range(32)]
     others = [i for i in range(m) if i not in tried]
-    a = np.empty(m, np.float32)
-    a[tried] = np.r_[np.arange(100, 119), np.arange(-13, 0)]  # ranks 1-19 and 52-64
+    a = np.empty(m, np.uint32)
+    a[tried] = np.r_[np.arange(200, 219), np.arange(0, 13)]  # ranks 1-19 and 52-64
     a[others] = np.arange(50, 82)  # ranks 20-51
     assert jit._lower_bound(a.copy(), m, k) == np.sort(a)[-k]
 
