@@ -371,40 +371,47 @@ def _weight_rows(x, starts, rows, vals, union, used, full, parts, dw):
 weight_rows_parallel, weight_rows_serial = _both(_weight_rows, fast=True)
 
 
-def _input_rows(w, idx, dy, parts, dx):
-    """``dx[b] = Σ dy[b, c]·w[c]`` over example b's kept columns ``idx[b]``, four per
-    pass, the first pass writing: each example's row of dx is written once and stays in
-    cache, W's kept rows are read once per entry. ``parts`` threads each take a
-    contiguous share of the examples."""
+@numba.njit(inline="always", **_OPTIONS)
+def _add_kept_rows(w, cols, dy_row, j, size, first, out):
+    """``out`` = (``out`` +, unless ``first``) Σ dy_row[c]·w[c] over the ``size`` (8, 4
+    or 1) kept columns c = ``cols[j:j + size]``, in one pass over the row (LLVM
+    compiles the loop twice, writing and adding, so ``first`` costs no select)."""
     d_in = np.uint64(w.shape[1])
+    if size == 8:
+        c0, c1, c2, c3, c4, c5, c6, c7 = cols[j : j + 8]
+        v0, v1, v2, v3 = dy_row[c0], dy_row[c1], dy_row[c2], dy_row[c3]
+        v4, v5, v6, v7 = dy_row[c4], dy_row[c5], dy_row[c6], dy_row[c7]
+        for i in range(d_in):
+            s = v0 * w[c0, i] + v1 * w[c1, i] + v2 * w[c2, i] + v3 * w[c3, i]
+            s += v4 * w[c4, i] + v5 * w[c5, i] + v6 * w[c6, i] + v7 * w[c7, i]
+            out[i] = s if first else out[i] + s
+    elif size == 4:
+        c0, c1, c2, c3 = cols[j : j + 4]
+        v0, v1, v2, v3 = dy_row[c0], dy_row[c1], dy_row[c2], dy_row[c3]
+        for i in range(d_in):
+            s = v0 * w[c0, i] + v1 * w[c1, i] + v2 * w[c2, i] + v3 * w[c3, i]
+            out[i] = s if first else out[i] + s
+    else:
+        c0 = cols[j]
+        v0 = dy_row[c0]
+        for i in range(d_in):
+            out[i] = v0 * w[c0, i] if first else out[i] + v0 * w[c0, i]
+
+
+def _input_rows(w, idx, dy, parts, dx):
+    """``dx[b] = Σ dy[b, c]·w[c]`` over example b's kept columns ``idx[b]``, eight (then
+    four, then one) per pass, the first pass writing: each example's row of dx is
+    written once and stays in cache, W's kept rows are read once per entry. Eight a
+    pass instead of four: 25.3 against 27.2 µs at B=50, n=d_in=500, k=20. ``parts``
+    threads each take a contiguous share of the examples."""
     batch, k = idx.shape
     for t in numba.prange(parts):
         for b in range(t * batch // parts, (t + 1) * batch // parts):
             j = 0
-            if k >= 4:
-                c0, c1, c2, c3 = idx[b, 0], idx[b, 1], idx[b, 2], idx[b, 3]
-                v0, v1, v2, v3 = dy[b, c0], dy[b, c1], dy[b, c2], dy[b, c3]
-                for i in range(d_in):
-                    dx[b, i] = v0 * w[c0, i] + v1 * w[c1, i] + v2 * w[c2, i] + v3 * w[c3, i]
-                j = 4
-            else:
-                c0 = idx[b, 0]
-                v0 = dy[b, c0]
-                for i in range(d_in):
-                    dx[b, i] = v0 * w[c0, i]
-                j = 1
-            while j + 4 <= k:
-                c0, c1, c2, c3 = idx[b, j], idx[b, j + 1], idx[b, j + 2], idx[b, j + 3]
-                v0, v1, v2, v3 = dy[b, c0], dy[b, c1], dy[b, c2], dy[b, c3]
-                for i in range(d_in):
-                    dx[b, i] += v0 * w[c0, i] + v1 * w[c1, i] + v2 * w[c2, i] + v3 * w[c3, i]
-                j += 4
             while j < k:
-                c0 = idx[b, j]
-                v0 = dy[b, c0]
-                for i in range(d_in):
-                    dx[b, i] += v0 * w[c0, i]
-                j += 1
+                size = 8 if k - j >= 8 else 4 if k - j >= 4 else 1
+                _add_kept_rows(w, idx[b], dy[b], j, size, j == 0, dx[b])
+                j += size
 
 
 input_rows_parallel, input_rows_serial = _both(_input_rows, fast=True)
