@@ -206,10 +206,16 @@ def _per_example_products(
     d_in = x.shape[1]
     room = min(n, batch * k)
     key_dtype, mask = _KEYS[score.dtype]
-    work_v = _scratch("native_v", (2, batch, n), dy, key_dtype)
-    ints = _scratch("native_i", (batch * (n + 2 * k) + n + 1,), dy, torch.int64)
-    vals = _scratch("native_vals", (batch * k,), dy)
-    spare = _scratch("native_dx", (parts - 1 if need_dx else 0, batch, d_in), dy)
+    spares = parts - 1 if need_dx else 0
+    work_v, ints, vals, spare = workspace.bundle(
+        ("native", batch, n, d_in, k, key_dtype, dy.dtype, spares),
+        lambda: (
+            _scratch("native_v", (2, batch, n), dy, key_dtype),
+            _scratch("native_i", (batch * (n + 2 * k) + n + 1,), dy, torch.int64),
+            _scratch("native_vals", (batch * k,), dy),
+            _scratch("native_dx", (spares, batch, d_in), dy),
+        ),
+    )
     union = np.empty(room, np.int64)  # returned: never scratch
     dx = _output((batch if need_dx else 0, d_in), dy.dtype)
     dw = _output(((n if full_dw else room) if need_dw else 0, d_in), dy.dtype, recycle=not full_dw)

@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
+
+T = TypeVar("T")
 
 
 class _Slot:
@@ -34,6 +38,7 @@ class _Slot:
 class _Slots(threading.local):
     def __init__(self) -> None:
         self.slots: dict[tuple[str, torch.dtype], _Slot] = {}
+        self.bundles: dict[Hashable, Any] = {}  # see bundle()
         self.enabled = False
 
 
@@ -89,6 +94,7 @@ def scratch(
     need = math.prod(shape)
     if entry is None or entry.buffer.numel() < need:
         entry = _SLOTS.slots[(slot, dtype)] = _Slot(need, dtype)
+        _SLOTS.bundles.clear()  # they may hold views of the buffer this one replaces
     if len(entry.views) >= _MAX_VIEWS:  # shapes that vary call to call (rowunion's union)
         entry.views.clear()
         entry.arrays.clear()
@@ -97,9 +103,23 @@ def scratch(
     return view
 
 
+def bundle(key: Hashable, make: Callable[[], T]) -> T:
+    """``make()`` (several scratch views a kernel needs together), made once for ``key``
+    on this thread and kept until a scratch buffer is replaced or released.
+
+    One look-up instead of one per buffer: the native kernel's four took 2.6 µs of a
+    96 µs call at B=50, n=500."""
+    found = _SLOTS.bundles.get(key)
+    if found is None:
+        found = make()
+        _SLOTS.bundles[key] = found
+    return found
+
+
 def release() -> None:
     """Free this thread's scratch buffers (they are made again when next needed)."""
     _SLOTS.slots.clear()
+    _SLOTS.bundles.clear()
 
 
 def held_bytes() -> int:

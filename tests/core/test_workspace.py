@@ -95,6 +95,23 @@ def test_always_gives_scratch_anywhere_on_the_cpu_only():
     assert workspace.scratch("s", (5,), torch.empty(0, device="meta"), always=True) is None
 
 
+def test_a_bundle_is_made_once_and_dropped_with_the_buffers_it_views():
+    made = []
+
+    def make():
+        made.append(workspace.empty_array("b", (4,), LIKE, always=True))
+        return made[-1]
+
+    first = workspace.bundle("key", make)
+    assert workspace.bundle("key", make) is first and len(made) == 1
+    workspace.empty_array("b", (400,), LIKE, always=True)  # the buffer grows: new memory
+    again = workspace.bundle("key", make)
+    assert len(made) == 2 and not np.shares_memory(again, first)
+    workspace.release()
+    workspace.bundle("key", make)
+    assert len(made) == 3
+
+
 @pytest.mark.parametrize("key", sorted(KERNELS))
 def test_results_survive_the_next_call(key):
     """A kernel's outputs are its own memory: a second call (other inputs, same shapes,
