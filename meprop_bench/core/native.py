@@ -220,7 +220,7 @@ def _per_example_products(
         lambda: (
             _scratch("native_v", (2, batch, n), dy, key_dtype),
             _scratch("native_i", (batch * (n + 2 * k) + n + 1,), dy, torch.int64),
-            _scratch("native_vals", (batch * k,), dy),
+            _scratch("native_vals", (2 * batch * k,), dy),
             _scratch("native_dx", (spares, batch, d_in), dy),
         ),
     )

@@ -278,12 +278,14 @@ select_parallel, select_serial = _both(_select)
 
 
 @numba.njit(**_OPTIONS)
-def group_by_column(idx, dy, starts, rows, vals, union):
+def group_by_column(idx, dy, starts, rows, vals, union, ev):
     """Regroup the kept entries (row b keeps columns ``idx[b]``) by column.
 
     A counting sort: afterwards column c's entries are ``rows[starts[c]:starts[c + 1]]``
     (ascending rows) with values ``vals[...]`` taken from ``dy``; ``starts`` has n + 1
     slots. ``union`` receives the kept columns in ascending order; returns their count.
+    ``ev`` (B * k) receives the values in example order, ``ev[b * k + j] = dy[b,
+    idx[b, j]]``, for dX's rows.
     """
     batch, k = idx.shape
     n = starts.shape[0] - 1
@@ -302,7 +304,7 @@ def group_by_column(idx, dy, starts, rows, vals, union):
             c = idx[b, j]
             p = starts[c]
             rows[p] = b
-            vals[p] = dy[b, c]
+            vals[p] = ev[b * k + j] = dy[b, c]
             starts[c] = p + 1
     for c in range(n, 0, -1):  # ends back to starts
         starts[c] = starts[c - 1]
@@ -310,11 +312,36 @@ def group_by_column(idx, dy, starts, rows, vals, union):
     return used
 
 
+@numba.njit(inline="always", **_OPTIONS)
+def _sum_rows(out, r, src, at, vals, p, end):
+    """``out[r] = Σ vals[q]·src[at[q]]`` over q in [p, end) (end > p): up to eight
+    source rows a pass over the output row, the first pass writing (no zero pass)."""
+    first = True
+    while p < end:
+        left = end - p
+        if left >= 8:
+            simd.add_rows_8(out, r, src, at, vals, p, first)
+            p += 8
+        elif left >= 4:
+            simd.add_rows_4(out, r, src, at, vals, p, first)
+            p += 4
+        elif left == 3:
+            simd.add_rows_3(out, r, src, at, vals, p, first)
+            p += 3
+        elif left == 2:
+            simd.add_rows_2(out, r, src, at, vals, p, first)
+            p += 2
+        else:
+            simd.add_rows_1(out, r, src, at, vals, p, first)
+            p += 1
+        first = False
+
+
 def _weight_rows(x, starts, rows, vals, union, used, full, parts, dw):
-    """``dw[u] = Σ v·x[b]`` over the entries (b, v) of kept column ``c = union[u]``, four
-    entries per pass over the row, the first pass writing (no zero pass). With ``full``,
-    ``dw`` is the whole n x d_in gradient: row c is written instead of row u, and the
-    rows of columns nobody kept are zeroed, so each row is written once.
+    """``dw[u] = Σ v·x[b]`` over the entries (b, v) of kept column ``c = union[u]``
+    (:func:`_sum_rows`). With ``full``, ``dw`` is the whole n x d_in gradient: row c is
+    written instead of row u, and the rows of columns nobody kept are zeroed, so each
+    row is written once.
 
     ``parts`` threads each take a contiguous share of the kept columns and write whole
     rows: long streams. Splitting d_in instead (each thread half of every row) took 3.4
@@ -330,88 +357,22 @@ def _weight_rows(x, starts, rows, vals, union, used, full, parts, dw):
                         dw[c, i] = 0
         for u in range(t * used // parts, (t + 1) * used // parts):
             c = union[u]
-            r = c if full else u
-            p = starts[c]
-            end = starts[c + 1]
-            if end - p >= 4:
-                b0, b1, b2, b3 = rows[p], rows[p + 1], rows[p + 2], rows[p + 3]
-                v0, v1, v2, v3 = vals[p], vals[p + 1], vals[p + 2], vals[p + 3]
-                for i in range(d_in):
-                    dw[r, i] = v0 * x[b0, i] + v1 * x[b1, i] + v2 * x[b2, i] + v3 * x[b3, i]
-                p += 4
-            elif end - p == 3:
-                b0, b1, b2 = rows[p], rows[p + 1], rows[p + 2]
-                v0, v1, v2 = vals[p], vals[p + 1], vals[p + 2]
-                for i in range(d_in):
-                    dw[r, i] = v0 * x[b0, i] + v1 * x[b1, i] + v2 * x[b2, i]
-                p += 3
-            elif end - p == 2:
-                b0, b1, v0, v1 = rows[p], rows[p + 1], vals[p], vals[p + 1]
-                for i in range(d_in):
-                    dw[r, i] = v0 * x[b0, i] + v1 * x[b1, i]
-                p += 2
-            else:
-                b0, v0 = rows[p], vals[p]
-                for i in range(d_in):
-                    dw[r, i] = v0 * x[b0, i]
-                p += 1
-            while p + 4 <= end:
-                b0, b1, b2, b3 = rows[p], rows[p + 1], rows[p + 2], rows[p + 3]
-                v0, v1, v2, v3 = vals[p], vals[p + 1], vals[p + 2], vals[p + 3]
-                for i in range(d_in):
-                    dw[r, i] += v0 * x[b0, i] + v1 * x[b1, i] + v2 * x[b2, i] + v3 * x[b3, i]
-                p += 4
-            while p < end:
-                b0, v0 = rows[p], vals[p]
-                for i in range(d_in):
-                    dw[r, i] += v0 * x[b0, i]
-                p += 1
+            _sum_rows(dw, c if full else u, x, rows, vals, starts[c], starts[c + 1])
 
 
 weight_rows_parallel, weight_rows_serial = _both(_weight_rows, fast=True)
 
 
-@numba.njit(inline="always", **_OPTIONS)
-def _add_kept_rows(w, cols, dy_row, j, size, first, out):
-    """``out`` = (``out`` +, unless ``first``) Σ dy_row[c]·w[c] over the ``size`` (8, 4
-    or 1) kept columns c = ``cols[j:j + size]``, in one pass over the row (LLVM
-    compiles the loop twice, writing and adding, so ``first`` costs no select)."""
-    d_in = np.uint64(w.shape[1])
-    if size == 8:
-        c0, c1, c2, c3, c4, c5, c6, c7 = cols[j : j + 8]
-        v0, v1, v2, v3 = dy_row[c0], dy_row[c1], dy_row[c2], dy_row[c3]
-        v4, v5, v6, v7 = dy_row[c4], dy_row[c5], dy_row[c6], dy_row[c7]
-        for i in range(d_in):
-            s = v0 * w[c0, i] + v1 * w[c1, i] + v2 * w[c2, i] + v3 * w[c3, i]
-            s += v4 * w[c4, i] + v5 * w[c5, i] + v6 * w[c6, i] + v7 * w[c7, i]
-            out[i] = s if first else out[i] + s
-    elif size == 4:
-        c0, c1, c2, c3 = cols[j : j + 4]
-        v0, v1, v2, v3 = dy_row[c0], dy_row[c1], dy_row[c2], dy_row[c3]
-        for i in range(d_in):
-            s = v0 * w[c0, i] + v1 * w[c1, i] + v2 * w[c2, i] + v3 * w[c3, i]
-            out[i] = s if first else out[i] + s
-    else:
-        c0 = cols[j]
-        v0 = dy_row[c0]
-        for i in range(d_in):
-            out[i] = v0 * w[c0, i] if first else out[i] + v0 * w[c0, i]
-
-
-def _input_rows(w, idx, dy, parts, dx):
-    """``dx[b] = Σ dy[b, c]·w[c]`` over example b's kept columns ``idx[b]``, eight (then
-    four, then one) per pass, the first pass writing: each example's row of dx is
-    written once and stays in cache, W's kept rows are read once per entry. Eight a
-    pass instead of four: 25.3 against 27.2 µs at B=50, n=d_in=500, k=20. ``parts``
+def _input_rows(w, cols, ev, k, parts, dx):
+    """``dx[b] = Σ dy[b, c]·w[c]`` over example b's kept columns ``cols[b * k:(b + 1) *
+    k]`` with their values ``ev[...]`` (:func:`_sum_rows`): each example's row of dx is
+    written once and stays in cache, W's kept rows are read once per entry. Eight a pass
+    instead of four took 25.3 against 27.2 µs at B=50, n=d_in=500, k=20. ``parts``
     threads each take a contiguous share of the examples."""
-    batch, k = idx.shape
+    batch = dx.shape[0]
     for t in numba.prange(parts):
         for b in range(t * batch // parts, (t + 1) * batch // parts):
-            j = 0
-            while j < k:
-                size = 8 if k - j >= 8 else 4 if k - j >= 4 else 1
-                _add_kept_rows(w, idx[b], dy[b], j, size, j == 0, dx[b])
-                j += size
+            _sum_rows(dx, b, w, cols, ev, b * k, (b + 1) * k)
 
 
 input_rows_parallel, input_rows_serial = _both(_input_rows, fast=True)
@@ -497,8 +458,9 @@ def per_example_backward(
     ``key`` and ``mask`` are the scores' bits and the mask that makes them the
     selection's keys (see :func:`_select_row`). ``work_v`` (2 x B x n keys) and ``ints``
     (B * (n + 2k) + n + 1 int64) are scratch, carved here so the caller asks for few
-    buffers; ``vals`` holds the B * k regrouped values; ``spare`` (parts - 1 x B x d_in)
-    the other threads' dx when dx goes by columns.
+    buffers; ``vals`` (2 * B * k) holds the values regrouped by column, then in example
+    order; ``spare`` (parts - 1 x B x d_in) the other threads' dx when dx goes by
+    columns.
     """
     batch, n = dy.shape
     if db.shape[0] > 0:
@@ -515,7 +477,8 @@ def per_example_backward(
         select_parallel(key, mask, k, prefilter, work_v[0], work_v[1], work_i, idx)
     else:
         select_serial(key, mask, k, prefilter, work_v[0], work_v[1], work_i, idx)
-    used = group_by_column(idx, dy, starts, rows, vals, union)
+    vals, ev = vals[: batch * k], vals[batch * k :]
+    used = group_by_column(idx, dy, starts, rows, vals, union, ev)
     if dw.shape[0] > 0:
         if parallel:
             weight_rows_parallel(x, starts, rows, vals, union, used, full, parts, dw)
@@ -529,9 +492,9 @@ def per_example_backward(
         elif dense_columns or rows_missed:
             input_columns_serial(w, starts, rows, vals, union, used, 1, dx, spare)
         elif parallel:
-            input_rows_parallel(w, idx, dy, parts, dx)
+            input_rows_parallel(w, ints[cut[0] : cut[1]], ev, k, parts, dx)
         else:
-            input_rows_serial(w, idx, dy, 1, dx)
+            input_rows_serial(w, ints[cut[0] : cut[1]], ev, k, 1, dx)
     return used
 
 

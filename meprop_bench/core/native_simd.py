@@ -1,20 +1,29 @@
-"""Vector operations the native selection needs and numba's loops do not compile well.
+"""Vector loops the native kernels need and numba's loops do not compile well.
 
-Comparing 16 unsigned keys with a value and collecting the answers as 16 bits is one
+**Selection.** Comparing 16 unsigned keys with a value and collecting the answers as 16 bits is one
 vector compare on AVX-512 (or two on AVX2), but numba's loop vectoriser turns the
 scalar form (``bits |= (key[j] >= low) << j``) into a chain of widening, shifting and
 OR-ing, and a count of matches (``ge += key[j] >= v``) into a reduction it cannot
 start cheaply for 64 entries. Written as numba intrinsics (LLVM vector IR), the
 candidate scan and the final ranking at B=50, n=500, k=20 took 6 against 11.7 µs.
 
-The intrinsics read 16 consecutive elements with no bounds check: callers keep
-``start + 16 <= len(arr)``.
+The compare intrinsics read 16 consecutive elements with no bounds check: callers
+keep ``start + 16 <= len(arr)``.
+
+**Products.** Both products are sums of a few scaled rows, one output row at a time
+(dW's row of a kept column: its entries' rows of X; dX's row of an example: its kept
+rows of W). Rows of d_in = 500 are short: LLVM's loop, 64 floats an iteration, spent
+a fifth of its time in per-row setup (overlap checks between the output and each
+source row) and the 52-float tail (a 256-bit loop, then a scalar one). :func:`_add_rows`
+is one vector loop with the tail in a single masked operation: dW 32.5 -> 29.9 µs and
+dX 26.2 -> 24.0 µs at B=50, n=d_in=500, k=20.
 """
 
 from __future__ import annotations
 
 from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 LANES = 16
@@ -93,3 +102,131 @@ def popcount(typingctx, x):
         return builder.ctpop(args[0])
 
     return types.int64(x), codegen
+
+
+def _row(context, builder, arrty, arr, row, elem):
+    """Pointer to ``arr[row, 0]`` (a C-contiguous 2-D array)."""
+    ary = context.make_array(arrty)(context, builder, arr)
+    stride = cgutils.unpack_tuple(builder, ary.strides, 2)[0]
+    first = builder.gep(
+        builder.bitcast(ary.data, ir.IntType(8).as_pointer()), [builder.mul(row, stride)]
+    )
+    return builder.bitcast(first, elem.as_pointer())
+
+
+def _add_rows(size: int):
+    """The intrinsic ``f(out, r, src, at, vals, p, first)`` for one ``size``: row ``r``
+    of ``out`` becomes Σ_e vals[p + e]·src[at[p + e]] over e < ``size`` (plus its old
+    value unless ``first``). ``out`` and ``src`` are C-contiguous 2-D float arrays of
+    one dtype and width; ``at`` and ``vals`` 1-D."""
+
+    @intrinsic
+    def add(typingctx, out, r, src, at, vals, p, first):
+        if not (isinstance(out, types.Array) and out.ndim == 2 and src.ndim == 2):
+            return None
+
+        def codegen(context, builder, signature, args):
+            out_v, r_v, src_v, at_v, vals_v, p_v, first_v = args
+            out_t, _, src_t, at_t, vals_t, _, first_t = signature.args
+            elem = context.get_value_type(out_t.dtype)
+            lanes = 512 // out_t.dtype.bitwidth
+            vec = ir.VectorType(elem, lanes)
+            i32, i64 = ir.IntType(32), ir.IntType(64)
+            width = builder.extract_value(
+                context.make_array(out_t)(context, builder, out_v).shape, 1
+            )
+            target = _row(context, builder, out_t, out_v, r_v, elem)
+            at_a = context.make_array(at_t)(context, builder, at_v)
+            vals_a = context.make_array(vals_t)(context, builder, vals_v)
+            sources, scales = [], []
+            for e in range(size):
+                pos = builder.add(p_v, ir.Constant(p_v.type, e))
+                row = context.cast(
+                    builder, builder.load(builder.gep(at_a.data, [pos])), at_t.dtype, types.intp
+                )
+                sources.append(_row(context, builder, src_t, src_v, row, elem))
+                scale = builder.insert_element(
+                    ir.Constant(vec, ir.Undefined),
+                    builder.load(builder.gep(vals_a.data, [pos])),
+                    ir.Constant(i32, 0),
+                )
+                scales.append(
+                    builder.shuffle_vector(
+                        scale,
+                        ir.Constant(vec, ir.Undefined),
+                        ir.Constant(ir.VectorType(i32, lanes), [0] * lanes),
+                    )
+                )
+            suffix = f"v{lanes}f{out_t.dtype.bitwidth}"
+            mask_t = ir.VectorType(ir.IntType(1), lanes)
+            fma = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(vec, [vec] * 3), f"llvm.fma.{suffix}"
+            )
+            load_masked = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(vec, [vec.as_pointer(), i32, mask_t, vec]),
+                f"llvm.masked.load.{suffix}.p0",
+            )
+            store_masked = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(ir.VoidType(), [vec, vec.as_pointer(), i32, mask_t]),
+                f"llvm.masked.store.{suffix}.p0",
+            )
+            align = out_t.dtype.bitwidth // 8
+            masked_align = ir.Constant(i32, align)
+            full = builder.udiv(width, ir.Constant(width.type, lanes))
+            tail = builder.urem(width, ir.Constant(width.type, lanes))
+
+            def at(ptr, i):
+                return builder.bitcast(
+                    builder.gep(ptr, [builder.mul(i, ir.Constant(i64, lanes))]), vec.as_pointer()
+                )
+
+            def combine(load, add):
+                total = builder.fmul(scales[0], load(sources[0]))
+                for e in range(1, size):
+                    total = builder.call(fma, [scales[e], load(sources[e]), total])
+                return builder.fadd(total, load(target)) if add else total
+
+            def loops(add):
+                with cgutils.for_range(builder, full) as loop:
+                    total = combine(lambda ptr: builder.load(at(ptr, loop.index), align=align), add)
+                    builder.store(total, at(target, loop.index), align=align)
+                with builder.if_then(builder.icmp_unsigned("!=", tail, ir.Constant(tail.type, 0))):
+                    lane = ir.Constant(ir.VectorType(i64, lanes), list(range(lanes)))
+                    limit = builder.insert_element(
+                        ir.Constant(lane.type, ir.Undefined), tail, ir.Constant(i32, 0)
+                    )
+                    limit = builder.shuffle_vector(
+                        limit,
+                        ir.Constant(lane.type, ir.Undefined),
+                        ir.Constant(ir.VectorType(i32, lanes), [0] * lanes),
+                    )
+                    mask = builder.icmp_unsigned("<", lane, limit)
+                    zero = ir.Constant(vec, [0.0] * lanes)
+                    total = combine(
+                        lambda ptr: builder.call(
+                            load_masked, [at(ptr, full), masked_align, mask, zero]
+                        ),
+                        add,
+                    )
+                    builder.call(store_masked, [total, at(target, full), masked_align, mask])
+
+            is_first = context.cast(builder, first_v, first_t, types.boolean)
+            with builder.if_else(builder.trunc(is_first, ir.IntType(1))) as (write, accumulate):
+                with write:
+                    loops(add=False)
+                with accumulate:
+                    loops(add=True)
+            return context.get_dummy_value()
+
+        return types.void(out, r, src, at, vals, p, first), codegen
+
+    return add
+
+
+add_rows_1 = _add_rows(1)
+add_rows_2 = _add_rows(2)
+add_rows_3 = _add_rows(3)
+add_rows_4 = _add_rows(4)
+add_rows_8 = _add_rows(8)
