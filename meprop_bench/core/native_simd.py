@@ -230,3 +230,57 @@ add_rows_2 = _add_rows(2)
 add_rows_3 = _add_rows(3)
 add_rows_4 = _add_rows(4)
 add_rows_8 = _add_rows(8)
+
+
+@intrinsic
+def group_maxima(typingctx, key, mask, m, out):
+    """``out[i]`` = the largest ``key[s·m + i] & mask`` over the whole m-wide slices s of
+    ``key`` (at least one), for each i < m (a multiple of 16): the selection's strided
+    group maxima, 16 lanes at a time, each kept in a register across the slices (1.6
+    against 3.3 µs at B=50, n=500, m=64). The caller folds in the last, partial slice."""
+    if not (_unsigned_array(key) and _unsigned_array(out)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        key_v, mask_v, m_v, out_v = args
+        key_t, mask_t, m_t, out_t = signature.args
+        dtype = key_t.dtype
+        vec_t = ir.VectorType(context.get_value_type(dtype), LANES)
+        i32 = ir.IntType(32)
+        zeros = ir.Constant(ir.VectorType(i32, LANES), [0] * LANES)
+        value = builder.insert_element(
+            ir.Constant(vec_t, ir.Undefined),
+            context.cast(builder, mask_v, mask_t, dtype),
+            ir.Constant(i32, 0),
+        )
+        mask = builder.shuffle_vector(value, ir.Constant(vec_t, ir.Undefined), zeros)
+        key_a = context.make_array(key_t)(context, builder, key_v)
+        out_a = context.make_array(out_t)(context, builder, out_v)
+        n = builder.extract_value(key_a.shape, 0)
+        m = context.cast(builder, m_v, m_t, types.intp)
+        slices = builder.udiv(n, m)
+        umax = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(vec_t, [vec_t, vec_t]),
+            f"llvm.umax.v{LANES}i{dtype.bitwidth}",
+        )
+        best = cgutils.alloca_once(builder, vec_t)
+
+        def load(offset):
+            ptr = builder.bitcast(builder.gep(key_a.data, [offset]), vec_t.as_pointer())
+            return builder.and_(builder.load(ptr, align=1), mask)
+
+        blocks = builder.udiv(m, ir.Constant(m.type, LANES))
+        with cgutils.for_range(builder, blocks) as block:
+            lane0 = builder.mul(block.index, ir.Constant(m.type, LANES))
+            builder.store(load(lane0), best)
+            with cgutils.for_range(builder, builder.sub(slices, ir.Constant(m.type, 1))) as s:
+                at = builder.add(
+                    builder.mul(builder.add(s.index, ir.Constant(m.type, 1)), m), lane0
+                )
+                builder.store(builder.call(umax, [builder.load(best), load(at)]), best)
+            dest = builder.bitcast(builder.gep(out_a.data, [lane0]), vec_t.as_pointer())
+            builder.store(builder.load(best), dest, align=1)
+        return context.get_dummy_value()
+
+    return types.void(key, mask, m, out), codegen
