@@ -4,17 +4,19 @@ PyTorch has no per-row sparse product, so the torch strategies for per-example m
 either multiply a masked dense dY (``masked``: dense cost) or go through CSR
 (``sparse``). These kernels do what the method asks for, compiled with numba:
 
-1. select each row's k entries: a lower bound from strided group maxima (one
-   vectorised pass), the entries at or above it as candidates (about 1.4k of them at
-   k/n = 1%), quickselect on their values and one pass for the tie rule;
+1. select each row's k entries, comparing scores as unsigned integers (their bits, the
+   sign cleared): a lower bound from strided group maxima, the entries at or above it
+   as candidates (about 1.4k of them at k/n = 1%), then the tie rule exactly, by
+   counting ranks among up to 64 candidates, by quickselect beyond (vector compares
+   written as LLVM intrinsics in :mod:`meprop_bench.core.native_simd`);
 2. regroup the kept entries by column (a counting sort, like a transposed CSR);
 3. dW: each kept column's row, Σ v·x[b] over its entries, written once; dX: each
    example's row, Σ v·W[c] over its kept entries, written once (or, once columns hold
-   many entries, W's kept rows added column by column). Each thread takes a share of
-   the kept columns or of the examples and writes whole rows (by columns into its own
-   copy of dx, summed at the end), so threads never write the same memory. dW's rows
-   come from
-   :func:`~meprop_bench.core.allocator.recycled_tensor`: a fresh 62 MB buffer at
+   many entries, W's kept rows added column by column); up to eight source rows a
+   pass, in one vector loop (an intrinsic as well). Each thread takes a share of the
+   kept columns or of the examples and writes whole rows (by columns into its own copy
+   of dx, summed at the end), so threads never write the same memory. dW's rows come
+   from :func:`~meprop_bench.core.allocator.recycled_tensor`: a fresh 62 MB buffer at
    n = d_in = 4096, k/n = 1% costs 4.4 ms of page zeroing before the first write.
 
 The kept set is the one :mod:`meprop_bench.core.selection` picks (ties go to the lowest

@@ -1,9 +1,11 @@
 """The numba-compiled loops behind the native CPU kernels (see :mod:`meprop_bench.core.native`).
 
 Plain array code, no torch: selection, regrouping by column and the products over the
-kept entries. Each loop is compiled twice from one Python function, parallel (``prange``
-runs on numba's thread pool) and serial (``prange`` is a plain ``range``), because a
-parallel region costs tens of microseconds to start, more than the whole backward at
+kept entries, with the vector loops numba's own compile poorly (the selection's
+compares and maxima, the products' rows) taken from :mod:`meprop_bench.core.native_simd`.
+Each loop is compiled twice from one Python function, parallel (``prange`` runs on
+numba's thread pool) and serial (``prange`` is a plain ``range``), because a parallel
+region costs tens of microseconds to start, more than the whole backward at
 the paper's MNIST shape. Compiled code is cached on disk beside this file.
 
 Tie rule, shared with :mod:`meprop_bench.core.selection`: an entry outranks another when its

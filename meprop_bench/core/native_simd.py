@@ -12,11 +12,11 @@ keep ``start + 16 <= len(arr)``.
 
 **Products.** Both products are sums of a few scaled rows, one output row at a time
 (dW's row of a kept column: its entries' rows of X; dX's row of an example: its kept
-rows of W). Rows of d_in = 500 are short: LLVM's loop, 64 floats an iteration, spent
-a fifth of its time in per-row setup (overlap checks between the output and each
+rows of W). Rows of d_in = 500 are short: numba's loop, 64 floats an iteration, spent
+about a tenth of its time in per-row setup (overlap checks between the output and each
 source row) and the 52-float tail (a 256-bit loop, then a scalar one). :func:`_add_rows`
-is one vector loop with the tail in a single masked operation: dW 32.5 -> 29.9 µs and
-dX 26.2 -> 24.0 µs at B=50, n=d_in=500, k=20.
+is one vector loop with the tail in a single masked operation: dW 31.8 -> 29.9 µs and
+dX 26.1 -> 24.6 µs at B=50, n=d_in=500, k=20.
 """
 
 from __future__ import annotations
