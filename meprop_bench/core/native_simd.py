@@ -122,7 +122,12 @@ def _add_rows(size: int):
 
     @intrinsic
     def add(typingctx, out, r, src, at, vals, p, first):
-        if not (isinstance(out, types.Array) and out.ndim == 2 and src.ndim == 2):
+        arrays = (out, src, at, vals)
+        if not all(isinstance(a, types.Array) for a in arrays):
+            return None
+        if (out.ndim, src.ndim, at.ndim, vals.ndim) != (2, 2, 1, 1):
+            return None
+        if not (out.dtype == src.dtype == vals.dtype and isinstance(out.dtype, types.Float)):
             return None
 
         def codegen(context, builder, signature, args):
@@ -135,6 +140,7 @@ def _add_rows(size: int):
             width = builder.extract_value(
                 context.make_array(out_t)(context, builder, out_v).shape, 1
             )
+            r_v = context.cast(builder, r_v, signature.args[1], types.intp)
             target = _row(context, builder, out_t, out_v, r_v, elem)
             at_a = context.make_array(at_t)(context, builder, at_v)
             vals_a = context.make_array(vals_t)(context, builder, vals_v)

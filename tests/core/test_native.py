@@ -66,6 +66,69 @@ def test_same_kept_set_as_torch_for_every_k(selection, parallelism, dtype, n):
         assert bool((got.sum(1) == k).all())
 
 
+@pytest.mark.parametrize("dtype", [np.uint32, np.uint64])
+def test_vector_compares_give_one_bit_per_lane(dtype):
+    import numba
+
+    from meprop_bench.core import native_simd as simd
+
+    @numba.njit
+    def compare(a, start, mask, v):
+        return (
+            simd.at_least(a, start, v),
+            simd.above(a, start, v),
+            simd.equal(a, start, v),
+            simd.masked_at_least(a, start, mask, v),
+        )
+
+    sign = dtype(1) << dtype(8 * np.dtype(dtype).itemsize - 1)
+    mask = ~sign
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 8, 40).astype(dtype)
+    a[::3] |= sign  # the masked compare must ignore the top bit
+    for start in (0, 7, 24):
+        v = a[start + 3] & mask
+        lanes = a[start : start + 16]
+        want = [lanes >= v, lanes > v, lanes == v, (lanes & mask) >= v]
+        for got, hits in zip(compare(a, start, mask, v), want, strict=True):
+            assert got == sum(1 << i for i in range(16) if hits[i])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_sums_match_numpy_for_every_size_and_tail(dtype):
+    import numba
+
+    from meprop_bench.core import native_simd as simd
+
+    @numba.njit
+    def add(out, r, src, at, vals, p, size, first):
+        if size == 8:
+            simd.add_rows_8(out, r, src, at, vals, p, first)
+        elif size == 4:
+            simd.add_rows_4(out, r, src, at, vals, p, first)
+        elif size == 3:
+            simd.add_rows_3(out, r, src, at, vals, p, first)
+        elif size == 2:
+            simd.add_rows_2(out, r, src, at, vals, p, first)
+        else:
+            simd.add_rows_1(out, r, src, at, vals, p, first)
+
+    rng = np.random.default_rng(6)
+    for width in (1, 15, 16, 17, 40):  # a tail alone, whole vectors, both
+        src = rng.standard_normal((9, width)).astype(dtype)
+        at = rng.integers(0, 9, 12).astype(np.int64)
+        vals = rng.standard_normal(12).astype(dtype)
+        for size in (1, 2, 3, 4, 8):
+            for first in (True, False):
+                out = np.full((3, width + 5), np.nan, dtype)[:, :width].copy()
+                out[1] = 1.0
+                add(out, 1, src, at, vals, 2, size, first)
+                want = (vals[2 : 2 + size, None] * src[at[2 : 2 + size]]).sum(0)
+                want = want if first else want + 1.0
+                np.testing.assert_allclose(out[1], want, rtol=1e-5)
+                assert np.isnan(out[[0, 2]]).all()  # no other row written
+
+
 def test_the_selection_bound_is_below_the_kth_largest_and_close_to_it():
     jit = native._jit()
     rng = np.random.default_rng(0)
