@@ -466,7 +466,8 @@ def per_example_backward(
     parallel = parts > 1
     cut = np.cumsum(np.array([batch * n, batch * k, n + 1, batch * k]))
     work_i = ints[: cut[0]].reshape((batch, n))
-    idx = ints[cut[0] : cut[1]].reshape((batch, k))
+    cols = ints[cut[0] : cut[1]]  # each example's kept columns, flat
+    idx = cols.reshape((batch, k))
     starts = ints[cut[1] : cut[2]]
     rows = ints[cut[2] : cut[3]]
     if parallel:
@@ -488,9 +489,9 @@ def per_example_backward(
         elif dense_columns or rows_missed:
             input_columns_serial(w, starts, rows, vals, union, used, 1, dx, spare)
         elif parallel:
-            input_rows_parallel(w, ints[cut[0] : cut[1]], ev, k, parts, dx)
+            input_rows_parallel(w, cols, ev, k, parts, dx)
         else:
-            input_rows_serial(w, ints[cut[0] : cut[1]], ev, k, 1, dx)
+            input_rows_serial(w, cols, ev, k, 1, dx)
     return used
 
 
