@@ -25,6 +25,12 @@ from meprop_bench.core import native_simd as simd
 
 _OPTIONS = dict(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
 
+#: SHA-256 of ``native_simd.py``. numba's disk cache is keyed on the source of the file
+#: that defines a function, so an edit of the intrinsics alone would keep running the
+#: machine code compiled from the old ones: this line changes with them
+#: (``tests/core/test_native.py`` checks that it does).
+SIMD_SOURCE = "1af058af198c12c61f150385bcf9880de82fd95ca1abd47770e5329c8d5161cc"
+
 
 def _both(fn, fast=False):
     """``fn`` compiled parallel and serial: returns (parallel, serial). ``fast`` allows

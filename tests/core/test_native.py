@@ -94,8 +94,24 @@ def test_vector_compares_give_one_bit_per_lane(dtype):
             assert got == sum(1 << i for i in range(16) if hits[i])
 
 
+def _placed(rows: int, width: int, dtype, offset: int, rng) -> np.ndarray:
+    """Rows of ``width`` random values starting ``offset`` bytes past a 64-byte
+    boundary, a whole number of 64 bytes apart: the rows x stride grid, its columns
+    past ``width`` (at least one whole vector) NaN."""
+    item = np.dtype(dtype).itemsize
+    stride = -(-width * item // 64) * 64 // item + 64 // item  # a spare line: no tail fits
+    buf = np.full(rows * stride + 2 * 64 // item, np.nan, dtype)
+    start = (-buf.ctypes.data % 64 + offset) // item
+    grid = buf[start : start + rows * stride].reshape(rows, stride)
+    grid[:, :width] = rng.standard_normal((rows, width))
+    return grid
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_row_sums_match_numpy_for_every_size_and_tail(dtype):
+@pytest.mark.parametrize("offset", [0, 16], ids=["aligned", "off-line"])
+def test_row_sums_match_numpy_for_every_size_and_tail(dtype, offset):
+    """Rows on 64-byte boundaries take the 512-bit loop, others the 256-bit one; each
+    width has whole vectors of both, a tail of both, or a tail alone."""
     import numba
 
     from meprop_bench.core import native_simd as simd
@@ -114,19 +130,36 @@ def test_row_sums_match_numpy_for_every_size_and_tail(dtype):
             simd.add_rows_1(out, r, src, at, vals, p, first)
 
     rng = np.random.default_rng(6)
-    for width in (1, 15, 16, 17, 40):  # a tail alone, whole vectors, both
-        src = rng.standard_normal((9, width)).astype(dtype)
+    for width in (1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 40):
+        src = _placed(9, width, dtype, offset, rng)[:, :width]
         at = rng.integers(0, 9, 12).astype(np.int64)
         vals = rng.standard_normal(12).astype(dtype)
         for size in (1, 2, 3, 4, 8):
             for first in (True, False):
-                out = np.full((3, width + 5), np.nan, dtype)[:, :width].copy()
+                grid = _placed(3, width, dtype, offset, rng)
+                out = grid[:, :width]
+                others = out[[0, 2]].copy()
                 out[1] = 1.0
                 add(out, 1, src, at, vals, 2, size, first)
                 want = (vals[2 : 2 + size, None] * src[at[2 : 2 + size]]).sum(0)
                 want = want if first else want + 1.0
-                np.testing.assert_allclose(out[1], want, rtol=1e-5)
-                assert np.isnan(out[[0, 2]]).all()  # no other row written
+                np.testing.assert_allclose(out[1], want, rtol=1e-5, atol=1e-5)
+                np.testing.assert_array_equal(out[[0, 2]], others)  # no other row written
+                assert np.isnan(grid[:, width:]).all()  # nor past a row
+
+
+def test_the_compiled_loops_are_recompiled_when_the_intrinsics_change():
+    """numba's disk cache sees only native_jit.py, which pins native_simd.py's hash."""
+    import hashlib
+    from pathlib import Path
+
+    from meprop_bench.core import native_jit, native_simd
+
+    digest = hashlib.sha256(Path(native_simd.__file__).read_bytes()).hexdigest()
+    assert digest == native_jit.SIMD_SOURCE, (
+        f"native_simd.py changed: set native_jit.SIMD_SOURCE = {digest!r} so the cached "
+        "machine code is compiled again"
+    )
 
 
 def test_the_selection_bound_is_below_the_kth_largest_and_close_to_it():
