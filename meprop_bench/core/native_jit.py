@@ -29,7 +29,7 @@ _OPTIONS = dict(cache=True, nogil=True, fastmath={"contract"}, error_model="nump
 #: that defines a function, so an edit of the intrinsics alone would keep running the
 #: machine code compiled from the old ones: this line changes with them
 #: (``tests/core/test_native.py`` checks that it does).
-SIMD_SOURCE = "1af058af198c12c61f150385bcf9880de82fd95ca1abd47770e5329c8d5161cc"
+SIMD_SOURCE = "5afeff2795f41f40fc9c5fdc7fe41a200ef9b0a465f989ddbd1e6c7d7ba21254"
 
 
 def _both(fn, fast=False):
@@ -447,8 +447,8 @@ ROWS_CACHED = 4 << 20
 
 @numba.njit(**_OPTIONS)
 def per_example_backward(
-    parts, key, mask, k, prefilter, work_v, ints, vals, dy, union, x, w, dx, spare, full, dw,
-    db,
+    parts, key_at, mask, k, prefilter, work_v, ints, vals, dy_at, union, x_at, w_at, dx, spare,
+    full, dw, db,
 ):  # fmt: skip
     """Per-example top-k's whole backward in one call: select, regroup by column, then
     the products, with the parallel loops split into ``parts`` shares (one per thread)
@@ -457,14 +457,22 @@ def per_example_backward(
     ``full`` is the whole n x d_in gradient (see ``_weight_rows``). Returns the number
     of kept columns (the rows of ``dw`` written unless ``full``).
 
-    ``key`` and ``mask`` are the scores' bits and the mask that makes them the
-    selection's keys (see :func:`_select_row`). ``work_v`` (2 x B x n keys) and ``ints``
-    (B * (n + 2k) + n + 1 int64) are scratch, carved here so the caller asks for few
-    buffers; ``vals`` (2 * B * k) holds the values regrouped by column, then in example
-    order; ``spare`` (parts - 1 x B x d_in) the other threads' dx when dx goes by
-    columns.
+    The inputs come as the addresses of C-contiguous memory (``Tensor.data_ptr()``),
+    which the caller keeps alive: the scores' bits (``key_at``: B x n, ``work_v``'s
+    unsigned type) and dy (B x n), x (B x d_in), w (n x d_in) in ``vals``' float type.
+    ``mask`` turns the bits into the selection's keys (see :func:`_select_row`).
+    ``work_v`` (2 x B x n keys) and ``ints`` (B * (n + 2k) + n + 1 int64) are scratch,
+    carved here so the caller asks for few buffers; their shapes give B and n, ``dx``'s
+    (rows or not) d_in. ``vals`` (2 * B * k) holds the values regrouped by column, then
+    in example order; ``spare`` (parts - 1 x B x d_in) the other threads' dx when dx
+    goes by columns.
     """
-    batch, n = dy.shape
+    _, batch, n = work_v.shape
+    d_in = dx.shape[1]
+    key = numba.carray(simd.pointer(key_at, work_v), (batch, n))
+    dy = numba.carray(simd.pointer(dy_at, vals), (batch, n))
+    x = numba.carray(simd.pointer(x_at, vals), (batch, d_in))
+    w = numba.carray(simd.pointer(w_at, vals), (n, d_in))
     if db.shape[0] > 0:
         db[:] = dy[0]
         for b in range(1, batch):

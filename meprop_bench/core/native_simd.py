@@ -109,6 +109,21 @@ def popcount(typingctx, x):
     return types.int64(x), codegen
 
 
+@intrinsic
+def pointer(typingctx, address, like):
+    """The integer ``address`` as a pointer to ``like``'s element type, for
+    ``numba.carray``: the native kernels pass tensors' memory as ``data_ptr()`` (0.2
+    µs) rather than as NumPy views (1 µs each)."""
+    if not (isinstance(address, types.Integer) and isinstance(like, types.Array)):
+        return None
+    result = types.CPointer(like.dtype)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(result))
+
+    return result(address, like), codegen
+
+
 def _row(context, builder, arrty, arr, row, elem):
     """Pointer to ``arr[row, 0]`` (a C-contiguous 2-D array)."""
     ary = context.make_array(arrty)(context, builder, arr)

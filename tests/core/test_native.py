@@ -228,6 +228,31 @@ def test_gradients_match_reference(selection, parallelism, dtype, b, d_in, n, k)
         np.testing.assert_allclose(a.double().numpy(), want, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("method", ["topk", "randk"])
+def test_inputs_are_read_where_their_views_start(parallelism, method):
+    """The compiled loops read the tensors' memory by address: views that start inside
+    a larger tensor (contiguous, or not) give what copies of them give."""
+    g = torch.Generator().manual_seed(2)
+    dy, x, w = (torch.randn(s, generator=g) for s in ((7, 41), (9, 10), (41, 9)))
+    views = dy[2:5], x[3:6, 3:], w[:, 2:]  # a contiguous view at an offset, then two strided
+    copies = tuple(v.clone() for v in views)
+    got, want = (
+        backward(*ts, 5, method, "native", torch.Generator().manual_seed(3))
+        for ts in (views, copies)
+    )
+    for a, b in ((got.dx, want.dx), (got.dense_dw(), want.dense_dw()), (got.db, want.db)):
+        assert torch.equal(a, b)
+
+
+def test_a_kernel_called_directly_refuses_mixed_dtypes():
+    """``backward`` checks dtypes before any kernel; the native kernel also refuses
+    them itself, since it reads every input as dY's type."""
+    dy, x, w = torch.randn(2, 4), torch.randn(2, 3, dtype=torch.float64), torch.randn(4, 3)
+    mixed = r"dtype mismatch: dy torch\.float32, x torch\.float64"
+    with pytest.raises(MePropInputError, match=mixed):
+        KERNELS[("topk", "native")].fn(dy, x, w, 2)
+
+
 @pytest.mark.parametrize("hot", [1, 2, 5])
 def test_threads_share_skewed_columns(parallelism, hot):
     # Threads split the kept columns by their entries: one column holding every entry
