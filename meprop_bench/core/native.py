@@ -30,7 +30,6 @@ follows ``torch.get_num_threads()`` at every call. Compilation happens in
 from __future__ import annotations
 
 import functools
-import math
 import threading
 from types import ModuleType
 
@@ -168,7 +167,6 @@ def per_example(method: str, full_dw: bool = False) -> KernelFn:
 
     def kernel(dy, x, w, k, generator=None, *, need_dx=True, need_dw=True, need_db=True):
         _check_inputs(dy, x, w)
-        jit = _jit()
         if not (need_dx or need_dw):
             return Gradients(None, None, batch_sum(dy) if need_db else None)
         if method == "topk":
@@ -176,12 +174,7 @@ def per_example(method: str, full_dw: bool = False) -> KernelFn:
         else:
             out = workspace.scratch("noise", tuple(dy.shape), dy, torch.float32, always=True)
             score = random_scores(dy, generator, out)
-        batch, n = dy.shape
-        threads = _threads()
-        parts = threads if batch * k * x.shape[1] >= PARALLEL_FROM else 1
-        return _per_example_products(
-            jit, score, dy, x, w, k, need_dx, need_dw, need_db, parts, _prefilter(n, k), full_dw
-        )
+        return _per_example_products(score, dy, x, w, k, need_dx, need_dw, need_db, full_dw)
 
     return kernel
 
@@ -192,7 +185,6 @@ def _prefilter(n: int, k: int) -> bool:
 
 
 def _per_example_products(
-    jit: ModuleType,
     score: torch.Tensor,
     dy: torch.Tensor,
     x: torch.Tensor,
@@ -201,28 +193,38 @@ def _per_example_products(
     need_dx: bool,
     need_dw: bool,
     need_db: bool,
-    parts: int,
-    prefilter: bool,
     full_dw: bool = False,
+    parts: int | None = None,
+    prefilter: bool | None = None,
 ) -> Gradients:
     """Select the k largest of each row of ``score`` (|dY| when it is ``dy``, else
-    random-k's noise), regroup and multiply, in one compiled call on ``parts`` threads,
-    dW whole with ``full_dw``, else its kept rows.
+    random-k's noise), regroup and multiply, in one compiled call, dW whole with
+    ``full_dw``, else its kept rows. The loops run on torch's thread count where the
+    work is large enough (:data:`PARALLEL_FROM`) and bound the selection where groups
+    are large enough (:func:`_prefilter`), unless ``parts`` and ``prefilter`` say.
 
     The inputs go in by address (``data_ptr()``, 0.2 µs a tensor against 1 for a NumPy
     view), made contiguous first and held here until the call returns. The outputs
     are NumPy arrays, wrapped as tensors on the way out: at B=50, n=500 making them as
     tensors and viewing them from NumPy cost 15 of a 128 µs call. For the kept rows dW
     gets room for every column that could be kept (min(n, B*k) rows) and comes back as
-    a view of the rows written.
+    a view of the rows written. Every step here is paid at each call: at B=50, n=500
+    this Python is 11 µs of an 80 µs call.
     """
+    jit = _jit()
     batch, n = dy.shape
     d_in = x.shape[1]
+    threads = _threads()
+    if parts is None:
+        parts = threads if batch * k * d_in >= PARALLEL_FROM else 1
+    if prefilter is None:
+        prefilter = _prefilter(n, k)
     room = min(n, batch * k)
     key_dtype, mask = _KEYS[score.dtype]
+    dtype = dy.dtype
     spares = parts - 1 if need_dx else 0
     work_v, ints, vals, spare = workspace.bundle(
-        ("native", batch, n, d_in, k, key_dtype, dy.dtype, spares),
+        ("native", batch, n, d_in, k, key_dtype, dtype, spares),
         lambda: (
             _scratch("native_v", (2, batch, n), dy, key_dtype),
             _scratch("native_i", (batch * (n + 2 * k) + n + 1,), dy, torch.int64),
@@ -231,8 +233,8 @@ def _per_example_products(
         ),
     )
     union = np.empty(room, np.int64)  # returned: never scratch
-    dx = _output((batch if need_dx else 0, d_in), dy.dtype)
-    dw = _output(((n if full_dw else room) if need_dw else 0, d_in), dy.dtype, recycle=not full_dw)
+    dx = _output(batch if need_dx else 0, d_in, dtype)
+    dw = _output((n if full_dw else room) if need_dw else 0, d_in, dtype, recycle=not full_dw)
     db = np.empty(n if need_db else 0, dx.dtype)
     dy_c = dy.contiguous()
     key = dy_c if score is dy else score.contiguous()
@@ -255,14 +257,14 @@ _scratch = functools.partial(workspace.empty_array, always=True)
 refuses), so no :func:`workspace.enabled_for` block is needed."""
 
 
-def _output(shape: tuple[int, ...], dtype: torch.dtype, recycle: bool = False) -> np.ndarray:
-    """An uninitialised array for a returned gradient: NumPy's memory when small, else
-    :func:`~meprop_bench.core.allocator.recycled_tensor`'s (``recycle``) or
+def _output(rows: int, cols: int, dtype: torch.dtype, recycle: bool = False) -> np.ndarray:
+    """An uninitialised rows x cols array for a returned gradient: NumPy's memory when
+    small, else :func:`~meprop_bench.core.allocator.recycled_tensor`'s (``recycle``) or
     :func:`~meprop_bench.core.allocator.fresh_tensor`'s, which save large outputs their
     page faults."""
-    if math.prod(shape) * dtype.itemsize < HUGE_FROM:
-        return np.empty(shape, _NUMPY_DTYPES[dtype])
-    return (recycled_tensor if recycle else fresh_tensor)(shape, dtype).numpy()
+    if rows * cols * dtype.itemsize < HUGE_FROM:
+        return np.empty((rows, cols), _NUMPY_DTYPES[dtype])
+    return (recycled_tensor if recycle else fresh_tensor)((rows, cols), dtype).numpy()
 
 
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
@@ -302,7 +304,6 @@ def unified(dy, x, w, k, generator=None, *, need_dx=True, need_dw=True, need_db=
 def compile_ahead() -> None:
     """Compile (or load from the disk cache) every native loop for float32 and float64,
     serial and parallel, so no timed call ever compiles."""
-    jit = _jit()
     gen = torch.Generator().manual_seed(0)
     for dtype in (torch.float32, torch.float64):
         dy, x, w = (torch.randn(s, generator=gen, dtype=dtype) for s in ((4, 8), (4, 3), (8, 3)))
@@ -310,6 +311,6 @@ def compile_ahead() -> None:
             for parts in (2, 1):
                 for prefilter in (True, False):
                     _per_example_products(
-                        jit, score, dy, x, w, 2, True, True, True, parts, prefilter
+                        score, dy, x, w, 2, True, True, True, parts=parts, prefilter=prefilter
                     )
         unified(dy, x, w, 2)
