@@ -29,7 +29,7 @@ _OPTIONS = dict(cache=True, nogil=True, fastmath={"contract"}, error_model="nump
 #: that defines a function, so an edit of the intrinsics alone would keep running the
 #: machine code compiled from the old ones: this line changes with them
 #: (``tests/core/test_native.py`` checks that it does).
-SIMD_SOURCE = "5afeff2795f41f40fc9c5fdc7fe41a200ef9b0a465f989ddbd1e6c7d7ba21254"
+SIMD_SOURCE = "54ae197a070d44f902fe0dccc9894894a98b20881dc37cbbd38ec72b874c21e1"
 
 
 def _both(fn, fast=False):

@@ -16,9 +16,8 @@ rows of W). Rows of d_in = 500 are short: numba's loop, 64 floats an iteration, 
 about a tenth of its time in per-row setup (overlap checks between the output and each
 source row) and the 52-float tail (a 256-bit loop, then a scalar one). :func:`_add_rows`
 is one vector loop with the tail in a single masked operation: dW 31.8 -> 29.9 µs and
-dX 26.1 -> 24.6 µs at B=50, n=d_in=500, k=20. It uses 512-bit vectors only where
-every row it touches starts on a cache line: a 512-bit access off the boundary spans
-two lines, and 256-bit vectors then took dW to 27.1 and dX to 22.3 µs.
+dX 26.1 -> 24.6 µs at B=50, n=d_in=500, k=20; on 256-bit vectors rather than 512
+(rows that start off a cache line), dW 27.1 and dX 22.3 µs.
 
 numba caches the compiled loops by the source of ``native_jit.py`` alone, so that file
 pins this one's hash (``native_jit.SIMD_SOURCE``): edit both together.
@@ -125,7 +124,7 @@ def pointer(typingctx, address, like):
 
 
 def _row(context, builder, arrty, arr, row, elem):
-    """Pointer to ``arr[row, 0]`` (a C-contiguous 2-D array)."""
+    """Pointer to ``arr[row, 0]`` (a 2-D array whose rows are contiguous)."""
     ary = context.make_array(arrty)(context, builder, arr)
     stride = cgutils.unpack_tuple(builder, ary.strides, 2)[0]
     first = builder.gep(
@@ -137,14 +136,14 @@ def _row(context, builder, arrty, arr, row, elem):
 def _add_rows(size: int):
     """The intrinsic ``f(out, r, src, at, vals, p, first)`` for one ``size``: row ``r``
     of ``out`` becomes Σ_e vals[p + e]·src[at[p + e]] over e < ``size`` (plus its old
-    value unless ``first``). ``out`` and ``src`` are C-contiguous 2-D float arrays of
-    one dtype and width; ``at`` and ``vals`` 1-D.
+    value unless ``first``). ``out`` and ``src`` are 2-D float arrays of one dtype and
+    width with contiguous rows; ``at`` and ``vals`` 1-D.
 
-    The loop runs on 512-bit vectors where the output row and every source row start on
-    a 64-byte boundary (no vector then straddles two cache lines), else on 256-bit ones:
-    at d_in = 500 (rows 2000 bytes apart, three in four off the boundary) dW took 27.1
-    against 30.2 µs and dX 22.3 against 23.4; at d_in = 4096 (aligned rows) 512 bits
-    were 5% faster for the whole backward."""
+    The loop is on 256-bit vectors: rows start anywhere (d_in = 500 puts three rows in
+    four off a 64-byte boundary), and a 512-bit access off the boundary spans two cache
+    lines. At B=50, n=d_in=500, k=20 dW took 27.1 µs against 30.2 with 512 bits and dX
+    22.3 against 23.4; with rows on the boundary (d_in = 784, or 496 placed so) 512 bits
+    were no faster (dW 41.9 against 41.1 µs at d_in = 784), nor at d_in = 4096."""
 
     @intrinsic
     def add(typingctx, out, r, src, at, vals, p, first):
@@ -160,6 +159,8 @@ def _add_rows(size: int):
             out_v, r_v, src_v, at_v, vals_v, p_v, first_v = args
             out_t, _, src_t, at_t, vals_t, _, first_t = signature.args
             elem = context.get_value_type(out_t.dtype)
+            lanes = 256 // out_t.dtype.bitwidth
+            vec = ir.VectorType(elem, lanes)
             i32, i64 = ir.IntType(32), ir.IntType(64)
             width = builder.extract_value(
                 context.make_array(out_t)(context, builder, out_v).shape, 1
@@ -168,66 +169,59 @@ def _add_rows(size: int):
             target = _row(context, builder, out_t, out_v, r_v, elem)
             at_a = context.make_array(at_t)(context, builder, at_v)
             vals_a = context.make_array(vals_t)(context, builder, vals_v)
-            sources, values = [], []
-            starts = builder.ptrtoint(target, i64)
+            sources, scales = [], []
             for e in range(size):
                 pos = builder.add(p_v, ir.Constant(p_v.type, e))
                 row = context.cast(
                     builder, builder.load(builder.gep(at_a.data, [pos])), at_t.dtype, types.intp
                 )
                 sources.append(_row(context, builder, src_t, src_v, row, elem))
-                starts = builder.or_(starts, builder.ptrtoint(sources[-1], i64))
-                values.append(builder.load(builder.gep(vals_a.data, [pos])))
-            align = out_t.dtype.bitwidth // 8
-
-            def loops(lanes, add):
-                """The row on vectors of ``lanes``: whole vectors, then the tail in
-                one masked load/store."""
-                vec = ir.VectorType(elem, lanes)
-                broadcast = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
-                scales = [
+                scale = builder.insert_element(
+                    ir.Constant(vec, ir.Undefined),
+                    builder.load(builder.gep(vals_a.data, [pos])),
+                    ir.Constant(i32, 0),
+                )
+                scales.append(
                     builder.shuffle_vector(
-                        builder.insert_element(
-                            ir.Constant(vec, ir.Undefined), v, ir.Constant(i32, 0)
-                        ),
+                        scale,
                         ir.Constant(vec, ir.Undefined),
-                        broadcast,
+                        ir.Constant(ir.VectorType(i32, lanes), [0] * lanes),
                     )
-                    for v in values
-                ]
-                suffix = f"v{lanes}f{out_t.dtype.bitwidth}"
-                mask_t = ir.VectorType(ir.IntType(1), lanes)
-                fma = cgutils.get_or_insert_function(
-                    builder.module, ir.FunctionType(vec, [vec] * 3), f"llvm.fma.{suffix}"
                 )
-                load_masked = cgutils.get_or_insert_function(
-                    builder.module,
-                    ir.FunctionType(vec, [vec.as_pointer(), i32, mask_t, vec]),
-                    f"llvm.masked.load.{suffix}.p0",
+            suffix = f"v{lanes}f{out_t.dtype.bitwidth}"
+            mask_t = ir.VectorType(ir.IntType(1), lanes)
+            fma = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(vec, [vec] * 3), f"llvm.fma.{suffix}"
+            )
+            load_masked = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(vec, [vec.as_pointer(), i32, mask_t, vec]),
+                f"llvm.masked.load.{suffix}.p0",
+            )
+            store_masked = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(ir.VoidType(), [vec, vec.as_pointer(), i32, mask_t]),
+                f"llvm.masked.store.{suffix}.p0",
+            )
+            align = out_t.dtype.bitwidth // 8
+            masked_align = ir.Constant(i32, align)
+            full = builder.udiv(width, ir.Constant(width.type, lanes))
+            tail = builder.urem(width, ir.Constant(width.type, lanes))
+
+            def at(ptr, i):
+                return builder.bitcast(
+                    builder.gep(ptr, [builder.mul(i, ir.Constant(i64, lanes))]), vec.as_pointer()
                 )
-                store_masked = cgutils.get_or_insert_function(
-                    builder.module,
-                    ir.FunctionType(ir.VoidType(), [vec, vec.as_pointer(), i32, mask_t]),
-                    f"llvm.masked.store.{suffix}.p0",
-                )
-                masked_align = ir.Constant(i32, align)
-                full = builder.udiv(width, ir.Constant(width.type, lanes))
-                tail = builder.urem(width, ir.Constant(width.type, lanes))
 
-                def at(ptr, i):
-                    return builder.bitcast(
-                        builder.gep(ptr, [builder.mul(i, ir.Constant(i64, lanes))]),
-                        vec.as_pointer(),
-                    )
+            def combine(load, add):
+                total = builder.fmul(scales[0], load(sources[0]))
+                for e in range(1, size):
+                    total = builder.call(fma, [scales[e], load(sources[e]), total])
+                return builder.fadd(total, load(target)) if add else total
 
-                def combine(load):
-                    total = builder.fmul(scales[0], load(sources[0]))
-                    for e in range(1, size):
-                        total = builder.call(fma, [scales[e], load(sources[e]), total])
-                    return builder.fadd(total, load(target)) if add else total
-
+            def loops(add):
                 with cgutils.for_range(builder, full) as loop:
-                    total = combine(lambda ptr: builder.load(at(ptr, loop.index), align=align))
+                    total = combine(lambda ptr: builder.load(at(ptr, loop.index), align=align), add)
                     builder.store(total, at(target, loop.index), align=align)
                 with builder.if_then(builder.icmp_unsigned("!=", tail, ir.Constant(tail.type, 0))):
                     lane = ir.Constant(ir.VectorType(i64, lanes), list(range(lanes)))
@@ -235,31 +229,26 @@ def _add_rows(size: int):
                         ir.Constant(lane.type, ir.Undefined), tail, ir.Constant(i32, 0)
                     )
                     limit = builder.shuffle_vector(
-                        limit, ir.Constant(lane.type, ir.Undefined), broadcast
+                        limit,
+                        ir.Constant(lane.type, ir.Undefined),
+                        ir.Constant(ir.VectorType(i32, lanes), [0] * lanes),
                     )
                     mask = builder.icmp_unsigned("<", lane, limit)
                     zero = ir.Constant(vec, [0.0] * lanes)
                     total = combine(
                         lambda ptr: builder.call(
                             load_masked, [at(ptr, full), masked_align, mask, zero]
-                        )
+                        ),
+                        add,
                     )
                     builder.call(store_masked, [total, at(target, full), masked_align, mask])
 
-            aligned = builder.icmp_unsigned(
-                "==", builder.and_(starts, ir.Constant(i64, 63)), ir.Constant(i64, 0)
-            )
-            is_first = builder.trunc(
-                context.cast(builder, first_v, first_t, types.boolean), ir.IntType(1)
-            )
-            with builder.if_else(aligned) as (wide, narrow):
-                for block, lanes in ((wide, 512 // out_t.dtype.bitwidth),
-                                     (narrow, 256 // out_t.dtype.bitwidth)):  # fmt: skip
-                    with block, builder.if_else(is_first) as (write, accumulate):
-                        with write:
-                            loops(lanes, add=False)
-                        with accumulate:
-                            loops(lanes, add=True)
+            is_first = context.cast(builder, first_v, first_t, types.boolean)
+            with builder.if_else(builder.trunc(is_first, ir.IntType(1))) as (write, accumulate):
+                with write:
+                    loops(add=False)
+                with accumulate:
+                    loops(add=True)
             return context.get_dummy_value()
 
         return types.void(out, r, src, at, vals, p, first), codegen

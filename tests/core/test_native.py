@@ -110,8 +110,8 @@ def _placed(rows: int, width: int, dtype, offset: int, rng) -> np.ndarray:
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("offset", [0, 16], ids=["aligned", "off-line"])
 def test_row_sums_match_numpy_for_every_size_and_tail(dtype, offset):
-    """Rows on 64-byte boundaries take the 512-bit loop, others the 256-bit one; each
-    width has whole vectors of both, a tail of both, or a tail alone."""
+    """Rows on a 64-byte boundary or off it, widths with whole vectors (8 floats, 4
+    doubles), a tail, or both; nothing written outside the output row."""
     import numba
 
     from meprop_bench.core import native_simd as simd
