@@ -14,6 +14,7 @@ from typing import Any
 
 from meprop_bench.core import allocator
 from meprop_bench.core.kernels import KERNELS
+from meprop_bench.harness.cache_state import CACHE_STATES
 from meprop_bench.harness.check import run_check
 from meprop_bench.harness.options import (
     add_case_options,
@@ -60,6 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="C allocator setting; steady keeps freed blocks under 32 MiB for reuse, which "
         "mostly stops repeated allocations page-faulting (see meprop_bench.core.allocator)",
     )
+    parser.add_argument(
+        "--cache",
+        choices=CACHE_STATES,
+        default="shared",
+        help="CPU caches each timed call finds: shared, what the kernel before it in the "
+        "round left (small kernels then pay for a big neighbour's traffic); warm, its own "
+        "untimed call just before; cold, after a write of twice the last-level cache "
+        "(see meprop_bench.harness.cache_state)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the results here")
     parser.add_argument("--force", action="store_true", help="let --json overwrite a file")
     return parser
@@ -69,8 +79,8 @@ def format_table(result: dict[str, Any]) -> str:
     p = result["params"]
     head = (
         f"B={p['batch']} d_in={p['d_in']} n={p['n']} k={p['k']} (k/n={p['k_over_n']:.2%}) "
-        f"{p['dtype']} on {p['device']}, {p['rounds']} interleaved rounds "
-        f"(timer: {p['timer']})\n"
+        f"{p['dtype']} on {p['device']}, {p['rounds']} interleaved rounds, "
+        f"caches {p.get('cache', 'shared')} (timer: {p['timer']})\n"
         f"machine: {describe(result['machine'])}\n"
     )
     lines = [f"{'kernel':<18}{'median ms':>11}{'IQR ms':>9}{'speedup':>9}  {'[q1-q3]':<15}"
@@ -95,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run_check(
         batch=args.batch, d_in=d_in, n=n, k=args.k, kernels=args.kernels, device=args.device,
         dtype=args.dtype, threads=args.threads, rounds=args.rounds, warmup=args.warmup,
-        seed=args.seed, malloc=args.malloc, cuda_graph=args.cuda_graph,
+        seed=args.seed, malloc=args.malloc, cuda_graph=args.cuda_graph, cache=args.cache,
     )  # fmt: skip
     print(format_table(result))
     if args.json:

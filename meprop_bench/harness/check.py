@@ -13,6 +13,7 @@ import torch
 from meprop_bench.core import allocator
 from meprop_bench.core.kernels import KERNELS, check_inputs, get_kernel
 from meprop_bench.errors import MePropInputError, backend_support
+from meprop_bench.harness.cache_state import before_each_call
 from meprop_bench.harness.options import DTYPES, resolve_device
 from meprop_bench.harness.timing import make_timer, measure_interleaved, paired_ratio
 from meprop_bench.results.files import envelope
@@ -36,13 +37,17 @@ def run_check(
     seed: int,
     malloc: str = "default",
     cuda_graph: bool = False,
+    cache: str = "shared",
 ) -> dict[str, Any]:
     """Time dense and ``kernels`` (names; None: every topk and unified kernel that runs
-    on ``device`` in ``dtype``) on one synthetic gradient, interleaved round by round.
-    Returns the ``meprop-bench/check`` document: the parameters and one row per kernel."""
+    on ``device`` in ``dtype``) on one synthetic gradient, interleaved round by round,
+    each timed call finding the CPU caches as ``cache`` says
+    (:mod:`~meprop_bench.harness.cache_state`). Returns the ``meprop-bench/check``
+    document: the parameters and one row per kernel."""
     names, thread_setting = kernels, threads
     device = resolve_device(device, "--device")
     timer = make_timer(device, cuda_graph=cuda_graph)  # refuses --cuda-graph off CUDA
+    before = before_each_call(cache, device)  # refuses warm or cold off the CPU
     allocator.set_mode(malloc)
     torch_dtype = DTYPES[dtype]
     if names is None:  # native runs on the CPU only, triton on CUDA only
@@ -70,7 +75,7 @@ def run_check(
         with backend_support(f"{name} cannot run {where}"):
             fn()
     with threads_in_force(thread_setting) as n_threads:
-        times = measure_interleaved(fns, timer, rounds, warmup)
+        times = measure_interleaved(fns, timer, rounds, warmup, before)
         machine = machine_info()
     rows = []
     for name, m in times.items():
@@ -92,6 +97,6 @@ def run_check(
         "batch": batch, "d_in": d_in, "n": n, "k": k, "k_over_n": k / n,
         "ideal_speedup": n / k, "device": str(device), "dtype": dtype,
         "threads": n_threads, "rounds": rounds, "warmup": warmup, "seed": seed,
-        "input": "synthetic gaussian", "timer": timer.kind,
+        "input": "synthetic gaussian", "timer": timer.kind, "cache": cache, "malloc": malloc,
     }  # fmt: skip
     return envelope(CHECK, machine=machine, params=params, results=rows)

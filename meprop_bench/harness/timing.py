@@ -246,12 +246,18 @@ def measure(fn: Fn, timer: Timer, rounds: int = 20, warmup: int = 3) -> Measurem
 
 
 def measure_interleaved(
-    fns: Mapping[str, Fn], timer: Timer, rounds: int = 20, warmup: int = 3
+    fns: Mapping[str, Fn],
+    timer: Timer,
+    rounds: int = 20,
+    warmup: int = 3,
+    before: Callable[[Fn], object] | None = None,
 ) -> dict[str, Measurement]:
     """Time several functions round-robin, returning one Measurement each.
 
     Round i of every function runs back to back, so ``samples[i]`` of two results
-    are paired: their ratio is a within-round speedup.
+    are paired: their ratio is a within-round speedup. ``before(fn)``, if given, runs
+    untimed right before each timed call of ``fn`` (see
+    :mod:`meprop_bench.harness.cache_state`).
     """
     if rounds < 1 or warmup < 0:
         raise ValueError(f"need rounds >= 1 and warmup >= 0, got {rounds}, {warmup}")
@@ -263,6 +269,8 @@ def measure_interleaved(
                 timer(fn)
         for _ in range(rounds):
             for name, fn in fns.items():
+                if before is not None:
+                    before(fn)
                 samples[name].append(timer(fn))
                 if timer.last_faults is not None:
                     faults[name].append(timer.last_faults)

@@ -129,7 +129,8 @@ CHECK = Schema(
     (
         Field("params", OBJECT, "batch, d_in, n, k, k_over_n, ideal_speedup, device, dtype, "
               "threads, rounds, warmup, seed, input, timer (perf-counter, cuda-events or "
-              "cuda-graph)"),
+              "cuda-graph), cache (shared, warm or cold; absent in files before it existed: "
+              "shared), malloc (default or steady; likewise absent before)"),
         Field("results", LIST, "one record per kernel, dense first", items=(
             Field("kernel", TEXT, "method/strategy"),
             Field("median_s", NUMBER, "median time per call"),

@@ -76,3 +76,23 @@ def test_the_timer_is_recorded(tmp_path):
     out = tmp_path / "check.json"
     assert run_main(main, [*TINY, "--kernels", "unified/compact", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["params"]["timer"] == "perf-counter"
+
+
+@pytest.mark.parametrize("cache", ["shared", "warm", "cold"])
+def test_the_cache_state_is_recorded_and_shown(cache, tmp_path, capsys, monkeypatch):
+    from meprop_bench.harness import cache_state
+
+    monkeypatch.setattr(cache_state, "last_level_cache_bytes", lambda: 1 << 20)  # fast sweep
+    out = tmp_path / "check.json"
+    argv = [*TINY, "--kernels", "unified/compact", "--cache", cache, "--malloc", "default"]
+    assert run_main(main, [*argv, "--json", str(out)]) == 0
+    params = json.loads(out.read_text())["params"]
+    assert (params["cache"], params["malloc"]) == (cache, "default")
+    assert f"interleaved rounds, caches {cache} (timer" in capsys.readouterr().out
+
+
+def test_an_unknown_cache_state_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*TINY, "--cache", "lukewarm"])
+    assert exit_.value.code == 2
+    assert "invalid choice: 'lukewarm'" in capsys.readouterr().err
