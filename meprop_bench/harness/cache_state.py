@@ -21,12 +21,12 @@ from pathlib import Path
 import torch
 
 from meprop_bench.errors import MePropInputError
+from meprop_bench.harness.timing import Fn
 
 CACHE_STATES = ("shared", "warm", "cold")
 #: Assumed last-level cache where sysfs does not say (32 MiB: a Zen 4 CCD's L3).
 FALLBACK_LLC_BYTES = 32 << 20
 
-Fn = Callable[[], object]
 _UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
