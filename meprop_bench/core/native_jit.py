@@ -29,7 +29,7 @@ _OPTIONS = dict(cache=True, nogil=True, fastmath={"contract"}, error_model="nump
 #: that defines a function, so an edit of the intrinsics alone would keep running the
 #: machine code compiled from the old ones: this line changes with them
 #: (``tests/core/test_native.py`` checks that it does).
-SIMD_SOURCE = "54ae197a070d44f902fe0dccc9894894a98b20881dc37cbbd38ec72b874c21e1"
+SIMD_SOURCE = "e14233f238652f45fc3043f1ccc58aee73dcd4b66efd1f88f8279e31a9fabe36"
 
 
 def _both(fn, fast=False):

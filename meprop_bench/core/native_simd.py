@@ -33,6 +33,15 @@ from numba.extending import intrinsic
 LANES = 16
 
 
+def _splat(builder, value, vec_t):
+    """``value`` in every lane of a vector of type ``vec_t``."""
+    one = builder.insert_element(
+        ir.Constant(vec_t, ir.Undefined), value, ir.Constant(ir.IntType(32), 0)
+    )
+    zeros = ir.Constant(ir.VectorType(ir.IntType(32), vec_t.count), [0] * vec_t.count)
+    return builder.shuffle_vector(one, ir.Constant(vec_t, ir.Undefined), zeros)
+
+
 def _compare_codegen(op: str, masked: bool):
     """LLVM for ``(arr, start[, mask], value)``: one vector load of 16 keys, the mask
     (if any), one unsigned compare, its 16 answers as the low bits of a uint64."""
@@ -40,15 +49,9 @@ def _compare_codegen(op: str, masked: bool):
     def codegen(context, builder, signature, args):
         dtype = signature.args[0].dtype
         vec_t = ir.VectorType(context.get_value_type(dtype), LANES)
-        zeros = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
 
         def splat(i):
-            one = builder.insert_element(
-                ir.Constant(vec_t, ir.Undefined),
-                context.cast(builder, args[i], signature.args[i], dtype),
-                ir.Constant(ir.IntType(32), 0),
-            )
-            return builder.shuffle_vector(one, ir.Constant(vec_t, ir.Undefined), zeros)
+            return _splat(builder, context.cast(builder, args[i], signature.args[i], dtype), vec_t)
 
         data = context.make_array(signature.args[0])(context, builder, args[0]).data
         ptr = builder.bitcast(builder.gep(data, [args[1]]), vec_t.as_pointer())
@@ -176,18 +179,7 @@ def _add_rows(size: int):
                     builder, builder.load(builder.gep(at_a.data, [pos])), at_t.dtype, types.intp
                 )
                 sources.append(_row(context, builder, src_t, src_v, row, elem))
-                scale = builder.insert_element(
-                    ir.Constant(vec, ir.Undefined),
-                    builder.load(builder.gep(vals_a.data, [pos])),
-                    ir.Constant(i32, 0),
-                )
-                scales.append(
-                    builder.shuffle_vector(
-                        scale,
-                        ir.Constant(vec, ir.Undefined),
-                        ir.Constant(ir.VectorType(i32, lanes), [0] * lanes),
-                    )
-                )
+                scales.append(_splat(builder, builder.load(builder.gep(vals_a.data, [pos])), vec))
             suffix = f"v{lanes}f{out_t.dtype.bitwidth}"
             mask_t = ir.VectorType(ir.IntType(1), lanes)
             fma = cgutils.get_or_insert_function(
@@ -225,15 +217,7 @@ def _add_rows(size: int):
                     builder.store(total, at(target, loop.index), align=align)
                 with builder.if_then(builder.icmp_unsigned("!=", tail, ir.Constant(tail.type, 0))):
                     lane = ir.Constant(ir.VectorType(i64, lanes), list(range(lanes)))
-                    limit = builder.insert_element(
-                        ir.Constant(lane.type, ir.Undefined), tail, ir.Constant(i32, 0)
-                    )
-                    limit = builder.shuffle_vector(
-                        limit,
-                        ir.Constant(lane.type, ir.Undefined),
-                        ir.Constant(ir.VectorType(i32, lanes), [0] * lanes),
-                    )
-                    mask = builder.icmp_unsigned("<", lane, limit)
+                    mask = builder.icmp_unsigned("<", lane, _splat(builder, tail, lane.type))
                     zero = ir.Constant(vec, [0.0] * lanes)
                     total = combine(
                         lambda ptr: builder.call(
@@ -277,14 +261,7 @@ def group_maxima(typingctx, key, mask, m, out):
         key_t, mask_t, m_t, out_t = signature.args
         dtype = key_t.dtype
         vec_t = ir.VectorType(context.get_value_type(dtype), LANES)
-        i32 = ir.IntType(32)
-        zeros = ir.Constant(ir.VectorType(i32, LANES), [0] * LANES)
-        value = builder.insert_element(
-            ir.Constant(vec_t, ir.Undefined),
-            context.cast(builder, mask_v, mask_t, dtype),
-            ir.Constant(i32, 0),
-        )
-        mask = builder.shuffle_vector(value, ir.Constant(vec_t, ir.Undefined), zeros)
+        mask = _splat(builder, context.cast(builder, mask_v, mask_t, dtype), vec_t)
         key_a = context.make_array(key_t)(context, builder, key_v)
         out_a = context.make_array(out_t)(context, builder, out_v)
         n = builder.extract_value(key_a.shape, 0)
