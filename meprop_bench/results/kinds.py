@@ -83,10 +83,18 @@ EPOCH = (
     Field("forward_s", NUMBER, "forward time summed over the epoch's minibatches"),
     Field("backward_s", NUMBER, "backward time, likewise"),
     Field("step_s", NUMBER, "optimizer step time (with the recipe's gradient clip)"),
+    Field("max_abs_logit", NUMBER, "after the epoch, in evaluation mode on the dev split: "
+          "the largest |logit| of any example and class", since=3),
+    Field("hidden_norm", LIST, "likewise, per hidden layer: the mean over dev examples of "
+          "the L2 norm of its ReLU output", since=3),
 )
 RUN = (
     Field("label", TEXT, 'e.g. "topk k=20 h=500"'),
     Field("recipe", TEXT, "torch or authors (v1 files read as torch)", since=2),
+    Field("data", TEXT, "the data set: embedded, mnist or fashion (earlier files read "
+          "the file's data.name)", since=3),
+    Field("train_size", INT, "training images the run trained on: all, or a stratified "
+          "subset (--train-size; earlier files read the file's data.train)", since=3),
     Field("method", TEXT, "dense, topk, randk or unified"),
     Field("kernel", TEXT, "the hidden layers' backward kernel, e.g. topk/native", since=2,
           optional=True),
@@ -108,14 +116,16 @@ RUN = (
     Field("epochs", LIST, "one record per epoch", items=EPOCH),
 )  # fmt: skip
 TRAINING = Schema(
-    "meprop-bench/training", 2, "Training",
+    "meprop-bench/training", 3, "Training",
     "What `meprop-bench train` writes: the paper's MNIST MLP trained dense or with meProp, "
     "one record per (recipe, configuration, seed). Accuracies are fractions in [0, 1], times "
     "seconds (`time.perf_counter`, after a CUDA synchronise on a GPU).",
     (
         Field("experiment", TEXT + NONE, "the set's name, or null for one configuration"),
         Field("config", OBJECT, "every command-line option after defaults are applied"),
-        Field("data", OBJECT, "`name`, `source`, `split_seed` and the split sizes"),
+        Field("data", OBJECT, "`name`, `source`, `split_seed`, the split sizes (`train`: "
+              "every training image, before --train-size), and since v3 the normalisation "
+              "`mean` and `std`"),
         Field("runs", LIST, "one record per run, in the order asked for", items=RUN),
     ),
     oldest=1,

