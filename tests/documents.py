@@ -109,17 +109,21 @@ def full_sweep(device: str = "cpu") -> list[dict[str, Any]]:
 
 
 def training_doc(
-    epochs: int = 3, seeds: tuple[int, ...] = (0, 1, 2), version: int = 2,
-    recipes: tuple[str, ...] = ("torch",),
+    epochs: int = 3, seeds: tuple[int, ...] = (0, 1, 2), version: int = 3,
+    recipes: tuple[str, ...] = ("torch",), sizes: tuple[int, ...] = (3000,),
+    data: str = "embedded",
 ) -> dict[str, Any]:  # fmt: skip
-    """A trainer file: dense h=500, topk/randk k=20 and dense h=20, over recipes and
-    seeds; version 2 adds each run's recipe and keep counts (topk's skewed)."""
+    """A trainer file: dense h=500, topk/randk k=20 and dense h=20, over recipes,
+    training-set sizes and seeds; version 2 adds each run's recipe and keep counts
+    (topk's skewed), version 3 its data set, size and the per-epoch activation figures
+    (top-k's logits grow)."""
     variants = [("dense", None, 500), ("topk", 20, 500), ("randk", 20, 500), ("dense", None, 20)]
     runs = []
-    for recipe in recipes:
+    for recipe, size in ((r, s) for r in recipes for s in sizes):
         for method, k, hidden in variants:
             for seed in seeds:
                 base = 0.9 if hidden == 500 and method != "randk" else 0.8
+                base -= 0.01 * (max(sizes) > size)
                 eps = [
                     {"epoch": e, "train_loss": 1 / e, "train_acc": base + 0.02 * e + 0.001 * seed,
                      "dev_acc": base + 0.01 * e, "test_acc": base + 0.01 * e - 0.002 * seed,
@@ -127,6 +131,10 @@ def training_doc(
                      "step_s": 0.05}
                     for e in range(1, epochs + 1)
                 ]  # fmt: skip
+                if version > 2:
+                    for e in eps:
+                        e.update(max_abs_logit=10.0 * e["epoch"] ** (2 if method == "topk" else 1),
+                                 hidden_norm=[5.0 * e["epoch"], 9.0])  # fmt: skip
                 label = f"{method}{'' if k is None else f' k={k}'} h={hidden}"
                 run = {
                     "label": label, "method": method, "k": k, "hidden": hidden, "layers": 2,
@@ -141,11 +149,14 @@ def training_doc(
                     ]
                     run.update(recipe=recipe, kept={"hidden0": kept, "hidden1": kept[::-1]},
                                kept_of=seen)  # fmt: skip
+                if version > 2:
+                    run.update(data=data, train_size=size)
                 runs.append(run)
     return {
         "schema": "meprop-bench/training", "schema_version": version, "created": "2026-01-01",
         "meprop_bench_version": "0.1.0", "argv": [], "machine": MACHINE,
-        "experiment": "quick", "config": {}, "data": {"name": "embedded"}, "runs": runs,
+        "experiment": "quick", "config": {}, "data": {"name": data, "train": max(sizes)},
+        "runs": runs,
     }  # fmt: skip
 
 

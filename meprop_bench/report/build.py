@@ -77,7 +77,9 @@ def build_report(
             "nothing to report: the benchmark files hold no sparse case paired with a dense "
             "one (only selection or non-meprop-bench benchmarks?) and there are no training runs"
         )
-    runs = training.runs(epochs)
+    runs, copies = training.drop_repeats(training.runs(epochs))
+    if not copies.empty:
+        epochs = epochs[epochs["run"].isin(runs["run"])]
     summary = training.summarize(runs)
     repeats = across_runs(pairing.speedups)
     data = ReportData(pairing.speedups, time_split(bench), runs, epochs, repeats)
@@ -92,7 +94,7 @@ def build_report(
     }
     machines = read_machines([*inputs.benchmarks, *inputs.trainings])
     details = [
-        *sec.claim_sections(runs),
+        *sec.claim_sections(runs, copies),
         sec.inputs_section(machines, kinds),
         *sec.speedup_sections(data, pairing.unpaired),
         *sec.paper_sections(data, summary),

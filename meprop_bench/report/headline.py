@@ -13,6 +13,8 @@ import math
 
 import pandas as pd
 
+from meprop_bench.report.claims import CLAIM_NAMES
+
 # The methods in the order the answer names them, and what to call them.
 METHODS = {
     "unified": "unified top-k",
@@ -280,9 +282,20 @@ def shape_table(best: pd.DataFrame, suite: str) -> pd.DataFrame:
     return table
 
 
+ALWAYS_SHOWN = ("data", "train_size", "recipe")  # a claim column names these even when fixed
+
+
+def _setting_part(column: str, value: object) -> str:
+    if column == "train_size":
+        return "all train images" if pd.isna(value) else f"{int(value):,} train images"
+    if column == "recipe":
+        return f"{value} recipe"
+    names = {"batch_size": "B=", "layers": "layers=", "epochs": "epochs="}
+    return f"{names.get(column, '')}{value}"
+
+
 def _setting_label(row: pd.Series, varying: list[str]) -> str:
-    names = {"batch_size": "B=", "layers": "layers=", "epochs": "epochs=", "optimizer": ""}
-    return ", ".join(f"{names.get(c, '')}{row[c]}" for c in varying)
+    return ", ".join(_setting_part(c, row[c]) for c in varying)
 
 
 def claim_summary(verdicts: pd.DataFrame, setting: list[str]) -> pd.DataFrame:
@@ -293,7 +306,7 @@ def claim_summary(verdicts: pd.DataFrame, setting: list[str]) -> pd.DataFrame:
     if verdicts.empty:
         return pd.DataFrame()
     frame = verdicts.assign(letter=verdicts["claim"].str.extract(r"^\((\w)\)", expand=False))
-    varying = [c for c in setting if c in ("data", "recipe") or frame[c].nunique() > 1]
+    varying = [c for c in setting if c in ALWAYS_SHOWN or frame[c].nunique(dropna=False) > 1]
     frame = frame.assign(where=frame.apply(_setting_label, axis=1, varying=varying))
     last = frame.groupby(["where", "letter"], sort=False).tail(1)
     names = last.drop_duplicates("letter").set_index("letter")["claim"]
@@ -302,9 +315,58 @@ def claim_summary(verdicts: pd.DataFrame, setting: list[str]) -> pd.DataFrame:
         cells = {}
         for _, row in rows.iterrows():
             cell = row["verdict"]
+            if row.get("caveat"):
+                cell += f" {row['caveat']}"
             if row["95% interval"] != "-":
                 diff = row["difference (points)"].rsplit(" = ", 1)[-1]
                 cell += f" ({diff} pts, 95% {row['95% interval']})"
             cells[row["letter"]] = cell
         table[where] = pd.Series(cells)
     return table.fillna("-").reset_index(drop=True)
+
+
+def _claim_rows(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Each claim's deciding row per setting: the overall row of a claim of parts."""
+    frame = verdicts.assign(letter=verdicts["claim"].str.extract(r"^\((\w)\)", expand=False))
+    setting = [c for c in frame.columns if c in ("data", "recipe", "train_size", "epochs")]
+    return frame.groupby([*setting, "letter"], sort=False, dropna=False).tail(1)
+
+
+def _sizes(values: list[int]) -> str:
+    return ", ".join(f"{v:,}" for v in values)
+
+
+def size_sentences(verdicts: pd.DataFrame) -> list[str]:
+    """One sentence per claim: whether its verdict depends on the training-set size (the
+    same word at every size measured, per data set and recipe, or not), naming the
+    largest size measured."""
+    if verdicts.empty or "train_size" not in verdicts:
+        return []
+    rows = _claim_rows(verdicts[verdicts["train_size"].notna()])
+    sentences = []
+    for letter, claim in rows.groupby("letter", sort=True):
+        name = CLAIM_NAMES.get(letter, claim["claim"].iloc[-1])
+        largest = int(claim["train_size"].max())
+        parts, depends = [], False
+        for (data, recipe), one in claim.groupby(["data", "recipe"], sort=False):
+            by_size = one.sort_values("train_size")
+            words = dict(zip(by_size["train_size"].astype(int), by_size["verdict"], strict=True))
+            if len(words) == 1:
+                size, word = next(iter(words.items()))
+                parts.append(f"{word} on {size:,} {data} images ({recipe})")
+            elif len(set(words.values())) == 1:
+                parts.append(f"{next(iter(words.values()))} at every size measured "
+                             f"({_sizes(list(words))} {data} images, {recipe})")  # fmt: skip
+            else:
+                depends = True
+                shown = "; ".join(f"{w} at {s:,}" for s, w in words.items())
+                parts.append(f"{shown} {data} images ({recipe})")
+        sizes = sorted(set(claim["train_size"].astype(int)))
+        if len(sizes) == 1:
+            lead = f"{name}: measured at one training-set size, its dependence on size unknown"
+        elif depends:
+            lead = f"{name}: the verdict depends on the training-set size"
+        else:
+            lead = f"{name}: the verdict does not depend on the training-set size"
+        sentences.append(f"{lead} (largest measured: {largest:,} images): {'; '.join(parts)}.")
+    return sentences

@@ -24,6 +24,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
+from meprop_bench.report import claims
 from meprop_bench.report.model import PlotFile, ReportData
 from meprop_bench.report.paper import published_accuracies
 from meprop_bench.report.starvation import keep_rates
@@ -340,9 +341,18 @@ def _training(data: ReportData) -> pd.DataFrame:
     return data.epochs
 
 
+def _largest_size(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The rows at the largest training-set size, and that size in words (a plot that
+    is not drawn against size shows one size rather than mix them)."""
+    largest = frame["train_size"].max()
+    if pd.isna(largest):
+        return frame, "all training images"
+    return frame[frame["train_size"] == largest], f"{int(largest):,} training images"
+
+
 def overfit_curves(data: ReportData) -> Figure:
     """Train and dev accuracy per epoch, mean and 95% band over seeds, per configuration."""
-    epochs = _training(data)
+    epochs, size = _largest_size(_training(data))
     if epochs["epoch"].max() < 2:
         raise SkipPlot("one epoch per run; curves need two or more")
     long = epochs.melt(
@@ -362,7 +372,7 @@ def overfit_curves(data: ReportData) -> Figure:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     seeds = epochs.groupby("label")["seed"].nunique().min()
     plot.figure.suptitle(
-        f"Train vs dev accuracy per epoch (mean over {seeds}+ seeds, 95% bootstrap band)",
+        f"Train vs dev accuracy per epoch ({size}; mean over {seeds}+ seeds, 95% bootstrap band)",
         y=1.03,
     )
     return plot.figure
@@ -401,7 +411,8 @@ def accuracy_vs_k(data: ReportData) -> Figure:
     runs = data.runs
     if runs.empty:
         raise SkipPlot("no training results in the inputs")
-    runs = runs[runs["dropout"] == 0].assign(test=lambda f: f["test_acc_at_best"] * 100)
+    runs, size = _largest_size(runs[runs["dropout"] == 0])
+    runs = runs.assign(test=runs["test_acc_at_best"] * 100)
     if (runs["family"] == "dense").all():
         raise SkipPlot("no meProp or dense h=k runs in the training results")
     families = ("topk", "unified", "randk", "dense h=k")
@@ -412,20 +423,62 @@ def accuracy_vs_k(data: ReportData) -> Figure:
         _accuracy_panel(ax, runs[runs["recipe"] == recipe], palette)
         ax.set_title(f"{recipe} recipe", fontsize=10)
     data_name = runs["data"].iloc[0]
-    fig.suptitle(f"Test accuracy against k ({data_name} data; paper: full MNIST)", y=1.02)
+    fig.suptitle(f"Test accuracy against k ({data_name}, {size}; paper: full MNIST)", y=1.02)
+    return fig
+
+
+def claims_vs_size(data: ReportData) -> Figure:
+    """Claims (a) and (c) against the training-set size: top-k minus the baseline in
+    test-accuracy points with its 95% interval, one line per recipe and data set, the
+    claim's margin and the paper's own difference marked."""
+    diffs = claims.differences(data.runs) if not data.runs.empty else pd.DataFrame()
+    if diffs.empty or diffs["train_size"].nunique() < 2:
+        raise SkipPlot("claims (a) and (c) were not measured at two or more training-set sizes")
+    diffs = diffs.assign(line=diffs["data"] + ", " + diffs["recipe"] + " recipe")
+    titles = {"a": "(a) top-k k=20 minus dense h=20", "c": "(c) top-k k=20 minus dense h=500"}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), squeeze=False)
+    for ax, letter in zip(axes.flat, ("a", "c"), strict=True):
+        mine = diffs[diffs["letter"] == letter].sort_values("train_size")
+        lines = list(mine.groupby("line", sort=False))
+        for i, (line, one) in enumerate(lines):
+            err = [one["diff"] - one["low"], one["high"] - one["diff"]]
+            dodge = 1 + 0.04 * (i - (len(lines) - 1) / 2)  # side by side, not on top
+            ax.errorbar(one["train_size"] * dodge, one["diff"], yerr=err, marker="o",
+                        capsize=3, label=line, color=f"C{i}")  # fmt: skip
+        ax.axhline(claims.PAPER_DIFFERENCE[letter], color="k", ls="--", lw=1,
+                   label=f"paper (MNIST): {claims.PAPER_DIFFERENCE[letter]:+.2f}")  # fmt: skip
+        margin = 100 * (claims.NON_INFERIORITY if letter == "c" else 0.0)
+        ax.axhline(margin, color="0.5", lw=1, label=f"claim holds above {margin:+.1f}")
+        ax.set(xscale="log", xlabel="training images", ylabel="difference (test-accuracy points)",
+               title=titles[letter])  # fmt: skip
+        sizes = sorted(mine["train_size"].astype(int).unique())
+        ax.set_xticks(sizes)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.legend(fontsize=7, frameon=False)
+    fig.suptitle("Top-k against its baselines as the training set grows (95% Welch intervals "
+                 "over seeds)", y=1.02)  # fmt: skip
     return fig
 
 
 def unit_keeps(data: ReportData) -> Figure:
     """Each hidden unit's keep rate over training, units sorted from most to least kept
-    (mean over seeds at each rank), per recipe and layer: the starvation diagnostic."""
+    (mean over seeds at each rank), per recipe and layer: the starvation diagnostic; with
+    several training-set sizes, the smallest and the largest side by side (line style)."""
     rates = keep_rates(data.runs) if not data.runs.empty else pd.DataFrame()
     if rates.empty:
         raise SkipPlot("no keep counts in the inputs (training files of schema v2 record them)")
+    sizes = rates["train_size"].dropna()
+    style = None
+    if sizes.nunique() > 1:
+        ends = (sizes.min(), sizes.max())
+        rates = rates[rates["train_size"].isin(ends)]
+        rates = rates.assign(images=rates["train_size"].map("{:,.0f} train images".format))
+        style = "images"
     rates = rates.assign(percent=rates["rate"] * 100)
     plot = sns.relplot(
         rates, kind="line", x="rank", y="percent", hue="label", col="recipe", row="layer",
-        errorbar=None, height=3.2, aspect=1.3, facet_kws={"margin_titles": True},
+        style=style, errorbar=None, height=3.2, aspect=1.3, facet_kws={"margin_titles": True},
     )  # fmt: skip
     plot.set(yscale="symlog")
     plot.set_axis_labels("units, most to least kept (share of the layer)", "examples kept (%)")
@@ -433,6 +486,37 @@ def unit_keeps(data: ReportData) -> Figure:
     plot.figure.suptitle(
         "How often each hidden unit's gradient was kept over training (mean over seeds)", y=1.03
     )
+    return plot.figure
+
+
+def activations(data: ReportData) -> Figure:
+    """Per epoch, at the largest training-set size: the largest |logit| and the last
+    hidden layer's mean activation norm on the dev split, and the train loss, per
+    configuration and recipe (mean over seeds): how a run's network grows beside its
+    accuracy curves."""
+    epochs = _training(data)
+    if "max_abs_logit" not in epochs or epochs["max_abs_logit"].isna().all():
+        raise SkipPlot("no activation figures in the inputs (training files of schema v3 "
+                       "record them)")  # fmt: skip
+    epochs, size = _largest_size(epochs[epochs["max_abs_logit"].notna() & (epochs["dropout"] == 0)])
+    long = epochs.assign(
+        last_hidden=[norms[-1] for norms in epochs["hidden_norm"]]
+    ).melt(
+        id_vars=["recipe", "label", "seed", "epoch"],
+        value_vars=["max_abs_logit", "last_hidden", "train_loss"], var_name="figure",
+    )  # fmt: skip
+    names = {"max_abs_logit": "largest |logit| (dev)",
+             "last_hidden": "last hidden layer: mean activation norm (dev)",
+             "train_loss": "train loss (mean over the epoch)"}  # fmt: skip
+    long["figure"] = long["figure"].map(names)
+    plot = sns.relplot(
+        long, kind="line", x="epoch", y="value", hue="label", col="figure", row="recipe",
+        errorbar=None, height=3.2, aspect=1.25, facet_kws={"sharey": False},
+    )  # fmt: skip
+    plot.set(yscale="log")
+    plot.set_titles(col_template="{col_name}", row_template="{row_name} recipe", size=8)
+    plot.figure.suptitle(f"Logits, activations and train loss per epoch ({size}, mean over "
+                         "seeds)", y=1.03)  # fmt: skip
     return plot.figure
 
 
@@ -447,6 +531,8 @@ PLOTS: dict[str, tuple[str, Callable[[ReportData], Figure]]] = {
     "train_step": ("Training-step speedup", train_step),
     "overfit_curves": ("Train and dev accuracy per epoch", overfit_curves),
     "accuracy_vs_k": ("Test accuracy against k", accuracy_vs_k),
+    "claims_vs_size": ("Claims (a) and (c) against training-set size", claims_vs_size),
+    "activations": ("Logits, activations and train loss per epoch", activations),
     "unit_keeps": ("Keep rate of each hidden unit (starvation)", unit_keeps),
 }
 

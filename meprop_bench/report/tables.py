@@ -53,6 +53,11 @@ def _share(value: float) -> str:
     return f"{value:.0%}" if math.isfinite(value) else "-"
 
 
+def _count(value: float) -> str:
+    """A count with thousands separators ("-" when unknown)."""
+    return "-" if pd.isna(value) else f"{int(value):,}"
+
+
 def _threads(value: float) -> str:
     """A case's thread count; a case run at the process's default has none recorded."""
     return "default" if pd.isna(value) else str(int(value))
@@ -188,6 +193,8 @@ def training_table(summary: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     return pd.DataFrame(
         {
+            "data": summary["data"],
+            "train images": summary["train_size"].map(_count),
             "recipe": summary["recipe"],
             "configuration": summary["label"],
             "seeds": summary["seeds"],
@@ -329,8 +336,8 @@ def accuracy_comparison(summary: pd.DataFrame, published: pd.DataFrame) -> pd.Da
                     "k or h": "-" if pd.isna(pub["k"]) else int(pub["k"]),
                     "published test %": f"{pub['test_acc']:.2f}",
                     "measured test %": _pct(m["test_acc"]),
-                    "measured configuration": f"{m['label']}, {m['recipe']} recipe "
-                    f"({m['seeds']} seeds)",
+                    "measured configuration": f"{m['label']}, {m['recipe']} recipe, "
+                    f"{m['data']} {_count(m['train_size'])} train images ({m['seeds']} seeds)",
                 }
             )
     return pd.DataFrame(rows)

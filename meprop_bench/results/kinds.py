@@ -83,10 +83,19 @@ EPOCH = (
     Field("forward_s", NUMBER, "forward time summed over the epoch's minibatches"),
     Field("backward_s", NUMBER, "backward time, likewise"),
     Field("step_s", NUMBER, "optimizer step time (with the recipe's gradient clip)"),
-    Field("max_abs_logit", NUMBER, "after the epoch, in evaluation mode on the dev split: "
-          "the largest |logit| of any example and class", since=3),
-    Field("hidden_norm", LIST, "likewise, per hidden layer: the mean over dev examples of "
-          "the L2 norm of its ReLU output", since=3),
+    Field(
+        "max_abs_logit",
+        NUMBER,
+        "after the epoch, in evaluation mode on the dev split: "
+        "the largest |logit| of any example and class",
+        since=3,
+    ),
+    Field(
+        "hidden_norm",
+        LIST,
+        "likewise, per hidden layer: the mean over dev examples of the L2 norm of its ReLU output",
+        since=3,
+    ),
 )
 RUN = (
     Field("label", TEXT, 'e.g. "topk k=20 h=500"'),

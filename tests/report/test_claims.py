@@ -13,10 +13,14 @@ from meprop_bench.report.claims import (
     NON_INFERIORITY,
     REFUTED,
     REPRODUCED,
+    SETTING,
+    caveat,
     combined,
+    needs,
     verdicts,
     welch,
 )
+from meprop_bench.report.headline import claim_summary, size_sentences
 
 SEEDS = 5
 
@@ -69,7 +73,8 @@ def test_a_claim_of_parts_needs_every_part():
 
 
 def runs_frame(data: str, recipe: str, topk: float, randk: float, dense: float, small: float,
-               topk_gap: float = 0.01, dense_gap: float = 0.05) -> pd.DataFrame:  # fmt: skip
+               topk_gap: float = 0.01, dense_gap: float = 0.05, train_size: int = 55_000,
+               epochs: int = 20) -> pd.DataFrame:  # fmt: skip
     """Runs of one setting: topk/randk k=20, dense h=500, dense h=20, over SEEDS."""
     rows = []
     for family, method, k, hidden, test, gap in (
@@ -77,8 +82,9 @@ def runs_frame(data: str, recipe: str, topk: float, randk: float, dense: float, 
         ("dense", "dense", None, 500, dense, dense_gap), ("dense h=k", "dense", None, 20, small,
                                                          0.03)):  # fmt: skip
         for seed, acc in enumerate(accs(test)):
-            rows.append({"data": data, "recipe": recipe, "optimizer": "adam", "batch_size": 100,
-                         "layers": 2, "epochs": 20, "family": family, "method": method, "k": k,
+            rows.append({"data": data, "train_size": train_size, "recipe": recipe,
+                         "optimizer": "adam", "batch_size": 100,
+                         "layers": 2, "epochs": epochs, "family": family, "method": method, "k": k,
                          "k_axis": hidden if family == "dense h=k" else k, "hidden": hidden,
                          "dropout": 0.0, "seed": seed, "test_acc_at_best": acc,
                          "final_dev_acc": acc, "gap": gap + 0.001 * seed})  # fmt: skip
@@ -109,3 +115,54 @@ def test_dropout_runs_take_no_part_and_missing_claims_are_left_out():
     assert verdicts(only_dense).empty
     dropped = frame.assign(dropout=0.2)
     assert verdicts(dropped).empty
+
+
+def test_runs_are_chosen_by_configuration_not_by_a_files_widest_model():
+    # A dense h=20 baseline alone beside top-k: it is judged under claim (a) only, never
+    # as "dense h=500" (the family column, which older code derived per file, is ignored).
+    frame = runs_frame("fashion", "torch", topk=0.80, randk=0.7, dense=0.85, small=0.78)
+    alone = frame[(frame["hidden"] == 20) | (frame["method"] == "topk")].assign(family="dense")
+    table = verdicts(alone)
+    assert [c[:3] for c in table["claim"]] == ["(a)"]
+    assert table["compared (seeds)"].iloc[0] == f"topk k=20 vs dense h=20 ({SEEDS} vs {SEEDS})"
+    # With dense h=500 present too, h=20 and h=500 are never pooled.
+    both = verdicts(frame).set_index("claim")
+    assert (
+        both.filter(like="(c)", axis=0)["compared (seeds)"]
+        .iloc[0]
+        .endswith(f"({SEEDS} vs {SEEDS})")
+    )
+
+
+def test_training_sizes_are_judged_apart_and_the_headline_says_whether_size_matters():
+    small = runs_frame("fashion", "torch", topk=0.70, randk=0.69, dense=0.85, small=0.80,
+                       train_size=3_000)  # fmt: skip
+    large = runs_frame("fashion", "torch", topk=0.86, randk=0.80, dense=0.85, small=0.80)
+    table = verdicts(pd.concat([small, large]))
+    a = table[table["claim"].str.startswith("(a)")].set_index("train_size")["verdict"]
+    assert a.to_dict() == {3_000: REFUTED, 55_000: REPRODUCED}
+    summary = claim_summary(table, SETTING)
+    assert {"fashion, 3,000 train images, torch recipe",
+            "fashion, 55,000 train images, torch recipe"} <= set(summary.columns)  # fmt: skip
+    said = "\n".join(size_sentences(table))
+    assert "(a) top-k k=20 beats dense h=20: the verdict depends on the training-set size" in said
+    assert "largest measured: 55,000 images" in said
+    assert "refuted at 3,000; reproduced at 55,000 fashion images (torch)" in said
+
+
+def test_a_setting_short_of_the_papers_says_so_beside_its_verdict():
+    quick = runs_frame("embedded", "torch", topk=0.86, randk=0.86, dense=0.93, small=0.895,
+                       train_size=3_000, epochs=5)  # fmt: skip
+    table = verdicts(quick)
+    assert set(table["caveat"]) == {"at 5 epochs on 3,000 images (the paper: 20 epochs, 55,000)"}
+    cell = claim_summary(table, SETTING).iloc[0, 1]
+    assert cell.startswith("refuted at 5 epochs on 3,000 images (the paper: 20 epochs, 55,000)")
+    assert caveat({"epochs": 20, "train_size": 55_000}) == ""
+
+
+def test_what_each_untestable_claim_needs_is_named():
+    frame = runs_frame("fashion", "torch", 0.9, 0.8, 0.9, 0.8)
+    lines = needs(frame[frame["method"] == "topk"])
+    assert len(lines) == 4
+    assert lines[0].startswith("(a) top-k k=20 beats dense h=20 needs dense h=20")
+    assert needs(frame) == []

@@ -120,7 +120,7 @@ def test_missing_and_inconsistent_files(tmp_path):
 def test_load_data_arguments(tmp_path):
     with pytest.raises(MePropInputError, match="needs --data-dir"):
         load_data("mnist")
-    with pytest.raises(MePropInputError, match="mnist only"):
+    with pytest.raises(MePropInputError, match="mnist or fashion only"):
         load_data("embedded", tmp_path)
     with pytest.raises(MePropInputError, match="unknown data set"):
         load_data("cifar")
