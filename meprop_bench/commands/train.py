@@ -139,13 +139,7 @@ def run_configs(args: argparse.Namespace) -> list[RunConfig]:
         args.data = args.data or exp.data
         recipes = [args.recipe] if args.recipe else list(exp.recipes)
         sizes = tuple(args.train_size or exp.sizes)
-        variants = [
-            (
-                {f: getattr(v, f) for f in ("method", "k", "hidden", "dropout")},
-                exp.runs_at(v, sizes),
-            )
-            for v in exp.variants
-        ]
+        variants = [(v.settings(), exp.runs_at(v, sizes)) for v in exp.variants]
     else:
         args.method = args.method or RunConfig.method
         args.k = RunConfig.k if args.k is None else args.k

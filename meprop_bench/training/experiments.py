@@ -18,6 +18,10 @@ class Variant(NamedTuple):
     dropout: float = 0.0
     sizes: tuple[int, ...] | None = None  # training-set sizes; None: every size of the set
 
+    def settings(self) -> dict[str, object]:
+        """The :class:`~meprop_bench.training.loop.RunConfig` fields this variant sets."""
+        return {"method": self.method, "k": self.k, "hidden": self.hidden, "dropout": self.dropout}
+
 
 class ExperimentSet(NamedTuple):
     """Named configurations, run for each recipe and seed; ``--recipe``, ``--epochs``

@@ -58,8 +58,9 @@ class Journal:
         found, done = _read(path)
         if found != header:
             raise MePropInputError(
-                f"{path} was written for another set of runs (other options, data or "
-                "device); resume with the options it was started with, or delete it"
+                f"{path} was written for another set of runs ({_difference(found, header)}); "
+                "resume with the options it was started with (its finished runs are kept), "
+                "or delete it"
             )
         _write_lines(path, [header, *({"key": k, "run": r} for k, r in done.items())])
         return cls(path, done)
@@ -71,6 +72,29 @@ class Journal:
             f.write(json.dumps({"key": key, "run": run}) + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+
+def _difference(found: dict[str, Any], asked: dict[str, Any]) -> str:
+    """What differs between the journal's header and the set asked for, in words: the
+    data set, a run setting (e.g. train_size 3000 -> 10000) or the device."""
+    said = []
+    was, now = found.get("data") or {}, asked.get("data") or {}
+    if was.get("name") != now.get("name"):
+        said.append(f"data {was.get('name')} -> {now.get('name')}")
+    elif was != now:
+        said.append("the data's files or normalisation")
+    if found.get("device") != asked.get("device"):
+        said.append(f"device {found.get('device')} -> {asked.get('device')}")
+    old = [json.loads(k) for k in found.get("runs", [])]
+    new = [json.loads(k) for k in asked.get("runs", [])]
+    for field in sorted({f for run in (*old, *new) for f in run}):
+        before = sorted({repr(r.get(field)) for r in old})
+        after = sorted({repr(r.get(field)) for r in new})
+        if before != after:
+            said.append(f"{field} {', '.join(before)} -> {', '.join(after)}")
+    if not said and old != new:
+        said.append(f"{len(old)} runs -> {len(new)} runs")
+    return "; ".join(said) or "another header"
 
 
 def _read(path: Path) -> tuple[Any, dict[str, dict[str, Any]]]:

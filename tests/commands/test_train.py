@@ -14,7 +14,7 @@ from runs import epoch_scores
 from torch import nn
 
 from meprop_bench.commands.common import run_main
-from meprop_bench.commands.train import main
+from meprop_bench.commands.train import build_parser, main, run_configs
 from meprop_bench.errors import MePropInputError
 from meprop_bench.results.training import EPOCH_FIELDS, load_training, validate_training
 from meprop_bench.training.data import load_embedded
@@ -78,7 +78,7 @@ def test_cli_writes_a_valid_file_and_never_clobbers(tmp_path, capsys):
     validate_training(doc)
     assert doc["schema"] == "meprop-bench/training" and doc["experiment"] is None
     assert doc["config"]["seeds"] == [0, 1] and doc["config"]["lr"] == 0.001
-    assert doc["schema_version"] == 2 and doc["config"]["recipe"] == "torch"
+    assert doc["schema_version"] == 3 and doc["config"]["recipe"] == "torch"
     assert {r["recipe"] for r in doc["runs"]} == {"torch"}
     assert not (tmp_path / "run.journal.jsonl").exists()  # the journal goes once merged
     # The machine as the runs had it (2 threads), not as the process does (1, the fixture's).
@@ -98,7 +98,7 @@ def test_cli_writes_a_valid_file_and_never_clobbers(tmp_path, capsys):
 
 def test_experiment_sets_include_the_must_show_configurations():
     for name in ("quick", "paper"):
-        labels = {RunConfig(**v._asdict()).label for v in EXPERIMENTS[name].variants}
+        labels = {RunConfig(**v.settings()).label for v in EXPERIMENTS[name].variants}
         assert {"dense h=500", "topk k=20 h=500", "unified k=20 h=500", "randk k=20 h=500",
                 "dense h=20"} <= labels  # fmt: skip
         assert len(EXPERIMENTS[name].seeds) >= 3
@@ -113,7 +113,7 @@ def test_schema_violations_are_named(tmp_path):
     bad.write_text("{")
     with pytest.raises(MePropInputError, match="JSON"):
         load_training(bad)
-    with pytest.raises(MePropInputError, match=r"not a meprop-bench/training v1\.\.v2 file"):
+    with pytest.raises(MePropInputError, match=r"not a meprop-bench/training v1\.\.v3 file"):
         validate_training({})
     envelope = {"schema": "meprop-bench/training", "schema_version": 2, "created": "",
                 "meprop_bench_version": "", "argv": [], "machine": {}}  # fmt: skip
@@ -136,7 +136,11 @@ def test_schema_violations_are_named(tmp_path):
         (["--recipe", "keras"], "invalid choice"),
         (["--resume"], "--resume needs the --out"),
         (["--data", "mnist"], "needs --data-dir"),
-        (["--data-dir", "x"], "mnist only"),
+        (["--data-dir", "x"], "mnist or fashion only"),
+        (["--train-size", "0"], "positive integer"),
+        (["--train-size", "-5"], "positive integer"),
+        (["--train-size", "3001"], "--train-size 3001 is larger than the 3,000 training images"),
+        (["--experiment", "full-scale", "--data", "embedded"], "--train-size 55000 is larger"),
     ],
 )
 def test_usage_errors(argv, message, capsys):
@@ -251,3 +255,46 @@ def test_keep_counts_match_the_rows_the_kernel_updated(method):
     assert keeps.examples == 3
     if method != "dense":
         assert all(int(c.sum()) <= 3 * 5 for c in keeps.counts.values())
+
+
+def test_fashion_without_its_files_is_one_line_before_any_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("meprop_bench.training.data.FASHION_DIR", tmp_path / "absent")
+    out = tmp_path / "o.json"
+    assert run_main(main, ["--data", "fashion", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "apt-get install dataset-fashion-mnist" in err
+    assert "--data-dir" in err and not out.exists()
+
+
+def test_a_run_records_its_data_set_and_training_size(tiny, tmp_path):
+    run = train_run(RunConfig(method="topk", k=4, hidden=16, epochs=2, train_size=120), tiny)
+    assert (run["data"], run["train_size"], run["kept_of"]) == ("embedded", 120, 240)
+    for epoch in run["epochs"]:
+        assert epoch["max_abs_logit"] > 0 and len(epoch["hidden_norm"]) == 2
+    out = tmp_path / "t.json"
+    assert main(["--method", "dense", "--hidden", "8", "--epochs", "1", "--train-size", "50",
+                 "60", "--seeds", "0", "--out", str(out)]) == 0  # fmt: skip
+    doc = json.loads(out.read_text())
+    assert [(r["data"], r["train_size"]) for r in doc["runs"]] == [("embedded", 50),
+                                                                   ("embedded", 60)]  # fmt: skip
+    assert doc["config"]["train_size"] == [50, 60] and doc["data"]["train"] == 3000
+    validate_training(doc)
+
+
+def test_the_full_scale_set_covers_every_claim_at_the_sizes_it_names():
+    parser = build_parser()
+    args = parser.parse_args(["--experiment", "full-scale"])
+    configs = run_configs(args)
+    assert args.data == "fashion" and args.epochs == 20 and len(args.seeds) >= 3
+    sizes = {c.train_size for c in configs}
+    assert sizes == {3000, 10000, 30000, 55000}
+    for size in sizes:
+        labels = {c.label for c in configs if c.train_size == size}
+        assert {"dense h=500", "dense h=20", "topk k=20 h=500"} <= labels
+    at_full = {(c.recipe, c.label) for c in configs if c.train_size == 55000}
+    for recipe in RECIPES:
+        for k in (5, 20, 80):
+            assert {(recipe, f"topk k={k} h=500"), (recipe, f"randk k={k} h=500")} <= at_full
+    assert len(configs) == len(set(configs))
+    only = run_configs(parser.parse_args(["--experiment", "full-scale", "--train-size", "3000"]))
+    assert {c.train_size for c in only} == {3000} and any(c.method == "randk" for c in only)

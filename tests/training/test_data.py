@@ -10,12 +10,15 @@ import pytest
 import torch
 
 from meprop_bench.errors import MePropInputError
+from meprop_bench.training import data as data_module
 from meprop_bench.training.data import (
+    Split,
     load_data,
     load_embedded,
     load_idx_dir,
     minibatches,
     read_idx,
+    subset,
 )
 
 
@@ -131,3 +134,59 @@ def test_minibatches_cover_the_split_once():
     batches = list(minibatches(split, 4, torch.Generator().manual_seed(0)))
     assert [len(y) for _, y in batches] == [4, 4, 2]
     assert sorted(torch.cat([y for _, y in batches]).tolist()) == sorted(split.y.tolist())
+
+
+@pytest.mark.parametrize("layout", ["", ".gz", "FashionMNIST/raw"])
+def test_fashion_from_its_idx_files_with_its_own_normalisation(tmp_path, layout):
+    folder = tmp_path / layout if "/" in layout else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    write_mnist(folder, n_train=36)
+    if layout == ".gz":
+        for f in list(folder.iterdir()):
+            f.with_name(f.name + ".gz").write_bytes(gzip.compress(f.read_bytes()))
+            f.unlink()
+    data = load_data("fashion", tmp_path)
+    pixels = read_idx(next(folder.glob("train-images*")), 3)[3:].astype(np.float64) / 255
+    assert (data.name, len(data.dev.y), len(data.train.y)) == ("fashion", 3, 33)
+    assert (data.mean, data.std) == pytest.approx((pixels.mean(), pixels.std()))
+    assert data.mean != pytest.approx(data_module.MNIST_MEAN, abs=1e-3)
+    assert abs(float(data.train.x.mean())) < 1e-4 and float(data.train.x.std()) == pytest.approx(
+        1, abs=0.01
+    )
+    assert data.describe()["mean"] == data.mean and data.describe()["std"] == data.std
+    mnist = load_data("mnist", folder)
+    assert (mnist.mean, mnist.std) == (data_module.MNIST_MEAN, data_module.MNIST_STD)
+
+
+def test_fashion_not_installed_names_the_package_and_data_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(data_module, "FASHION_DIR", tmp_path / "absent")
+    with pytest.raises(MePropInputError, match="apt-get install dataset-fashion-mnist, or pass "
+                       "--data-dir"):  # fmt: skip
+        load_data("fashion")
+
+
+def labelled(counts: list[int]) -> Split:
+    """A split with ``counts[c]`` examples of class c, each row its own index."""
+    y = torch.cat([torch.full((n,), c) for c, n in enumerate(counts)])
+    return Split(torch.arange(len(y), dtype=torch.float32)[:, None], y)
+
+
+def test_a_subset_is_stratified_seeded_and_nested():
+    split = labelled([300, 200, 100, 50, 350])
+    small = subset(split, 100)
+    assert len(small.y) == 100
+    assert small.y.bincount().tolist() == [30, 20, 10, 5, 35]  # each class its share
+    odd = subset(split, 7)  # shares 2.1, 1.4, 0.7, 0.35, 2.45: largest remainders round
+    assert odd.y.bincount(minlength=5).tolist() == [2, 1, 1, 0, 3]
+    again = subset(split, 100)
+    torch.testing.assert_close(small.x, again.x)
+    assert not torch.equal(small.x, subset(split, 100, seed=1).x)
+    larger = set(subset(split, 400).x[:, 0].tolist())
+    assert set(small.x[:, 0].tolist()) <= larger  # a learning curve adds images
+    assert subset(split, None) is split and subset(split, 1000) is split
+
+
+@pytest.mark.parametrize("size", [0, -3, 1001])
+def test_a_subset_size_out_of_range_is_refused(size):
+    with pytest.raises(MePropInputError, match=f"--train-size {size} must lie in 1..1000"):
+        subset(labelled([500, 500]), size)

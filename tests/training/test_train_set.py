@@ -5,6 +5,7 @@ would."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -79,6 +80,13 @@ def test_a_journal_is_never_reused_silently(tiny, tmp_path, monkeypatch):
         run(cfgs, tiny, out)
     with pytest.raises(MePropInputError, match="another set of runs"):
         run(cfgs[:2], tiny, out, resume=True)
+    bigger = [replace(c, train_size=100) for c in cfgs]
+    with pytest.raises(MePropInputError, match=r"\(train_size None -> 100\); resume with"):
+        run(bigger, tiny, out, resume=True)
+    other = tiny._replace(name="fashion")
+    with pytest.raises(MePropInputError, match=r"data embedded -> fashion"):
+        run(cfgs, other, out, resume=True)
+    assert len(journal_path(out).read_text().splitlines()) == 2  # the finished run is kept
 
 
 def test_a_torn_last_line_and_a_repeated_run_are_dropped(tiny, tmp_path, monkeypatch):
