@@ -9,7 +9,10 @@ mkdir -p "$out"
 common=(--data fashion --train-size 10000 --epochs 10 --seeds 0 1 --threads 1)
 train() {  # NAME then the options of one configuration
   local name=$1; shift
-  [ -e "$out/$name.json" ] || meprop-bench train "${common[@]}" "$@" --out "$out/$name.json"
+  local again=()
+  [ -e "$out/$name.json" ] && return
+  [ -e "$out/$name.journal.jsonl" ] && again=(--resume)  # an interrupted run goes on
+  meprop-bench train "${common[@]}" "$@" "${again[@]}" --out "$out/$name.json"
 }
 for method in topk dense; do
   m=(--method "$method"); [ "$method" = topk ] && m+=(--k 20)
