@@ -114,6 +114,8 @@ RUN = (
     Field("seed", INT, "the run's seed"),
     Field("optimizer", TEXT, "adam or sgd"),
     Field("lr", NUMBER, "learning rate"),
+    Field("optimizer_impl", TEXT, "fused (torch.optim's fused kernels); absent: the "
+          "per-parameter loop of earlier versions, the same update", since=3, optional=True),
     Field("batch_size", INT, "minibatch size"),
     Field("best_epoch", INT, "1-based; the first epoch of highest dev accuracy"),
     Field("best_dev_acc", NUMBER, "its dev accuracy"),

@@ -19,7 +19,7 @@ from meprop_bench.errors import MePropInputError
 from meprop_bench.results.training import EPOCH_FIELDS, load_training, validate_training
 from meprop_bench.training.data import load_embedded
 from meprop_bench.training.experiments import EXPERIMENTS
-from meprop_bench.training.loop import RunConfig, train_run
+from meprop_bench.training.loop import RunConfig, make_optimizer, train_run
 from meprop_bench.training.models import build_mlp, hidden_layers
 from meprop_bench.training.recipes import RECIPES, get_recipe
 from meprop_bench.training.unit_keeps import KeepCounter
@@ -298,3 +298,25 @@ def test_the_full_scale_set_covers_every_claim_at_the_sizes_it_names():
     assert len(configs) == len(set(configs))
     only = run_configs(parser.parse_args(["--experiment", "full-scale", "--train-size", "3000"]))
     assert {c.train_size for c in only} == {3000} and any(c.method == "randk" for c in only)
+
+
+@pytest.mark.parametrize("name", ["adam", "adagrad"])
+def test_the_fused_optimizers_take_the_loops_steps(name):
+    torch.manual_seed(0)
+    model = build_mlp(hidden=16, layers=2)
+    twin = build_mlp(hidden=16, layers=2)
+    twin.load_state_dict(model.state_dict())
+    fused = make_optimizer(name, model.parameters(), None)
+    assert fused.defaults["fused"]
+    loop = (torch.optim.Adam(twin.parameters(), lr=1e-3, eps=1e-8) if name == "adam"
+            else torch.optim.Adagrad(twin.parameters(), lr=0.1, eps=1e-6))  # fmt: skip
+    for _ in range(5):
+        for m in (model, twin):
+            m.zero_grad()
+            m(
+                torch.randn(4, 784, generator=torch.Generator().manual_seed(1))
+            ).square().sum().backward()
+        fused.step()
+        loop.step()
+    for a, b in zip(model.parameters(), twin.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
