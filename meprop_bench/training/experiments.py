@@ -37,10 +37,11 @@ class ExperimentSet(NamedTuple):
 
     def runs_at(self, variant: Variant, sizes: tuple[int | None, ...]) -> tuple[int | None, ...]:
         """The training-set sizes ``variant`` runs at, of ``sizes`` (the set's, or
-        --train-size's: a variant limited to some sizes keeps those of them given)."""
+        --train-size's): all of them, or for a variant the set limits to some sizes,
+        those of them (none: the variant is left out)."""
         if variant.sizes is None:
             return sizes
-        return tuple(s for s in sizes if s in variant.sizes) or sizes
+        return tuple(s for s in sizes if s in variant.sizes)
 
 
 _K_20 = (Variant("topk", 20, 500), Variant("unified", 20, 500), Variant("randk", 20, 500))
