@@ -239,10 +239,15 @@ def _per_example_products(
     dy_c = dy.contiguous()
     key = dy_c if score is dy else score.contiguous()
     x_c, w_c = x.contiguous(), w.contiguous()
-    used = jit.per_example_backward(
-        parts, key.data_ptr(), mask, k, prefilter, work_v, ints, vals, dy_c.data_ptr(), union,
-        x_c.data_ptr(), w_c.data_ptr(), dx, spare, full_dw, dw, db,
-    )  # fmt: skip
+    if batch:
+        used = jit.per_example_backward(
+            parts, key.data_ptr(), mask, k, prefilter, work_v, ints, vals, dy_c.data_ptr(),
+            union, x_c.data_ptr(), w_c.data_ptr(), dx, spare, full_dw, dw, db,
+        )  # fmt: skip
+    else:  # an empty batch keeps nothing; the loops would read its first row
+        used = 0
+        dw.fill(0)
+        db.fill(0)
     if need_dw and not full_dw:
         dw_out = RowGrad(torch.from_numpy(union[:used]), torch.from_numpy(dw[:used]), n)
     else:

@@ -73,6 +73,29 @@ def test_full_grads_give_the_weight_gradient_whole(method, strategy, device):
     assert_matches(grads, masked_grads(dy, x, w, expected_mask(method, dy, 30, 5)), dtype)
 
 
+#: (B, d_in, n, k) at the edges: an empty batch, one example, one output, one input,
+#: every entry kept.
+DEGENERATE = [(0, 12, 16, 4), (0, 1, 1, 1), (1, 12, 16, 4), (5, 12, 1, 1), (5, 1, 16, 4),
+              (5, 12, 16, 16), (1, 1, 1, 1)]  # fmt: skip
+
+
+@pytest.mark.parametrize("method,strategy", ALL)
+@pytest.mark.parametrize("b,d_in,n,k", DEGENERATE)
+def test_degenerate_shapes_match_reference(method, strategy, b, d_in, n, k, device):
+    # An empty batch gives empty dx and zero dw and db, as nn.Linear does (the native
+    # loops read the first row of an empty batch: a segfault, before).
+    dtype = widest_dtype(method, strategy, device)
+    dy, x, w = make(b, d_in, n, dtype, device)
+    kern = KERNELS[(method, strategy)]
+    ref = masked_grads(dy, x, w, expected_mask(method, dy, k, 5))
+    for grads in (
+        backward(dy, x, w, k, method, strategy, torch.Generator(device).manual_seed(5)),
+        kern.full_grads(dy, x, w, k, torch.Generator(device).manual_seed(5)),
+    ):
+        assert grads.dx.shape == (b, d_in) and grads.dense_dw().shape == (n, d_in)
+        assert_matches(grads, ref, dtype)
+
+
 @pytest.mark.parametrize("method,strategy", ALL)
 def test_k_equal_n_is_dense_exactly(method, strategy, device):
     # Small integers make every product exact in any summation order, so each
