@@ -55,6 +55,19 @@ class Grid:
             chosen.update(dict.fromkeys(matches))
         return list(chosen)
 
+    def check(self) -> None:
+        """Refuse, before any work, a grid that names an unknown kernel or a count k
+        larger than every width it sweeps: such a k has no case at all (one larger than
+        some widths only is left out at those, see :meth:`cases`)."""
+        self.kernels()
+        for k in self.ks:
+            if isinstance(k, int) and k > max(self.widths):
+                widths = ", ".join(map(str, self.widths))
+                raise MePropInputError(
+                    f"--meprop-ks: k={k} is larger than every width swept ({widths}); k "
+                    "counts entries of an n-wide row: give k <= n or a fraction of n (0.1)"
+                )
+
     def cases(self) -> list[Case]:
         """Every sparse case, each preceded once by its dense counterpart.
 

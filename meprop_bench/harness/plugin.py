@@ -93,7 +93,7 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     try:
         grid = apply_overrides(select_preset(preset), overrides)
-        grid.kernels()
+        grid.check()
         slowdown_fraction()
         slowdown_methods()
     except MePropInputError as err:

@@ -91,7 +91,7 @@ def check_sweep_options(extra: Sequence[str]) -> list[str]:
     if unknown:
         raise MePropInputError(f"unrecognised argument {unknown[0]!r} (see --help)")
     overrides = grid_overrides(lambda dest: getattr(found, dest))
-    apply_overrides(select_preset(found.meprop_preset), overrides).kernels()
+    apply_overrides(select_preset(found.meprop_preset), overrides).check()
     if found.meprop_malloc not in allocator.MODES:
         raise MePropInputError(
             f"--meprop-malloc: unknown mode {found.meprop_malloc!r}; choose one of: "

@@ -116,6 +116,7 @@ def test_a_killed_sweep_names_its_partial_file_and_the_recover_command(
         (["--meprop-malloc", "fast"], "--meprop-malloc"),
         (["--meprop-widths"], "--meprop-widths: expected one argument"),
         (["--meprop-bogus", "1"], "unrecognised argument '--meprop-bogus'"),
+        (["--meprop-widths", "64", "--meprop-ks", "100"], "k=100 is larger than every width"),
         (["--skip-bench", "--meprop-widths", "999"], "--meprop-widths applies to the sweep"),
         (["--skip-train", "--experiment", "paper"], "--experiment applies to the training"),
     ],

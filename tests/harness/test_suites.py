@@ -165,6 +165,22 @@ def test_malformed_option_is_a_usage_error(option, value):
     assert option in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_a_count_larger_than_the_width_is_a_usage_error_naming_both():
+    proc = run_suites("suites/test_selection.py", "--benchmark-only", "--collect-only",
+                      "--meprop-widths", "64", "--meprop-ks", "100")  # fmt: skip
+    assert proc.returncode == 4 and "INTERNALERROR" not in proc.stdout + proc.stderr
+    assert "k=100 is larger than every width swept (64)" in proc.stderr
+
+
+def test_a_grid_with_no_case_for_a_suite_skips_it_with_the_reason():
+    # No kernel runs in float16 on the CPU and dense is not asked for: no case at all.
+    proc = run_suites("suites", "--benchmark-only", "--meprop-methods", "topk/native",
+                      "--meprop-dtypes", "float16", "-rs")  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "INTERNALERROR" not in out, out[-3000:]
+    assert "got empty parameter set" in out
+
+
 def test_the_cuda_graph_timer_off_cuda_is_a_usage_error():
     proc = run_suites("suites", "--benchmark-disable", "--meprop-cuda-graph", *TINY)
     assert proc.returncode == 4 and "Traceback" not in proc.stderr
