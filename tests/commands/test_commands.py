@@ -5,10 +5,12 @@ the folder that holds reports/<name>/)."""
 from __future__ import annotations
 
 import importlib
+import json
 import re
 from pathlib import Path
 
 import pytest
+from documents import bench_doc, full_sweep, training_doc
 
 from meprop_bench.commands.common import run_main
 from meprop_bench.errors import MePropInputError
@@ -60,6 +62,42 @@ def test_recover_writes_to_out(tmp_path):
                        '"datetime": "2026-01-01"}\n')  # fmt: skip
     assert run_main(main, [str(partial), "--out", str(tmp_path / "o.json")]) == 0
     assert (tmp_path / "o.json").exists()
+
+
+def test_recover_skips_lines_that_are_no_benchmark_record(tmp_path, capsys):
+    from meprop_bench.commands.recover import main
+
+    partial = tmp_path / "p.jsonl"
+    records = [{"kind": "header", "machine_info": {}, "commit_info": {}, "datetime": "x"},
+               "a string", [1], {"kind": "benchmark", "benchmark": "no dict"},
+               {"kind": "benchmark", "benchmark": {"fullname": "a"}}]  # fmt: skip
+    partial.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert run_main(main, [str(partial), "--out", str(tmp_path / "o.json")]) == 0
+    assert "skipped 3 unreadable line(s)" in capsys.readouterr().err
+    assert json.loads((tmp_path / "o.json").read_text())["benchmarks"] == [{"fullname": "a"}]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        json.dumps(bench_doc(full_sweep()[:2]), indent=2),  # as the suites write it
+        json.dumps(bench_doc(full_sweep()[:2])),  # on one line
+        json.dumps(training_doc(epochs=1, seeds=(0,)), indent=2),
+        b"\x89PNG\r\n\x1a\n\xff\xfe\x00",  # binary
+        '"header"\n{"kind": "benchmark", "benchmark": {}}\n',
+        '{"kind": "header"}\n',  # no machine_info
+    ],
+    ids=["benchmark-json", "benchmark-json-one-line", "training", "binary", "string", "bare"],
+)
+def test_recover_refuses_what_is_not_partial_results_in_one_line(content, tmp_path, capsys):
+    from meprop_bench.commands.recover import main
+
+    given = tmp_path / "given.json"
+    (given.write_bytes if isinstance(content, bytes) else given.write_text)(content)
+    assert run_main(main, [str(given), "--out", str(tmp_path / "o.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {given}: not a meprop-bench partial results file")
+    assert err.count("\n") == 1 and not (tmp_path / "o.json").exists()
 
 
 REPORTS = Path(__file__).resolve().parents[2] / "reports"
