@@ -64,6 +64,21 @@ def test_recover_writes_to_out(tmp_path):
     assert (tmp_path / "o.json").exists()
 
 
+def test_recover_names_a_directory_and_never_overwrites_its_input(tmp_path, capsys):
+    from meprop_bench.commands.recover import main
+
+    partial = tmp_path / "p.jsonl"
+    header = '{"kind": "header", "machine_info": {}, "commit_info": {}, "datetime": "x"}\n'
+    partial.write_text(header)
+    assert run_main(main, [str(tmp_path), "--out", str(tmp_path / "o.json")]) == 2
+    assert f"error: {tmp_path} is a directory; give the .partial.jsonl file" in (
+        capsys.readouterr().err
+    )
+    assert run_main(main, [str(partial), "--out", str(partial), "--force"]) == 2
+    assert "--out is the partial file itself" in capsys.readouterr().err
+    assert partial.read_text() == header
+
+
 def test_recover_skips_lines_that_are_no_benchmark_record(tmp_path, capsys):
     from meprop_bench.commands.recover import main
 
