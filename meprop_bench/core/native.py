@@ -114,7 +114,7 @@ def _check_inputs(dy: torch.Tensor, x: torch.Tensor, w: torch.Tensor) -> None:
         if t.dtype not in _FLOATS:
             raise MePropInputError(
                 f"the native strategy takes float32 or float64, got {t.dtype}; "
-                "use masked or sparse for half precision"
+                "use masked or rowunion for half precision"
             )
     raise MePropInputError(f"dtype mismatch: dy {dy.dtype}, x {x.dtype}, w {w.dtype}")
 

@@ -19,6 +19,7 @@ from meprop_bench.harness.cases import GRAD_SOURCES, Case
 from meprop_bench.harness.options import (
     DTYPES,
     choice_value,
+    count_value,
     device_value,
     k_value,
     parse_list,
@@ -245,7 +246,7 @@ def apply_overrides(grid: Grid, overrides: dict[str, str | None]) -> Grid:
         "threads": each(positive_int_value),
         "grads": each(choice_value(GRAD_SOURCES)),
         "rounds": lambda t, o: _one(parse_list(t, o, positive_int_value), t, o),
-        "warmup": lambda t, o: _one(parse_list(t, o, _count_value), t, o),
+        "warmup": lambda t, o: _one(parse_list(t, o, count_value), t, o),
         "d-in": lambda t, o: _one(parse_list(t, o, positive_int_value), t, o),
     }
     changes = {}
@@ -262,12 +263,6 @@ def _one(values: tuple[int, ...], text: str, option: str) -> int:
     if len(values) != 1:
         raise MePropInputError(f"{option}: expected one value, got {text!r}")
     return values[0]
-
-
-def _count_value(text: str) -> int:
-    if not text.isdigit():
-        raise ValueError(f"expected a non-negative integer, got {text!r}")
-    return int(text)
 
 
 def select_preset(name: str) -> Grid:

@@ -16,6 +16,7 @@ from meprop_bench.core.selection import (
     topk_per_example,
     unified_topk,
 )
+from meprop_bench.harness.options import DTYPES
 
 ALL = sorted(KERNELS)
 SHAPES = [(1, 1, 1), (7, 5, 13), (32, 64, 48), (16, 200, 300)]  # (B, d_in, n)
@@ -94,6 +95,19 @@ def test_degenerate_shapes_match_reference(method, strategy, b, d_in, n, k, devi
     ):
         assert grads.dx.shape == (b, d_in) and grads.dense_dw().shape == (n, d_in)
         assert_matches(grads, ref, dtype)
+
+
+@pytest.mark.parametrize("method,strategy", [key for key in ALL if not KERNELS[key].triton])
+@pytest.mark.parametrize("dtype", DTYPES.values(), ids=DTYPES)
+def test_runs_on_says_which_dtypes_a_kernel_takes_on_the_cpu(method, strategy, dtype):
+    # What runs_on promises, the kernel does; what it rules out, the kernel refuses.
+    kern = KERNELS[(method, strategy)]
+    dy, x, w = make(6, 8, 16, dtype)
+    if kern.runs_on("cpu", dtype):
+        kern.fn(dy, x, w, 4)
+    else:
+        with pytest.raises((MePropInputError, NotImplementedError, RuntimeError)):
+            kern.fn(dy, x, w, 4)
 
 
 @pytest.mark.parametrize("method,strategy", ALL)

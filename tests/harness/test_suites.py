@@ -242,7 +242,10 @@ def test_an_earlier_partial_file_is_never_overwritten(tmp_path):
     assert len(json.loads(out.read_text())["benchmarks"]) == 2
 
 
-def test_a_case_the_backend_cannot_run_is_skipped_with_its_reason(tmp_path):
+def test_a_kernel_that_cannot_run_in_the_dtype_is_left_out(tmp_path):
+    # topk/sparse's CSR products have no half-precision kernel on the CPU: runs_on says
+    # so and the grid has no such case (one the backend refuses all the same is skipped
+    # with its reason: test_an_exception_in_a_timed_case_is_a_skip_or_itself).
     out = tmp_path / "out.json"
     proc = run_suites(
         "suites/test_backward.py", "suites/test_layer_backward.py", "--benchmark-only", "-rs",
@@ -250,8 +253,7 @@ def test_a_case_the_backend_cannot_run_is_skipped_with_its_reason(tmp_path):
         "--meprop-methods", "dense,topk/sparse",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "2 passed, 2 skipped" in proc.stdout and "min() arg" not in proc.stdout
-    assert "not implemented for 'BFloat16'" in proc.stdout
+    assert "2 passed in" in proc.stdout and "skipped" not in proc.stdout
     assert [b["extra_info"]["method"] for b in json.loads(out.read_text())["benchmarks"]] == [
         "dense",
         "dense",
