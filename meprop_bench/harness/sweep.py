@@ -23,7 +23,7 @@ from tqdm import tqdm
 import meprop_bench
 from meprop_bench.core import allocator
 from meprop_bench.errors import MePropInputError
-from meprop_bench.harness.grid import apply_overrides, select_preset
+from meprop_bench.harness.grid import apply_overrides, parse_devices, select_preset
 from meprop_bench.harness.options import PRESET_ALIAS, grid_overrides
 from meprop_bench.harness.partners import unit_of
 from meprop_bench.harness.plugin import PARTIAL_NOTICE, grid_of, pytest_addoption
@@ -65,6 +65,8 @@ def sweep_options(checked: Sequence[str], devices: str | None = None) -> list[st
     every device here, CUDA beside the CPU when a GPU is present) unless ``checked``
     names them."""
     options = list(checked)
+    if devices is not None:
+        parse_devices(devices, "--devices")
     named = {option.split("=", 1)[0] for option in options}
     if not named & {"--meprop-preset", PRESET_ALIAS}:
         options = ["--meprop-preset", "quick", *options]
@@ -126,11 +128,15 @@ class _Collected:
 def estimate_sweep(options: Sequence[str]) -> Estimate:
     """The sweep's cases, counted by collecting them as the sweep will, and a rough time."""
     found = _Collected()
-    with contextlib.redirect_stdout(io.StringIO()) as out:
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
         code = pytest.main([str(SUITES), "--co", "-q", "-p", "no:cacheprovider", *options],
                            plugins=[found])  # fmt: skip
     if code != 0:
-        raise MePropInputError(f"the sweep's cases could not be collected: {out.getvalue()[-500:]}")
+        lines = [line.strip() for line in printed.getvalue().splitlines() if line.strip()]
+        errors = [line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR: ")]
+        why = (errors or lines or [f"pytest exit {code}"])[-1]
+        raise MePropInputError(f"the sweep's cases could not be collected: {why}")
     seconds = found.timed + CASE_SETUP_S * found.cases
     return Estimate(f"{found.cases} benchmark cases on {', '.join(found.devices)}", seconds)
 

@@ -117,6 +117,7 @@ def test_a_killed_sweep_names_its_partial_file_and_the_recover_command(
         (["--meprop-widths"], "--meprop-widths: expected one argument"),
         (["--meprop-bogus", "1"], "unrecognised argument '--meprop-bogus'"),
         (["--meprop-widths", "64", "--meprop-ks", "100"], "k=100 is larger than every width"),
+        (["--devices", "gpu"], "--devices: unknown device 'gpu'; use cpu, cuda or cuda:N"),
         (["--skip-bench", "--meprop-widths", "999"], "--meprop-widths applies to the sweep"),
         (["--skip-train", "--experiment", "paper"], "--experiment applies to the training"),
     ],
@@ -127,8 +128,20 @@ def test_every_option_is_checked_before_any_step(argv, message, tmp_path, steps,
     except SystemExit as exit:  # argparse's usage error
         code = exit.code
     assert code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and err.count("error:") == 1
     assert steps == [] and list(tmp_path.iterdir()) == []
+
+
+def test_a_sweep_that_cannot_be_collected_is_one_error_line_with_pytests_reason(capsys):
+    # Whatever the checks before it miss: pytest's usage error, not an empty message.
+    with pytest.raises(job.MePropInputError) as failed:
+        sweep_engine.estimate_sweep(["--meprop-devices", "gpu"])
+    assert str(failed.value) == (
+        "the sweep's cases could not be collected: --meprop-devices: unknown device 'gpu'; "
+        "use cpu, cuda or cuda:N"
+    )
+    assert capsys.readouterr().err == ""
 
 
 def test_the_first_lines_say_what_it_will_measure_and_how_long(tmp_path, steps, capsys):
