@@ -181,6 +181,14 @@ def test_a_grid_with_no_case_for_a_suite_skips_it_with_the_reason():
     assert "got empty parameter set" in out
 
 
+def test_a_partial_path_that_is_a_directory_is_a_usage_error(tmp_path):
+    proc = run_suites("suites/test_backward.py", "--benchmark-only", *TINY,
+                      "--meprop-partial", str(tmp_path))  # fmt: skip
+    assert proc.returncode == 4 and "Traceback" not in proc.stderr
+    assert f"--meprop-partial: {tmp_path} is a directory; give the path of a file" in proc.stderr
+    assert list(tmp_path.parent.glob(f"{tmp_path.name}-*")) == []
+
+
 def test_the_cuda_graph_timer_off_cuda_is_a_usage_error():
     proc = run_suites("suites", "--benchmark-disable", "--meprop-cuda-graph", *TINY)
     assert proc.returncode == 4 and "Traceback" not in proc.stderr
