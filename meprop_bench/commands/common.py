@@ -3,6 +3,8 @@ user's mistake into a one-line message and exit status 2."""
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,6 +18,16 @@ def reports_root() -> Path:
     the working directory when the package is installed without a checkout."""
     checkout = Path(__file__).resolve().parents[2] / "reports"
     return checkout if checkout.is_dir() else Path("reports")
+
+
+def folder_name(text: str) -> str:
+    """An argparse type for ``--name``: one folder under ``--out-root``, so a report never
+    lands outside it (``../escape``) or in it (``.``)."""
+    if text in ("", ".", "..") or "/" in text or os.sep in text:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a folder name (one name, no '/', not '.' or '..')"
+        )
+    return text
 
 
 def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:

@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from meprop_bench.commands.common import reports_root
+from meprop_bench.commands.common import folder_name, reports_root
 from meprop_bench.errors import MePropInputError
 from meprop_bench.harness.sweep import (
     check_sweep_options,
@@ -44,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--meprop-preset paper) is passed to the sweep. Steps: "
         + " ".join(__doc__.split("\n\n")[1].split()),
     )
-    parser.add_argument("--name", default="latest", help="report name (default: %(default)s)")
+    parser.add_argument(
+        "--name", type=folder_name, default="latest", help="report name (default: %(default)s)"
+    )
     parser.add_argument(
         "--out-root", type=Path, default=reports_root(), help="(default: %(default)s)"
     )

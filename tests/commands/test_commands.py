@@ -54,6 +54,19 @@ def test_out_is_not_taken_for_out_root(name, argv, tmp_path, capsys, monkeypatch
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("command", ["run", "profile", "report"])
+@pytest.mark.parametrize("name", ["../escape", "a/b", "..", ".", ""])
+def test_a_name_is_one_folder_under_out_root(command, name, tmp_path, capsys):
+    main = importlib.import_module(f"meprop_bench.commands.{command}").main
+    root = tmp_path / "root"
+    with pytest.raises(SystemExit) as exit:  # argparse's usage error, before any work
+        main(["--out-root", str(root), "--name", name])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--name: {name!r} is not a folder name" in err and err.count("error:") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_recover_writes_to_out(tmp_path):
     from meprop_bench.commands.recover import main
 
