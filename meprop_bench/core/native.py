@@ -38,7 +38,7 @@ import torch
 
 from meprop_bench.core import workspace
 from meprop_bench.core.allocator import HUGE_FROM, fresh_tensor, recycled_tensor
-from meprop_bench.core.kernel_types import Gradients, KernelFn, RowGrad
+from meprop_bench.core.kernel_types import Gradients, KernelFn, RowGrad, not_differentiable
 from meprop_bench.core.selection import batch_sum, random_scores, unified_score
 from meprop_bench.errors import MePropInputError
 
@@ -96,11 +96,7 @@ def _check_inputs(dy: torch.Tensor, x: torch.Tensor, w: torch.Tensor) -> None:
     The accepted case is one expression (a loop over the three tensors cost 1.1 µs a
     call); the loop runs only to name what is wrong."""
     if torch.is_grad_enabled() and (dy.requires_grad or x.requires_grad or w.requires_grad):
-        raise MePropInputError(
-            "the native strategy cannot be differentiated again (a backward with "
-            "create_graph=True); use masked, sparse or rowunion (per example) or compact "
-            "(unified)"
-        )
+        raise not_differentiable("native", dy, x, w)
     dtype = dy.dtype
     if dy.is_cpu and x.is_cpu and w.is_cpu and x.dtype == dtype == w.dtype and dtype in _FLOATS:
         return
