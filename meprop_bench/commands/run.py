@@ -92,15 +92,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         total = sum(step.seconds for step in steps) / 60
         print(f"in all about {max(1, round(total))} min on a 2-core CPU like the one the "
               "estimates come from; then the report", file=sys.stderr)  # fmt: skip
-    out_dir.mkdir(parents=True, exist_ok=True)
     bench_json, training_json = out_dir / "bench.json", out_dir / "training.json"
+    if not steps and not (bench_json.exists() or training_json.exists()):
+        raise MePropInputError(f"nothing to report: no bench.json or training.json in {out_dir}")
+    out_dir.mkdir(parents=True, exist_ok=True)
     if not args.skip_bench:
         run_sweep(bench_json, options)
     if not args.skip_train:
         run_training(training_json, experiment, args.force)
     inputs = [p for p in (bench_json, training_json) if p.exists()]
-    if not inputs:
-        raise MePropInputError(f"nothing to report: no bench.json or training.json in {out_dir}")
     report = build_report(inputs, out_dir, force=True, progress=lambda m: print(m, file=sys.stderr))
     print(f"report: {report.index.resolve()}")
     print(f"        {report.summary.resolve()}")

@@ -58,6 +58,7 @@ def test_skip_flags_and_nothing_to_report(tmp_path, steps, capsys):
     argv = ["--out-root", str(tmp_path), "--name", "q", "--skip-bench", "--skip-train"]
     assert run_main(job.main, argv) == 2
     assert "nothing to report" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # no empty folder left behind
     assert run_main(job.main, ["--out-root", str(tmp_path), "--name", "t", "--skip-bench"]) == 0
     assert [c[0] for c in steps] == ["train"]
 
