@@ -10,6 +10,7 @@ import io
 import math
 import os
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
@@ -157,7 +158,7 @@ def run_sweep(bench_json: Path, options: Sequence[str]) -> None:
         )
     cmd = [sys.executable, "-m", "pytest", "suites", "--benchmark-only", "-v", "-p",
            "no:cacheprovider", "--benchmark-json", str(bench_json.resolve()), *options]  # fmt: skip
-    print(f"sweep: {' '.join(cmd[1:])}", file=sys.stderr)
+    print(f"sweep: cd {shlex.quote(str(REPO_ROOT))} && {shlex.join(cmd)}", file=sys.stderr)
     output = SweepOutput()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # lines as they come, for the bar
     try:
@@ -217,7 +218,7 @@ def run_training(training_json: Path, experiment: str, force: bool) -> None:
     """Run the trainer's experiment set into ``training_json`` (its own progress bar)."""
     cmd = [sys.executable, "-m", "meprop_bench.train", "--experiment", experiment,
            "--out", str(training_json)] + (["--force"] if force else [])  # fmt: skip
-    print(f"training: {' '.join(cmd[1:])}", file=sys.stderr)
+    print(f"training: {shlex.join(cmd)}", file=sys.stderr)
     code = subprocess.run(cmd, stdin=subprocess.DEVNULL, check=False).returncode
     if code != 0:
         raise MePropInputError(f"training failed (exit {code}); its message is above")

@@ -3,6 +3,9 @@ training replaced by writers of small JSON files (the real ones take minutes).""
 
 from __future__ import annotations
 
+import shlex
+import sys
+
 import pytest
 from documents import bench_doc, full_sweep, training_doc, write
 
@@ -105,6 +108,32 @@ def test_a_killed_sweep_names_its_partial_file_and_the_recover_command(
     assert "pytest exit -9" in message and f"the finished cases are in {partial}" in message
     assert recover_command(partial, bench_json) in message
     assert notice in capsys.readouterr().err  # relayed as it came, before the failure
+
+
+def test_the_steps_log_commands_that_can_be_pasted(tmp_path, monkeypatch, capsys):
+    started = []
+
+    def popen(cmd, **kwargs):
+        started.append((cmd, kwargs))
+        return KilledSweep([])
+
+    monkeypatch.setattr(sweep_engine.subprocess, "Popen", popen)
+    with pytest.raises(job.MePropInputError):
+        sweep_engine.run_sweep(tmp_path / "my run" / "bench.json", ["--meprop-widths", "64"])
+    monkeypatch.setattr(
+        sweep_engine.subprocess, "run", lambda cmd, **kw: started.append((cmd, kw)) or Done()
+    )
+    sweep_engine.run_training(tmp_path / "my run" / "training.json", "quick", False)
+    err = capsys.readouterr().err.splitlines()
+    logged = [line for line in err if line.startswith(("sweep: ", "training: "))][:2]
+    (sweep_cmd, sweep_kw), (train_cmd, _) = started
+    assert logged[0] == f"sweep: cd {shlex.quote(str(sweep_kw['cwd']))} && {shlex.join(sweep_cmd)}"
+    assert logged[1] == f"training: {shlex.join(train_cmd)}"
+    assert sweep_cmd[0] == train_cmd[0] == sys.executable
+
+
+class Done:
+    returncode = 0
 
 
 @pytest.mark.parametrize(
