@@ -77,10 +77,14 @@ def refuse_unused(args: argparse.Namespace, options: Sequence[str]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args, extra = build_parser().parse_known_args(argv)
-    checked = check_sweep_options(extra)
-    refuse_unused(args, checked)
-    options = [] if args.skip_bench else sweep_options(checked, args.devices)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    try:  # a bad option is a usage error, as argparse's own are
+        checked = check_sweep_options(extra)
+        refuse_unused(args, checked)
+        options = [] if args.skip_bench else sweep_options(checked, args.devices)
+    except MePropInputError as err:
+        parser.error(str(err))
     experiment = args.experiment or "quick"
     out_dir = args.out_root / args.name
     ensure_free(out_dir, args.force, (*REPORT_FILES, *RUN_FILES))

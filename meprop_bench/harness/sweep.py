@@ -92,7 +92,7 @@ def check_sweep_options(extra: Sequence[str]) -> list[str]:
     except argparse.ArgumentError as err:
         raise MePropInputError(str(err)) from None
     if unknown:
-        raise MePropInputError(f"unrecognised argument {unknown[0]!r} (see --help)")
+        raise MePropInputError(f"unrecognized arguments: {' '.join(unknown)}")
     overrides = grid_overrides(lambda dest: getattr(found, dest))
     apply_overrides(select_preset(found.meprop_preset), overrides).check()
     if found.meprop_malloc not in allocator.MODES:

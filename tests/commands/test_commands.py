@@ -26,6 +26,22 @@ def test_no_command_takes_an_abbreviated_option(name):
     assert "--output" not in parser._option_string_actions  # an exact path is --out
 
 
+@pytest.mark.parametrize(
+    "command,argv",
+    [("run", []), ("check", []), ("train", []), ("report", []), ("profile", []),
+     ("gate", ["a.json", "b.json"]), ("recover", ["p.jsonl", "-o", "o.json"])],
+)  # fmt: skip
+def test_an_unknown_option_gets_the_usage_line_and_one_error(command, argv, capsys):
+    # ab passes what it does not know to pytest (its --help says so).
+    main = importlib.import_module(f"meprop_bench.commands.{command}").main
+    with pytest.raises(SystemExit) as exit:
+        main([*argv, "--bogus"])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"usage: meprop-bench {command} ")
+    assert err[-1] == f"meprop-bench {command}: error: unrecognized arguments: --bogus"
+
+
 @pytest.mark.parametrize("name", COMMANDS)
 def test_help_renders_every_option(name):
     # argparse %-formats each help string: a bare "5% slower" printed the action's dict.

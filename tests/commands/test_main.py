@@ -67,8 +67,10 @@ def test_skip_flags_and_nothing_to_report(tmp_path, steps, capsys):
 
 
 def test_only_meprop_options_pass_through(tmp_path, steps, capsys):
-    assert run_main(job.main, ["--out-root", str(tmp_path), "--bogus"]) == 2
-    assert "unrecognised argument '--bogus'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit:
+        job.main(["--out-root", str(tmp_path), "--bogus"])
+    assert exit.value.code == 2
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
     assert steps == []
 
 
@@ -145,7 +147,7 @@ class Done:
         (["--meprop-methods", "unified/nope"], "unified/nope"),
         (["--meprop-malloc", "fast"], "--meprop-malloc"),
         (["--meprop-widths"], "--meprop-widths: expected one argument"),
-        (["--meprop-bogus", "1"], "unrecognised argument '--meprop-bogus'"),
+        (["--meprop-bogus", "1"], "unrecognized arguments: --meprop-bogus 1"),
         (["--meprop-widths", "64", "--meprop-ks", "100"], "k=100 is larger than every width"),
         (["--devices", "gpu"], "--devices: unknown device 'gpu'; use cpu, cuda or cuda:N"),
         (["--skip-bench", "--meprop-widths", "999"], "--meprop-widths applies to the sweep"),
