@@ -12,6 +12,11 @@ class MePropInputError(ValueError):
     """Bad input from the user: an out-of-range k, mismatched shapes, an unknown name."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what SLURM and CI send on cancel), raised where it is taken like Ctrl-C,
+    so the same clean-up runs; the command then exits 143, as a SIGTERM'd process does."""
+
+
 def backend_unsupported(err: BaseException) -> str | None:
     """The backend's reason when ``err`` says it has no implementation for the dtype or
     device asked for (a NotImplementedError, or a RuntimeError "... not implemented for

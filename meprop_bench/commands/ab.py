@@ -96,10 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sha = sha.decode().strip()
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = (args.out or repo / "reports" / f"ab-{sha[:8]}-{stamp}").resolve()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file; --out names a new directory for the results")
+    if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty; choose another --out")
-    for side in SIDES:
-        (out / side).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="meprop-ab-") as tmp:
         trees = {
             "base": export_revision(repo, sha, Path(tmp, "base")),
@@ -108,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for side, tree in trees.items():
             if not (tree / args.suites).exists():
                 raise MePropInputError(f"the {side} tree has no {args.suites}")
+        for side in SIDES:  # only once the runs can start: a refusal leaves nothing behind
+            (out / side).mkdir(parents=True, exist_ok=True)
         envs = {"base": {}, "head": dict(args.candidate_env)}
         runs = schedule(args.rounds)
         for step, (side, i) in enumerate(runs, 1):

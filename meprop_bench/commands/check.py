@@ -20,6 +20,7 @@ from meprop_bench.harness.options import (
     add_case_options,
     add_threads_option,
     case_widths,
+    count,
     positive_int,
 )
 from meprop_bench.harness.timing import GRAPH_CALLS
@@ -52,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_threads_option(parser)
     parser.add_argument("--rounds", type=positive_int, default=15, help="timed rounds")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first")
+    parser.add_argument("--warmup", type=count, default=3, help="untimed rounds first")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic inputs")
     parser.add_argument(
         "--malloc",

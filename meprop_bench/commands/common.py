@@ -3,11 +3,13 @@ user's mistake into a one-line message and exit status 2."""
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from meprop_bench.errors import MePropInputError
+from meprop_bench.errors import MePropInputError, Terminated
 
 
 def reports_root() -> Path:
@@ -18,6 +20,16 @@ def reports_root() -> Path:
     return checkout if checkout.is_dir() else Path("reports")
 
 
+def folder_name(text: str) -> str:
+    """An argparse type for ``--name``: one folder under ``--out-root``, so a report never
+    lands outside it (``../escape``) or in it (``.``)."""
+    if text in ("", ".", "..") or "/" in text or os.sep in text:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a folder name (one name, no '/', not '.' or '..')"
+        )
+    return text
+
+
 def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """Call ``main``; a MePropInputError or a refused file becomes a message and exit 2."""
     try:
@@ -25,6 +37,9 @@ def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | 
     except (MePropInputError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

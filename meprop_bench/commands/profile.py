@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from meprop_bench.commands.common import reports_root
+from meprop_bench.commands.common import folder_name, reports_root
 from meprop_bench.core.kernels import KERNELS, METHODS
 from meprop_bench.harness.cases import GRAD_SOURCES, Case
 from meprop_bench.harness.options import (
@@ -99,7 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--py-spy", default="py-spy", metavar="EXE", help="py-spy executable (default: %(default)s)"
     )
     run.add_argument(
-        "--name", default="latest", help="report directory under --out-root (default: %(default)s)"
+        "--name",
+        type=folder_name,
+        default="latest",
+        help="report directory under --out-root (default: %(default)s)",
     )
     run.add_argument(
         "--out-root",

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+from meprop_bench.errors import MePropInputError
 from meprop_bench.results.files import check_new_path, write_new_json
 from meprop_bench.results.partial import read_partial, to_pytest_benchmark
 
@@ -29,11 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    check_new_path(args.out, args.force)
+    out = check_new_path(args.out, args.force)
+    if out.resolve() == Path(args.partial).resolve():
+        raise MePropInputError("--out is the partial file itself; give another path")
     header, benchmarks, skipped = read_partial(args.partial)
     if skipped:
-        print(f"warning: skipped {skipped} unreadable line(s) (a case cut off mid-write)",
-              file=sys.stderr)  # fmt: skip
-    out = write_new_json(args.out, to_pytest_benchmark(header, benchmarks), args.force)
+        print(f"warning: skipped {skipped} unreadable line(s) (a case cut off mid-write, "
+              "or a line that is no benchmark record)", file=sys.stderr)  # fmt: skip
+    write_new_json(out, to_pytest_benchmark(header, benchmarks), args.force)
     print(f"wrote {out}: {len(benchmarks)} benchmark(s)")
     return 0

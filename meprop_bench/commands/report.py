@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from meprop_bench.commands.common import reports_root
+from meprop_bench.commands.common import folder_name, reports_root
 from meprop_bench.errors import MePropInputError
 from meprop_bench.report.build import build_report
 
@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
         + " and ".join(f"{p}/" for p in DEFAULT_SEARCH)
         + ", those that exist)",
     )
-    parser.add_argument("--name", default="latest", help="report name (default: %(default)s)")
+    parser.add_argument(
+        "--name", type=folder_name, default="latest", help="report name (default: %(default)s)"
+    )
     parser.add_argument(
         "--out-root", type=Path, default=reports_root(), help="(default: %(default)s)"
     )

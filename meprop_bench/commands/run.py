@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from meprop_bench.commands.common import reports_root
+from meprop_bench.commands.common import folder_name, reports_root
 from meprop_bench.errors import MePropInputError
 from meprop_bench.harness.sweep import (
     check_sweep_options,
@@ -44,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--meprop-preset paper) is passed to the sweep. Steps: "
         + " ".join(__doc__.split("\n\n")[1].split()),
     )
-    parser.add_argument("--name", default="latest", help="report name (default: %(default)s)")
+    parser.add_argument(
+        "--name", type=folder_name, default="latest", help="report name (default: %(default)s)"
+    )
     parser.add_argument(
         "--out-root", type=Path, default=reports_root(), help="(default: %(default)s)"
     )
@@ -75,10 +77,14 @@ def refuse_unused(args: argparse.Namespace, options: Sequence[str]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args, extra = build_parser().parse_known_args(argv)
-    checked = check_sweep_options(extra)
-    refuse_unused(args, checked)
-    options = [] if args.skip_bench else sweep_options(checked, args.devices)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    try:  # a bad option is a usage error, as argparse's own are
+        checked = check_sweep_options(extra)
+        refuse_unused(args, checked)
+        options = [] if args.skip_bench else sweep_options(checked, args.devices)
+    except MePropInputError as err:
+        parser.error(str(err))
     experiment = args.experiment or "quick"
     out_dir = args.out_root / args.name
     ensure_free(out_dir, args.force, (*REPORT_FILES, *RUN_FILES))
@@ -90,15 +96,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         total = sum(step.seconds for step in steps) / 60
         print(f"in all about {max(1, round(total))} min on a 2-core CPU like the one the "
               "estimates come from; then the report", file=sys.stderr)  # fmt: skip
-    out_dir.mkdir(parents=True, exist_ok=True)
     bench_json, training_json = out_dir / "bench.json", out_dir / "training.json"
+    if not steps and not (bench_json.exists() or training_json.exists()):
+        raise MePropInputError(f"nothing to report: no bench.json or training.json in {out_dir}")
+    out_dir.mkdir(parents=True, exist_ok=True)
     if not args.skip_bench:
         run_sweep(bench_json, options)
     if not args.skip_train:
         run_training(training_json, experiment, args.force)
     inputs = [p for p in (bench_json, training_json) if p.exists()]
-    if not inputs:
-        raise MePropInputError(f"nothing to report: no bench.json or training.json in {out_dir}")
     report = build_report(inputs, out_dir, force=True, progress=lambda m: print(m, file=sys.stderr))
     print(f"report: {report.index.resolve()}")
     print(f"        {report.summary.resolve()}")

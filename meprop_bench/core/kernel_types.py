@@ -12,6 +12,7 @@ from typing import NamedTuple, Protocol
 import torch
 
 from meprop_bench.core.allocator import fresh_tensor
+from meprop_bench.errors import MePropInputError
 
 
 class RowGrad(NamedTuple):
@@ -73,3 +74,19 @@ class KernelFn(Protocol):
         need_dw: bool = True,
         need_db: bool = True,
     ) -> Gradients: ...
+
+
+def not_differentiable(
+    strategy: str, dy: torch.Tensor, x: torch.Tensor, w: torch.Tensor
+) -> MePropInputError:
+    """The refusal of a compiled strategy (its results carry no autograd graph) called
+    with grad mode on and inputs that require grad, naming those inputs."""
+    names = [name for name, t in (("dy", dy), ("x", x), ("w", w)) if t.requires_grad]
+    which = f"{names[0]} requires" if len(names) == 1 else f"{', '.join(names)} require"
+    them = "it" if len(names) == 1 else "them"
+    return MePropInputError(
+        f"the {strategy} strategy's gradients cannot be differentiated, but {which} grad "
+        f"with grad mode on: detach {them} or call it under torch.no_grad(); to "
+        "differentiate again (a backward with create_graph=True) use masked, sparse or "
+        "rowunion (per example) or compact (unified)"
+    )

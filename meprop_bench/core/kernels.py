@@ -157,6 +157,8 @@ class Kernel:
     summary: str
     native: bool = False  # compiled CPU code: float32/float64 on the CPU, see prepare()
     triton: bool = False  # Triton code: CUDA only, float32/float16/bfloat16
+    #: The dtypes it takes on the CPU, where not every floating dtype (None).
+    cpu_dtypes: frozenset[torch.dtype] | None = None
     #: The same kernel writing dW whole (untouched rows zeroed as it goes), where that
     #: beats building it from the RowGrad; see :meth:`full_grads`.
     full_dw_fn: KernelFn | None = None
@@ -167,11 +169,12 @@ class Kernel:
 
     def runs_on(self, device: str | torch.device, dtype: torch.dtype) -> bool:
         """Whether this kernel takes tensors of ``dtype`` on ``device``."""
+        kind = torch.device(device).type
         if self.triton:
-            return torch.device(device).type == "cuda" and dtype in triton_kernels.DTYPES
-        return not self.native or (
-            torch.device(device).type == "cpu" and dtype in (torch.float32, torch.float64)
-        )
+            return kind == "cuda" and dtype in triton_kernels.DTYPES
+        if kind != "cpu":
+            return not self.native
+        return self.cpu_dtypes is None or dtype in self.cpu_dtypes
 
     def full_grads(
         self,
@@ -199,17 +202,23 @@ class Kernel:
             triton_kernels.prepare()  # a one-line error when triton is missing
 
 
+#: float32 and float64: what the native kernels take, and torch's CSR products on the CPU
+#: (MKL's, with no half-precision kernel).
+SINGLE_DOUBLE = frozenset((torch.float32, torch.float64))
+
+
 def _per_example_kernels(method: str, chooser: str) -> list[Kernel]:
     return [
         Kernel(method, "masked", _per_example_masked(method), False, False,
                f"{chooser} per example, zero the rest, dense GEMMs (authors' form)"),
         Kernel(method, "sparse", _per_example_sparse(method), False, False,
-               f"{chooser} per example as CSR, torch.sparse.mm"),
+               f"{chooser} per example as CSR, torch.sparse.mm", cpu_dtypes=SINGLE_DOUBLE),
         Kernel(method, "rowunion", _per_example_rowunion(method), True, True,
                f"{chooser} per example, dense GEMMs over the union of kept columns"),
         Kernel(method, "native", native.per_example(method), True, False,
                f"{chooser} per example in compiled CPU code, products over kept entries only",
-               native=True, full_dw_fn=native.per_example(method, full_dw=True)),
+               native=True, cpu_dtypes=SINGLE_DOUBLE,
+               full_dw_fn=native.per_example(method, full_dw=True)),
         Kernel(method, "triton", triton_kernels.per_example(method), True, True,
                f"{chooser} per example in Triton (CUDA): selection fused with dX, dW rows "
                "over the union of kept columns", triton=True),
@@ -228,7 +237,7 @@ KERNELS: dict[tuple[str, str], Kernel] = {
                "one top-k column set per batch, k-wide GEMMs, dW scattered into n x d_in"),
         Kernel("unified", "native", native.unified, True, False,
                "one top-k column set per batch, selection and products in one compiled "
-               "CPU call (small shapes)", native=True),
+               "CPU call (small shapes)", native=True, cpu_dtypes=SINGLE_DOUBLE),
         Kernel("unified", "triton", triton_kernels.unified, True, False,
                "one top-k column set per batch, Triton GEMMs that gather dY and W in their "
                "loads (CUDA)", triton=True),

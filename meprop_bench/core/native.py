@@ -38,7 +38,7 @@ import torch
 
 from meprop_bench.core import workspace
 from meprop_bench.core.allocator import HUGE_FROM, fresh_tensor, recycled_tensor
-from meprop_bench.core.kernel_types import Gradients, KernelFn, RowGrad
+from meprop_bench.core.kernel_types import Gradients, KernelFn, RowGrad, not_differentiable
 from meprop_bench.core.selection import batch_sum, random_scores, unified_score
 from meprop_bench.errors import MePropInputError
 
@@ -96,11 +96,7 @@ def _check_inputs(dy: torch.Tensor, x: torch.Tensor, w: torch.Tensor) -> None:
     The accepted case is one expression (a loop over the three tensors cost 1.1 µs a
     call); the loop runs only to name what is wrong."""
     if torch.is_grad_enabled() and (dy.requires_grad or x.requires_grad or w.requires_grad):
-        raise MePropInputError(
-            "the native strategy cannot be differentiated again (a backward with "
-            "create_graph=True); use masked, sparse or rowunion (per example) or compact "
-            "(unified)"
-        )
+        raise not_differentiable("native", dy, x, w)
     dtype = dy.dtype
     if dy.is_cpu and x.is_cpu and w.is_cpu and x.dtype == dtype == w.dtype and dtype in _FLOATS:
         return
@@ -114,7 +110,7 @@ def _check_inputs(dy: torch.Tensor, x: torch.Tensor, w: torch.Tensor) -> None:
         if t.dtype not in _FLOATS:
             raise MePropInputError(
                 f"the native strategy takes float32 or float64, got {t.dtype}; "
-                "use masked or sparse for half precision"
+                "use masked or rowunion for half precision"
             )
     raise MePropInputError(f"dtype mismatch: dy {dy.dtype}, x {x.dtype}, w {w.dtype}")
 
@@ -239,10 +235,15 @@ def _per_example_products(
     dy_c = dy.contiguous()
     key = dy_c if score is dy else score.contiguous()
     x_c, w_c = x.contiguous(), w.contiguous()
-    used = jit.per_example_backward(
-        parts, key.data_ptr(), mask, k, prefilter, work_v, ints, vals, dy_c.data_ptr(), union,
-        x_c.data_ptr(), w_c.data_ptr(), dx, spare, full_dw, dw, db,
-    )  # fmt: skip
+    if batch:
+        used = jit.per_example_backward(
+            parts, key.data_ptr(), mask, k, prefilter, work_v, ints, vals, dy_c.data_ptr(),
+            union, x_c.data_ptr(), w_c.data_ptr(), dx, spare, full_dw, dw, db,
+        )  # fmt: skip
+    else:  # an empty batch keeps nothing; the loops would read its first row
+        used = 0
+        dw.fill(0)
+        db.fill(0)
     if need_dw and not full_dw:
         dw_out = RowGrad(torch.from_numpy(union[:used]), torch.from_numpy(dw[:used]), n)
     else:

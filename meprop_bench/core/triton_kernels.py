@@ -36,7 +36,7 @@ from types import ModuleType
 
 import torch
 
-from meprop_bench.core.kernel_types import Gradients, KernelFn, RowGrad
+from meprop_bench.core.kernel_types import Gradients, KernelFn, RowGrad, not_differentiable
 from meprop_bench.core.selection import batch_sum, random_scores, unified_topk
 from meprop_bench.errors import MePropInputError
 
@@ -114,11 +114,7 @@ def _check_inputs(*tensors: torch.Tensor) -> ModuleType:
                 "use masked, sparse or rowunion (per example) or compact (unified)"
             )
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-        raise MePropInputError(
-            "the triton strategy cannot be differentiated again (a backward with "
-            "create_graph=True); use masked, sparse or rowunion (per example) or compact "
-            "(unified)"
-        )
+        raise not_differentiable("triton", *tensors)
     return jit
 
 

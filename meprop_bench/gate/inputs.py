@@ -1,8 +1,15 @@
 """The gate's inputs: pytest-benchmark JSON files read into two sides (baseline and
-candidate) of benchmarks, each holding its raw samples run by run (file by file)."""
+candidate) of benchmarks, each holding its raw samples run by run (file by file).
+
+A file holding a run read before (a copy, byte for byte or rewritten: the same machine,
+start time and samples) is read once, as the report does, so a copied file never passes
+for a second run."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,13 +65,20 @@ class Side:
 
 
 def load_side(spec: str) -> Side:
-    """Read every pytest-benchmark JSON named by ``spec`` (file, directory or glob)."""
-    side = Side(_json_files(spec), {})
-    for path in side.files:
+    """Read every pytest-benchmark JSON named by ``spec`` (file, directory or glob),
+    each run once: a copy of a run already read is noted on stderr and passed over."""
+    side = Side([], {})
+    runs: dict[str, Path] = {}
+    for path in _json_files(spec):
         data = read_benchmarks(path)
         machine = identity(data["machine_info"])
-        for raw in data["benchmarks"]:
-            bench = _bench(path, raw, machine)
+        benches = [_bench(path, raw, machine) for raw in data["benchmarks"]]
+        earlier = runs.setdefault(_run_identity(machine, data.get("datetime"), benches), path)
+        if earlier != path:
+            print(f"note: {path}: the same run as {earlier}; counted once", file=sys.stderr)
+            continue
+        side.files.append(path)
+        for bench in benches:
             known = side.benches.get(bench.key)
             if known is None:
                 side.benches[bench.key] = bench
@@ -76,6 +90,16 @@ def load_side(spec: str) -> Side:
     if not side.benches:
         raise MePropInputError(f"{spec}: no benchmarks in {len(side.files)} file(s)")
     return side
+
+
+def _run_identity(machine: str, started: Any, benches: list[Bench]) -> str:
+    """What tells one run from another whatever its file looks like: the machine, the
+    start time and every benchmark's samples."""
+    digest = hashlib.sha256(json.dumps([machine, str(started)]).encode())
+    for bench in benches:
+        (samples,) = bench.runs.values()
+        digest.update(f"{bench.key}\0{samples.size}\0".encode() + samples.tobytes())
+    return digest.hexdigest()
 
 
 def _json_files(spec: str) -> list[Path]:

@@ -19,6 +19,7 @@ from meprop_bench.harness.cases import GRAD_SOURCES, Case
 from meprop_bench.harness.options import (
     DTYPES,
     choice_value,
+    count_value,
     device_value,
     k_value,
     parse_list,
@@ -54,6 +55,19 @@ class Grid:
                 raise MePropInputError(f"unknown kernel {spec!r}; known: {kernel_names()}")
             chosen.update(dict.fromkeys(matches))
         return list(chosen)
+
+    def check(self) -> None:
+        """Refuse, before any work, a grid that names an unknown kernel or a count k
+        larger than every width it sweeps: such a k has no case at all (one larger than
+        some widths only is left out at those, see :meth:`cases`)."""
+        self.kernels()
+        for k in self.ks:
+            if isinstance(k, int) and k > max(self.widths):
+                widths = ", ".join(map(str, self.widths))
+                raise MePropInputError(
+                    f"--meprop-ks: k={k} is larger than every width swept ({widths}); k "
+                    "counts entries of an n-wide row: give k <= n or a fraction of n (0.1)"
+                )
 
     def cases(self) -> list[Case]:
         """Every sparse case, each preceded once by its dense counterpart.
@@ -232,7 +246,7 @@ def apply_overrides(grid: Grid, overrides: dict[str, str | None]) -> Grid:
         "threads": each(positive_int_value),
         "grads": each(choice_value(GRAD_SOURCES)),
         "rounds": lambda t, o: _one(parse_list(t, o, positive_int_value), t, o),
-        "warmup": lambda t, o: _one(parse_list(t, o, _count_value), t, o),
+        "warmup": lambda t, o: _one(parse_list(t, o, count_value), t, o),
         "d-in": lambda t, o: _one(parse_list(t, o, positive_int_value), t, o),
     }
     changes = {}
@@ -249,12 +263,6 @@ def _one(values: tuple[int, ...], text: str, option: str) -> int:
     if len(values) != 1:
         raise MePropInputError(f"{option}: expected one value, got {text!r}")
     return values[0]
-
-
-def _count_value(text: str) -> int:
-    if not text.isdigit():
-        raise ValueError(f"expected a non-negative integer, got {text!r}")
-    return int(text)
 
 
 def select_preset(name: str) -> Grid:

@@ -56,6 +56,12 @@ def positive_int_value(text: str) -> int:
     return value
 
 
+def count_value(text: str) -> int:
+    if not text.isdigit():
+        raise ValueError(f"expected a non-negative integer, got {text!r}")
+    return int(text)
+
+
 def device_value(text: str) -> str:
     """A device name the suites know: cpu, cuda or cuda:N (present or not)."""
     kind, _, index = text.partition(":")
@@ -116,6 +122,7 @@ def _argument_type(check: Callable[[str], T]) -> Callable[[str], T]:
 
 parse_k = _argument_type(k_value)
 positive_int = _argument_type(positive_int_value)
+count = _argument_type(count_value)
 
 
 def number(text: str) -> float:

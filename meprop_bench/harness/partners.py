@@ -42,11 +42,13 @@ def unit_of(item: pytest.Item) -> Unit:
     """The partner group, dense or not, and cost of one of the suites' test items.
 
     An item whose parameters are not a suite case known here is a group of its own,
-    costed as a call's overhead.
+    costed as a call's overhead: so is the placeholder pytest collects (and skips) for
+    a suite whose grid holds no case, whose parameter is no tuple.
     """
     suite = item.nodeid.split("[", 1)[0]
     callspec = getattr(item, "callspec", None)
     params = callspec.params if callspec is not None else {}
+    params = {name: value for name, value in params.items() if isinstance(value, tuple)}
     if "backward_case" in params:
         case, threads = params["backward_case"]
         return Unit(f"{suite} {case.pair_key} t={threads}", case.is_dense, kernel_cost(case))

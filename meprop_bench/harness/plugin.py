@@ -93,7 +93,7 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     try:
         grid = apply_overrides(select_preset(preset), overrides)
-        grid.kernels()
+        grid.check()
         slowdown_fraction()
         slowdown_methods()
     except MePropInputError as err:
@@ -109,6 +109,11 @@ def pytest_configure(config: pytest.Config) -> None:
         allocator.set_mode(config.getoption("meprop_malloc"))
     except MePropInputError as err:
         raise pytest.UsageError(f"--meprop-malloc: {err}") from None
+    partial = config.getoption("meprop_partial")
+    if partial and Path(partial).is_dir():
+        raise pytest.UsageError(
+            f"--meprop-partial: {partial} is a directory; give the path of a file"
+        )
     config.stash[GRID_KEY] = grid
     config.stash[PRESET_KEY] = preset
     config.stash[PARTIAL_KEY] = PartialResults(config)

@@ -10,6 +10,7 @@ import io
 import math
 import os
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
@@ -23,7 +24,7 @@ from tqdm import tqdm
 import meprop_bench
 from meprop_bench.core import allocator
 from meprop_bench.errors import MePropInputError
-from meprop_bench.harness.grid import apply_overrides, select_preset
+from meprop_bench.harness.grid import apply_overrides, parse_devices, select_preset
 from meprop_bench.harness.options import PRESET_ALIAS, grid_overrides
 from meprop_bench.harness.partners import unit_of
 from meprop_bench.harness.plugin import PARTIAL_NOTICE, grid_of, pytest_addoption
@@ -65,6 +66,8 @@ def sweep_options(checked: Sequence[str], devices: str | None = None) -> list[st
     every device here, CUDA beside the CPU when a GPU is present) unless ``checked``
     names them."""
     options = list(checked)
+    if devices is not None:
+        parse_devices(devices, "--devices")
     named = {option.split("=", 1)[0] for option in options}
     if not named & {"--meprop-preset", PRESET_ALIAS}:
         options = ["--meprop-preset", "quick", *options]
@@ -89,9 +92,9 @@ def check_sweep_options(extra: Sequence[str]) -> list[str]:
     except argparse.ArgumentError as err:
         raise MePropInputError(str(err)) from None
     if unknown:
-        raise MePropInputError(f"unrecognised argument {unknown[0]!r} (see --help)")
+        raise MePropInputError(f"unrecognized arguments: {' '.join(unknown)}")
     overrides = grid_overrides(lambda dest: getattr(found, dest))
-    apply_overrides(select_preset(found.meprop_preset), overrides).kernels()
+    apply_overrides(select_preset(found.meprop_preset), overrides).check()
     if found.meprop_malloc not in allocator.MODES:
         raise MePropInputError(
             f"--meprop-malloc: unknown mode {found.meprop_malloc!r}; choose one of: "
@@ -126,11 +129,15 @@ class _Collected:
 def estimate_sweep(options: Sequence[str]) -> Estimate:
     """The sweep's cases, counted by collecting them as the sweep will, and a rough time."""
     found = _Collected()
-    with contextlib.redirect_stdout(io.StringIO()) as out:
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
         code = pytest.main([str(SUITES), "--co", "-q", "-p", "no:cacheprovider", *options],
                            plugins=[found])  # fmt: skip
     if code != 0:
-        raise MePropInputError(f"the sweep's cases could not be collected: {out.getvalue()[-500:]}")
+        lines = [line.strip() for line in printed.getvalue().splitlines() if line.strip()]
+        errors = [line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR: ")]
+        why = (errors or lines or [f"pytest exit {code}"])[-1]
+        raise MePropInputError(f"the sweep's cases could not be collected: {why}")
     seconds = found.timed + CASE_SETUP_S * found.cases
     return Estimate(f"{found.cases} benchmark cases on {', '.join(found.devices)}", seconds)
 
@@ -151,7 +158,7 @@ def run_sweep(bench_json: Path, options: Sequence[str]) -> None:
         )
     cmd = [sys.executable, "-m", "pytest", "suites", "--benchmark-only", "-v", "-p",
            "no:cacheprovider", "--benchmark-json", str(bench_json.resolve()), *options]  # fmt: skip
-    print(f"sweep: {' '.join(cmd[1:])}", file=sys.stderr)
+    print(f"sweep: cd {shlex.quote(str(REPO_ROOT))} && {shlex.join(cmd)}", file=sys.stderr)
     output = SweepOutput()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # lines as they come, for the bar
     try:
@@ -211,7 +218,7 @@ def run_training(training_json: Path, experiment: str, force: bool) -> None:
     """Run the trainer's experiment set into ``training_json`` (its own progress bar)."""
     cmd = [sys.executable, "-m", "meprop_bench.train", "--experiment", experiment,
            "--out", str(training_json)] + (["--force"] if force else [])  # fmt: skip
-    print(f"training: {' '.join(cmd[1:])}", file=sys.stderr)
+    print(f"training: {shlex.join(cmd)}", file=sys.stderr)
     code = subprocess.run(cmd, stdin=subprocess.DEVNULL, check=False).returncode
     if code != 0:
         raise MePropInputError(f"training failed (exit {code}); its message is above")

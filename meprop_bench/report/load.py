@@ -26,6 +26,7 @@ from meprop_bench.results.files import expand, json_files, read_benchmarks, read
 from meprop_bench.results.kinds import TRAINING
 from meprop_bench.results.machine import identity
 from meprop_bench.results.training import load_training
+from meprop_bench.stats import as_samples
 
 PathLike = str | os.PathLike[str]
 STATS = ("median", "iqr", "q1", "q3", "min", "max", "mean", "stddev", "rounds")
@@ -150,7 +151,11 @@ def _benchmark_rows(path: Path, doc: dict[str, Any]) -> list[dict[str, Any]]:
                 f"{path}: benchmarks[{i}] has no stats.median; not pytest-benchmark output"
             )
         extra = bench.get("extra_info") or {}
-        samples = stats.get("data")
+        samples = stats.get("data") or []
+        try:
+            samples = list(as_samples(samples)) if samples else []
+        except ValueError as err:
+            raise MePropInputError(f"{path}: benchmarks[{i}]: {err}") from None
         rows.append(
             {
                 "source": str(path),
@@ -163,7 +168,7 @@ def _benchmark_rows(path: Path, doc: dict[str, Any]) -> list[dict[str, Any]]:
                 "suite": extra.get("suite"),
                 **{k: v for k, v in extra.items() if k != "suite"},
                 **{k: stats.get(k) for k in STATS},
-                "samples": list(samples) if isinstance(samples, list) else [],
+                "samples": samples,
             }
         )
     return rows

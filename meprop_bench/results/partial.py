@@ -15,38 +15,66 @@ from meprop_bench.errors import MePropInputError
 
 
 def read_partial(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
-    """The header, the benchmarks, and the number of unreadable lines skipped."""
+    """The header, the benchmarks, and the number of unreadable lines skipped (a line
+    cut off mid-write, or one that is not a benchmark record). A file whose first line
+    is not a sweep's header (pytest-benchmark or training JSON, a binary file) is a
+    MePropInputError."""
     path = Path(path)
-    if not path.is_file():
-        raise MePropInputError(f"{path}: no such file")
-    header: dict[str, Any] | None = None
+    lines = _lines(path)
+    header = _record(lines[0]) if lines else None
+    if not (
+        isinstance(header, dict)
+        and header.get("kind") == "header"
+        and isinstance(header.get("machine_info"), dict)
+    ):
+        raise _not_partial(path, "its first line is not the header a sweep writes")
     benchmarks: dict[str, dict[str, Any]] = {}
     skipped = 0
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            skipped += 1
-            continue
-        if record.get("kind") == "header":
-            header = record
-        elif record.get("kind") == "benchmark":
-            bench = record["benchmark"]
+    for line in lines[1:]:
+        record = _record(line)
+        is_bench = isinstance(record, dict) and record.get("kind") == "benchmark"
+        bench = record.get("benchmark") if is_bench else None
+        if isinstance(bench, dict) and "fullname" in bench:
             benchmarks[bench["fullname"]] = bench  # a re-run case replaces the earlier one
-    if header is None:
-        raise MePropInputError(f"{path}: not a meprop-bench partial results file (no header)")
+        else:
+            skipped += 1
     return header, list(benchmarks.values()), skipped
+
+
+def _lines(path: Path) -> list[str]:
+    """The non-blank lines of ``path``, or a MePropInputError saying why there are none."""
+    if path.is_dir():
+        raise MePropInputError(f"{path} is a directory; give the .partial.jsonl file in it")
+    if not path.is_file():
+        raise MePropInputError(f"{path}: no such file")
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise _not_partial(path, "not text") from None
+    except OSError as err:
+        raise MePropInputError(f"{path}: cannot be read ({err.strerror})") from None
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _record(line: str) -> Any:
+    """The JSON value of one line; None when it does not parse."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return None
+
+
+def _not_partial(path: Path, why: str) -> MePropInputError:
+    return MePropInputError(f"{path}: not a meprop-bench partial results file ({why})")
 
 
 def to_pytest_benchmark(header: dict[str, Any], benchmarks: list[dict[str, Any]]) -> dict:
     """The document pytest-benchmark writes with ``--benchmark-json``."""
     return {
         "machine_info": header["machine_info"],
-        "commit_info": header["commit_info"],
+        "commit_info": header.get("commit_info", {}),
         "benchmarks": benchmarks,
-        "datetime": header["datetime"],
+        "datetime": header.get("datetime"),
         "version": pytest_benchmark.__version__,
     }
 

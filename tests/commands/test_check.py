@@ -56,6 +56,22 @@ def test_usage_errors_name_the_problem(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_the_default_kernels_are_those_that_run_in_the_dtype(dtype, tmp_path, capsys):
+    out = tmp_path / "check.json"
+    assert run_main(main, [*TINY, "--threads", "1", "--dtype", dtype, "--json", str(out)]) == 0
+    timed = {row["kernel"] for row in json.loads(out.read_text())["results"]}
+    assert {"dense/dense", "topk/masked", "topk/rowunion", "unified/compact"} <= timed
+    assert not timed & {"topk/sparse", "topk/native", "unified/native"}
+
+
+def test_a_negative_warmup_is_a_usage_error_before_any_work(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main([*TINY, "--kernels", "topk/native", "--warmup", "-1"])
+    assert exit.value.code == 2
+    assert "--warmup: expected a non-negative integer, got '-1'" in capsys.readouterr().err
+
+
 def test_a_kernel_the_backend_cannot_run_is_a_one_line_error(capsys):
     argv = [*TINY, "--kernels", "unified/compact", "topk/sparse", "--dtype", "float16"]
     assert run_main(main, argv) == 2

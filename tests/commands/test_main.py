@@ -3,6 +3,9 @@ training replaced by writers of small JSON files (the real ones take minutes).""
 
 from __future__ import annotations
 
+import shlex
+import sys
+
 import pytest
 from documents import bench_doc, full_sweep, training_doc, write
 
@@ -58,13 +61,16 @@ def test_skip_flags_and_nothing_to_report(tmp_path, steps, capsys):
     argv = ["--out-root", str(tmp_path), "--name", "q", "--skip-bench", "--skip-train"]
     assert run_main(job.main, argv) == 2
     assert "nothing to report" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # no empty folder left behind
     assert run_main(job.main, ["--out-root", str(tmp_path), "--name", "t", "--skip-bench"]) == 0
     assert [c[0] for c in steps] == ["train"]
 
 
 def test_only_meprop_options_pass_through(tmp_path, steps, capsys):
-    assert run_main(job.main, ["--out-root", str(tmp_path), "--bogus"]) == 2
-    assert "unrecognised argument '--bogus'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit:
+        job.main(["--out-root", str(tmp_path), "--bogus"])
+    assert exit.value.code == 2
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
     assert steps == []
 
 
@@ -106,6 +112,32 @@ def test_a_killed_sweep_names_its_partial_file_and_the_recover_command(
     assert notice in capsys.readouterr().err  # relayed as it came, before the failure
 
 
+def test_the_steps_log_commands_that_can_be_pasted(tmp_path, monkeypatch, capsys):
+    started = []
+
+    def popen(cmd, **kwargs):
+        started.append((cmd, kwargs))
+        return KilledSweep([])
+
+    monkeypatch.setattr(sweep_engine.subprocess, "Popen", popen)
+    with pytest.raises(job.MePropInputError):
+        sweep_engine.run_sweep(tmp_path / "my run" / "bench.json", ["--meprop-widths", "64"])
+    monkeypatch.setattr(
+        sweep_engine.subprocess, "run", lambda cmd, **kw: started.append((cmd, kw)) or Done()
+    )
+    sweep_engine.run_training(tmp_path / "my run" / "training.json", "quick", False)
+    err = capsys.readouterr().err.splitlines()
+    logged = [line for line in err if line.startswith(("sweep: ", "training: "))][:2]
+    (sweep_cmd, sweep_kw), (train_cmd, _) = started
+    assert logged[0] == f"sweep: cd {shlex.quote(str(sweep_kw['cwd']))} && {shlex.join(sweep_cmd)}"
+    assert logged[1] == f"training: {shlex.join(train_cmd)}"
+    assert sweep_cmd[0] == train_cmd[0] == sys.executable
+
+
+class Done:
+    returncode = 0
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [
@@ -115,7 +147,9 @@ def test_a_killed_sweep_names_its_partial_file_and_the_recover_command(
         (["--meprop-methods", "unified/nope"], "unified/nope"),
         (["--meprop-malloc", "fast"], "--meprop-malloc"),
         (["--meprop-widths"], "--meprop-widths: expected one argument"),
-        (["--meprop-bogus", "1"], "unrecognised argument '--meprop-bogus'"),
+        (["--meprop-bogus", "1"], "unrecognized arguments: --meprop-bogus 1"),
+        (["--meprop-widths", "64", "--meprop-ks", "100"], "k=100 is larger than every width"),
+        (["--devices", "gpu"], "--devices: unknown device 'gpu'; use cpu, cuda or cuda:N"),
         (["--skip-bench", "--meprop-widths", "999"], "--meprop-widths applies to the sweep"),
         (["--skip-train", "--experiment", "paper"], "--experiment applies to the training"),
     ],
@@ -126,8 +160,20 @@ def test_every_option_is_checked_before_any_step(argv, message, tmp_path, steps,
     except SystemExit as exit:  # argparse's usage error
         code = exit.code
     assert code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and err.count("error:") == 1
     assert steps == [] and list(tmp_path.iterdir()) == []
+
+
+def test_a_sweep_that_cannot_be_collected_is_one_error_line_with_pytests_reason(capsys):
+    # Whatever the checks before it miss: pytest's usage error, not an empty message.
+    with pytest.raises(job.MePropInputError) as failed:
+        sweep_engine.estimate_sweep(["--meprop-devices", "gpu"])
+    assert str(failed.value) == (
+        "the sweep's cases could not be collected: --meprop-devices: unknown device 'gpu'; "
+        "use cpu, cuda or cuda:N"
+    )
+    assert capsys.readouterr().err == ""
 
 
 def test_the_first_lines_say_what_it_will_measure_and_how_long(tmp_path, steps, capsys):

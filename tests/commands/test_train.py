@@ -154,11 +154,12 @@ def test_usage_errors(argv, message, capsys):
     "argv,message",
     [
         (["--k", "30", "--hidden", "20"], "out of range"),
-        (["--data", "mnist", "--data-dir", "/nonexistent"], "not a directory"),
+        (["--data", "mnist", "--data-dir", "{tmp}/missing"], "not a directory"),
         (["--device", "cuda:0"], "cuda"),
     ],
 )
 def test_input_errors_are_one_line(argv, message, capsys, tmp_path):
+    argv = [arg.replace("{tmp}", str(tmp_path)) for arg in argv]  # a path of its own
     assert run_main(main, [*argv, "--out", str(tmp_path / "o.json")]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err

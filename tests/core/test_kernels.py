@@ -16,6 +16,7 @@ from meprop_bench.core.selection import (
     topk_per_example,
     unified_topk,
 )
+from meprop_bench.harness.options import DTYPES
 
 ALL = sorted(KERNELS)
 SHAPES = [(1, 1, 1), (7, 5, 13), (32, 64, 48), (16, 200, 300)]  # (B, d_in, n)
@@ -71,6 +72,42 @@ def test_full_grads_give_the_weight_gradient_whole(method, strategy, device):
     grads = kern.full_grads(dy, x, w, 30, torch.Generator(device).manual_seed(5))
     assert isinstance(grads.dw, torch.Tensor) and grads.dw.shape == (300, 200)
     assert_matches(grads, masked_grads(dy, x, w, expected_mask(method, dy, 30, 5)), dtype)
+
+
+#: (B, d_in, n, k) at the edges: an empty batch, one example, one output, one input,
+#: every entry kept.
+DEGENERATE = [(0, 12, 16, 4), (0, 1, 1, 1), (1, 12, 16, 4), (5, 12, 1, 1), (5, 1, 16, 4),
+              (5, 12, 16, 16), (1, 1, 1, 1)]  # fmt: skip
+
+
+@pytest.mark.parametrize("method,strategy", ALL)
+@pytest.mark.parametrize("b,d_in,n,k", DEGENERATE)
+def test_degenerate_shapes_match_reference(method, strategy, b, d_in, n, k, device):
+    # An empty batch gives empty dx and zero dw and db, as nn.Linear does (the native
+    # loops read the first row of an empty batch: a segfault, before).
+    dtype = widest_dtype(method, strategy, device)
+    dy, x, w = make(b, d_in, n, dtype, device)
+    kern = KERNELS[(method, strategy)]
+    ref = masked_grads(dy, x, w, expected_mask(method, dy, k, 5))
+    for grads in (
+        backward(dy, x, w, k, method, strategy, torch.Generator(device).manual_seed(5)),
+        kern.full_grads(dy, x, w, k, torch.Generator(device).manual_seed(5)),
+    ):
+        assert grads.dx.shape == (b, d_in) and grads.dense_dw().shape == (n, d_in)
+        assert_matches(grads, ref, dtype)
+
+
+@pytest.mark.parametrize("method,strategy", [key for key in ALL if not KERNELS[key].triton])
+@pytest.mark.parametrize("dtype", DTYPES.values(), ids=DTYPES)
+def test_runs_on_says_which_dtypes_a_kernel_takes_on_the_cpu(method, strategy, dtype):
+    # What runs_on promises, the kernel does; what it rules out, the kernel refuses.
+    kern = KERNELS[(method, strategy)]
+    dy, x, w = make(6, 8, 16, dtype)
+    if kern.runs_on("cpu", dtype):
+        kern.fn(dy, x, w, 4)
+    else:
+        with pytest.raises((MePropInputError, NotImplementedError, RuntimeError)):
+            kern.fn(dy, x, w, 4)
 
 
 @pytest.mark.parametrize("method,strategy", ALL)

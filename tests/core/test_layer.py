@@ -57,6 +57,21 @@ def test_leading_dimensions_flatten(method, device):
     np.testing.assert_allclose(layer.bias.grad.cpu().numpy(), db, rtol=1e-10)
 
 
+@pytest.mark.parametrize("method,strategy", ALL)
+@pytest.mark.parametrize("shape", [(0, 12), (3, 0, 12)])
+def test_an_empty_batch_gives_what_linear_gives(method, strategy, shape):
+    layer = MePropLinear(12, 16, k=4, method=method, strategy=strategy).double()
+    ref = nn.Linear(12, 16).double()
+    ref.load_state_dict(layer.state_dict())
+    grads = []
+    for mod in (layer, ref):
+        x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+        mod(x).sum().backward()
+        grads.append((x.grad, mod.weight.grad, mod.bias.grad))
+    for got, want in zip(*grads, strict=True):
+        assert torch.equal(got, want)
+
+
 @pytest.mark.parametrize("method", ["topk", "unified", "randk"])
 def test_sparse_grad_holds_only_touched_rows(method):
     torch.manual_seed(0)

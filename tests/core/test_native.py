@@ -335,8 +335,20 @@ def test_refuses_other_devices_naming_the_alternatives(method):
 
 def test_refuses_a_backward_to_be_differentiated_again():
     dy, x, w = torch.randn(2, 4, requires_grad=True), torch.randn(2, 3), torch.randn(4, 3)
-    with pytest.raises(MePropInputError, match="create_graph=True"):
+    with pytest.raises(MePropInputError, match=r"but dy requires grad.*create_graph=True"):
         backward(dy, x, w, 2, "topk", "native")
+
+
+def test_an_input_that_requires_grad_is_named_as_the_cause():
+    # Called directly, no create_graph anywhere: the message says what to do here.
+    dy, x, w = torch.randn(2, 4), torch.randn(2, 3, requires_grad=True), torch.randn(4, 3)
+    with pytest.raises(MePropInputError) as refused:
+        backward(dy, x, w, 2, "topk", "native")
+    assert "but x requires grad with grad mode on: detach it or call it under " in str(
+        refused.value
+    )
+    with torch.no_grad():
+        assert backward(dy, x, w, 2, "topk", "native").dx.shape == (2, 3)
 
 
 def test_refuses_half_precision():

@@ -154,6 +154,19 @@ def test_a_non_empty_out_directory_is_refused(repo, isolated, tmp_path, capsys):
     assert "is not empty" in capsys.readouterr().err
 
 
+def test_an_out_that_is_a_file_is_refused_as_one(repo, isolated, tmp_path, capsys):
+    (tmp_path / "out").write_text("mine")
+    assert run_main(main, ["HEAD", "--out", str(tmp_path / "out")]) == 2
+    assert f"{tmp_path / 'out'} is a file; --out names a new directory" in capsys.readouterr().err
+    assert (tmp_path / "out").read_text() == "mine"
+
+
+def test_missing_suites_leave_no_folder_behind(repo, isolated, tmp_path, capsys):
+    assert run_main(main, ["HEAD", "--out", str(tmp_path / "out"), "--suites", "nope"]) == 2
+    assert "the base tree has no nope" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_default_out_is_under_the_repositorys_reports(repo, isolated, monkeypatch, capsys):
     (repo / "docs").mkdir()
     monkeypatch.chdir(repo / "docs")

@@ -680,6 +680,27 @@ def test_runs_resolve_a_uniform_shift(tmp_path, capsys):
     assert "Common shift" not in out
 
 
+def test_a_copied_run_counts_once(tmp_path, capsys):
+    """A file copied (byte for byte, or rewritten with the same run: machine, start time
+    and samples) is one run, not two: one run a side stays undecided, never a regression
+    whose interval has no width."""
+    base = tmp_path / "base"
+    cand = tmp_path / "head"
+    for side, doc in ((base, sweep(0)), (cand, sweep(1, shift=0.2))):
+        side.mkdir()
+        write(side / "a.json", doc)
+        (side / "copy.json").write_bytes((side / "a.json").read_bytes())
+        rewritten = json.loads((side / "a.json").read_text())
+        (side / "rewritten.json").write_text(json.dumps(rewritten, indent=1))
+    code, _, err = gate(base, cand, "--json", tmp_path / "v.json", capsys=capsys)
+    assert code == 3, err
+    for name in ("copy.json", "rewritten.json"):
+        assert f"{base / name}: the same run as {base / 'a.json'}; counted once" in err
+    verdict = json.loads((tmp_path / "v.json").read_text())
+    assert not failures(tmp_path / "v.json")
+    assert verdict["baseline"]["files"] == [str(base / "a.json")]
+
+
 def test_cases_in_one_file_only_are_listed(tmp_path, capsys):
     extra = bench("topk", timings(20, seed=5))
     base = write(tmp_path / "b.json", [*pair(0), extra])

@@ -25,6 +25,14 @@ def test_counts_larger_than_width_are_left_out():
     assert [(c.method, c.n) for c in cases] == [("dense", 64), ("topk", 64)]
 
 
+def test_a_count_larger_than_every_width_is_refused_naming_both():
+    grid = Grid(widths=(16, 64), batches=(2,), ks=(0.5, 8, 100), methods=("topk/masked",))
+    with pytest.raises(MePropInputError, match=r"--meprop-ks: k=100 is larger than every "
+                       r"width swept \(16, 64\)"):  # fmt: skip
+        grid.check()
+    Grid(widths=(16, 64), batches=(2,), ks=(0.5, 32), methods=("topk/masked",)).check()
+
+
 def test_methods_expand_to_their_strategies_once():
     grid = Grid((8,), (2,), (2,), ("topk", "topk/sparse", "unified/scatter"))
     assert grid.kernels() == [("topk", "masked"), ("topk", "sparse"), ("topk", "rowunion"),

@@ -318,6 +318,9 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
     write(tmp / "other.json", {"hello": [1, 2]})
     write(tmp / "lonely.json", bench_doc([kernel_case("backward", "topk", "masked", 64, 8)]))
     write(tmp / "broken.json", {**training_doc(), "runs": [{"label": "x"}]})
+    crafted = bench_doc(full_sweep()[:3])
+    crafted["benchmarks"][1]["stats"]["data"][0] = "abc"
+    write(tmp / "crafted.json", crafted)
     return {
         "missing file": ([str(tmp / "nope.json")], "no such file"),
         "not JSON": ([str(tmp / "text.json")], "not a JSON file"),
@@ -325,6 +328,7 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "no dense counterpart": ([str(tmp / "lonely.json")], "has a dense counterpart"),
         "empty directory": ([str(tmp / "empty")], "holds no JSON result files"),
         "bad training file": ([str(tmp / "broken.json")], "lacks the field"),
+        "string sample": ([str(tmp / "crafted.json")], "benchmarks[1]: samples must be a list"),
     }
 
 

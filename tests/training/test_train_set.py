@@ -5,6 +5,10 @@ would."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
 
 import pytest
@@ -108,3 +112,26 @@ def test_workers_give_the_runs_this_process_gives(tiny, tmp_path):
     for a, b in zip(alone, pooled, strict=True):
         assert epoch_scores(a) == epoch_scores(b)
         assert a["kept"] == b["kept"]
+
+
+def test_sigterm_stops_the_workers_and_keeps_the_finished_runs(tmp_path):
+    """SIGTERM (what SLURM and CI send on cancel) is taken as Ctrl-C is: the workers
+    stop with the main process (they hold its stderr: communicate returns once they
+    are gone), the finished runs stay in the journal, one line says how to resume."""
+    out = tmp_path / "set.json"
+    seeds = [str(s) for s in range(12)]
+    command = [sys.executable, "-m", "meprop_bench.train", "--workers", "2", "--hidden", "8",
+               "--k", "4", "--epochs", "10", "--seeds", *seeds, "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    journal, deadline = journal_path(out), time.monotonic() + 300
+    while not (journal.exists() and len(journal.read_text().splitlines()) > 1):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    told, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err[-3000:]
+    assert "Traceback" not in err and "leaked" not in err, err[-3000:]
+    saved = len(journal.read_text().splitlines()) - 1
+    assert 1 <= saved < len(seeds)
+    resume = f"stopped: {saved} of {len(seeds)} runs are saved in {journal}; rerun the same "
+    assert resume in told and err.rstrip().endswith("terminated")
