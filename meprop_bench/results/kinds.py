@@ -87,7 +87,7 @@ EPOCH = (
         "max_abs_logit",
         NUMBER,
         "after the epoch, in evaluation mode on the dev split: "
-        "the largest |logit| of any example and class",
+        "the largest absolute logit of any example and class",
         since=3,
     ),
     Field(
