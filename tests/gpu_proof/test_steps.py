@@ -104,3 +104,13 @@ def test_run_default_passes_only_where_meprop_bench_run_sweeps_cuda_unasked(caps
         assert code == 0 and "benchmark cases on cpu, cuda" in printed
     else:
         assert code == 1 and "benchmark cases on cpu," in printed
+
+
+def test_docs_gpu_md_lists_every_step_with_its_limit_and_the_total():
+    page = (ROOT / "docs" / "gpu.md").read_text(encoding="utf-8")
+    assert f"The limits sum to {sum(s.limit_s for s in STEPS)} s" in page
+    rows = [line for line in page.splitlines() if line.startswith("| `")]
+    for step in STEPS:
+        family = step.name.rsplit("-k", 1)[0]  # t7-events-k8 is on the t7-events row
+        (row,) = [r for r in rows if r.startswith((f"| `{step.name}`", f"| `{family}-k"))]
+        assert f"{step.limit_s}" in row.split("|")[2]
