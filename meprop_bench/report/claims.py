@@ -200,8 +200,10 @@ def caveat(setting: dict) -> str:
     short = pd.notna(size) and int(size) < PAPER_TRAIN_SIZE
     if epochs >= PAPER_EPOCHS and not short:
         return ""
-    where = f" on {int(size):,} images" if short else ""
-    return f"at {epochs} epochs{where} (the paper: {PAPER_EPOCHS} epochs, {PAPER_TRAIN_SIZE:,})"
+    parts = [f"at {epochs} epochs" if epochs < PAPER_EPOCHS else "",
+             f"on {int(size):,} images" if short else ""]  # fmt: skip
+    said = " ".join(p for p in parts if p)
+    return f"{said} (the paper: {PAPER_EPOCHS} epochs, {PAPER_TRAIN_SIZE:,})"
 
 
 def verdicts(runs: pd.DataFrame) -> pd.DataFrame:

@@ -158,6 +158,12 @@ def test_a_setting_short_of_the_papers_says_so_beside_its_verdict():
     cell = claim_summary(table, SETTING).iloc[0, 1]
     assert cell.startswith("refuted at 5 epochs on 3,000 images (the paper: 20 epochs, 55,000)")
     assert caveat({"epochs": 20, "train_size": 55_000}) == ""
+    assert caveat({"epochs": 20, "train_size": 3_000}) == (
+        "on 3,000 images (the paper: 20 epochs, 55,000)"
+    )
+    assert (
+        caveat({"epochs": 5, "train_size": 55_000}) == "at 5 epochs (the paper: 20 epochs, 55,000)"
+    )
 
 
 def test_what_each_untestable_claim_needs_is_named():
