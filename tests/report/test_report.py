@@ -49,7 +49,7 @@ def built(tmp_path_factory):
                                                   "driver": "1"}]}  # fmt: skip
     write(root / "in" / "cpu.json", bench_doc(full_sweep()))
     write(root / "in" / "gpu" / "cuda.json", bench_doc(full_sweep("cuda"), gpu))
-    write(root / "in" / "training.json", training_doc())
+    write(root / "in" / "training.json", training_doc(sizes=(3000, 55000)))
     profile = root / "out" / "r1" / "profiles" / "unified-compact_case"
     profile.mkdir(parents=True)
     (profile / "flame.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
@@ -421,7 +421,8 @@ def _texts(fig) -> str:
     return "\n".join(t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text")))
 
 
-TRAINING_PLOTS = ("overfit_curves", "accuracy_vs_k", "unit_keeps")
+TRAINING_PLOTS = ("overfit_curves", "accuracy_vs_k", "claims_vs_size", "activations",
+                  "unit_keeps")  # fmt: skip
 
 
 @pytest.mark.parametrize("name", [n for n in PLOTS if n not in TRAINING_PLOTS])
