@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from meprop_bench import stats
+from meprop_bench.report.training import FULL_WIDTH
 
 NON_INFERIORITY = -0.005  # Table 1's claim: within 0.5 points of dense, or better
 REPRODUCED, REFUTED, INCONCLUSIVE = "reproduced", "refuted", "inconclusive"
@@ -29,7 +30,6 @@ TEST = "Welch t, one-sided"
 # What one judged setting holds in common; runs that differ in any of these are not pooled.
 SETTING = ["data", "train_size", "recipe", "optimizer", "batch_size", "layers", "epochs"]
 K_CLAIMED = 20  # the k of the paper's MNIST claims (Tables 1-3)
-FULL_WIDTH = 500  # the paper's hidden width (two layers of 500)
 PAPER_EPOCHS, PAPER_TRAIN_SIZE = 20, 55_000  # the paper's MNIST runs: 60,000 less 5,000 dev
 # The paper's own differences (points), top-k minus the baseline: Table 3 (98.01 - 95.77)
 # and Table 1, Adam (98.01 - 97.82).
