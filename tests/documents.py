@@ -23,15 +23,15 @@ MACHINE = {
 }
 
 
-def samples(median: float, rounds: int = 8, seed: int = 0) -> list[float]:
-    """Per-call times (s) scattered ±5% around ``median``."""
+def samples(median: float, rounds: int = 8, seed: int = 0, spread: float = 0.05) -> list[float]:
+    """Per-call times (s) scattered ±``spread`` (a fraction) around ``median``."""
     rng = np.random.default_rng(seed)
-    return list(median * (1 + rng.uniform(-0.05, 0.05, rounds)))
+    return list(median * (1 + rng.uniform(-spread, spread, rounds)))
 
 
-def entry(extra: dict[str, Any], median: float, seed: int = 0) -> dict[str, Any]:
+def entry(extra: dict[str, Any], median: float, seed: int = 0, spread: float = 0.05) -> dict:
     """One benchmark as pytest-benchmark saves it, with raw samples."""
-    data = samples(median, seed=seed)
+    data = samples(median, seed=seed, spread=spread)
     q1, med, q3 = np.percentile(data, [25, 50, 75])
     name = f"test[{extra.get('case_id', extra.get('method', 'x'))}-{seed}]"
     return {
@@ -52,21 +52,21 @@ def entry(extra: dict[str, Any], median: float, seed: int = 0) -> dict[str, Any]
 
 def kernel_case(suite: str, method: str, strategy: str | None, n: int, k: int | float,
                 batch: int = 16, threads: int = 1, device: str = "cpu", median: float = 1e-3,
-                seed: int = 0, **extra: Any) -> dict[str, Any]:  # fmt: skip
+                seed: int = 0, spread: float = 0.05, **extra: Any) -> dict[str, Any]:  # fmt: skip
     """A backward/layer/paper/selection benchmark of a real Case's extra_info."""
     case = Case.make(method, strategy, batch, n, n, k, device=device)
-    return entry({**case.extra_info(threads), "suite": suite, **extra}, median, seed)
+    return entry({**case.extra_info(threads), "suite": suite, **extra}, median, seed, spread)
 
 
 def train_step_case(method: str, strategy: str, median: float, sparse_grad: bool = False,
-                    threads: int = 2):  # fmt: skip
+                    threads: int = 2, spread: float = 0.05):  # fmt: skip
     extra = {
         "suite": "train_step", "method": method, "strategy": strategy,
         "sparse_grad": sparse_grad, "hidden": 500, "batch": 50, "B": 50, "k": 20,
         "dtype": "float32", "device": "cpu", "threads": threads,
         "pair_key": "train h=500,B=50,k=20,float32,cpu", "max_step_speedup": 2.78,
     }  # fmt: skip
-    return entry(extra, median)
+    return entry(extra, median, spread=spread)
 
 
 def bench_doc(benchmarks: list[dict[str, Any]], machine: dict | None = None) -> dict[str, Any]:

@@ -3,12 +3,16 @@
 A quick answer to "does meProp pay off here, at this shape?": all kernels run on the
 same synthetic gradient, interleaved round by round, and each speedup is the median
 of the per-round ratios dense/sparse, shown with its interquartile range next to the
-ideal n/k.
+ideal n/k. A case whose spread is too wide (an interval wider than a factor of 2, or
+dense's rounds varying by more than 30%) is marked UNSTABLE, a speedup above n/k is
+marked a measurement error, and either prints a ``warning:`` line with the likely cause
+(the machine's load over the run is measured and shown) and what to do.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +30,8 @@ from meprop_bench.harness.options import (
 from meprop_bench.harness.timing import GRAPH_CALLS
 from meprop_bench.results.files import check_new_path, write_new_json
 from meprop_bench.results.machine import describe
+from meprop_bench.results.machine_state import describe_state
+from meprop_bench.stability import warning
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
         prog="meprop-bench check",
         description=__doc__.split("\n\n")[0],
+        epilog=" ".join(__doc__.split("\n\n")[1].split()),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_case_options(parser, k=41)
@@ -83,6 +90,7 @@ def format_table(result: dict[str, Any]) -> str:
         f"{p['dtype']} on {p['device']}, {p['rounds']} interleaved rounds, "
         f"caches {p.get('cache', 'shared')} (timer: {p['timer']})\n"
         f"machine: {describe(result['machine'])}\n"
+        f"{describe_state(result['machine'].get('state'))}\n"
     )
     lines = [f"{'kernel':<18}{'median ms':>11}{'IQR ms':>9}{'speedup':>9}  {'[q1-q3]':<15}"
              f"{'ideal n/k':>9}{'of ideal':>9}{'faults':>8}"]  # fmt: skip
@@ -93,9 +101,23 @@ def format_table(result: dict[str, Any]) -> str:
             f"{r['speedup']:>8.1f}x  [{r['speedup_q1']:.1f}-{r['speedup_q3']:.1f}]".ljust(64)
             + f"{p['ideal_speedup']:>9.1f}{r['speedup'] / p['ideal_speedup']:>9.0%}"
             + (f"{faults:>8.0f}" if faults is not None else f"{'-':>8}")
+            + ("  UNSTABLE" if r.get("unstable") else "")
+            + ("  ABOVE n/k: measurement error" if r.get("above_bound") else "")
         )
     lines.append("faults: median minor page faults per call (CPU; see meprop_bench.core.allocator)")
+    for r in result["results"]:
+        if r.get("unstable"):
+            lines.append(f"unstable {r['kernel']}: {'; '.join(r['unstable'])}")
     return head + "\n".join(lines)
+
+
+def unstable_warning(result: dict[str, Any]) -> str | None:
+    """The ``warning:`` line for a check with unstable or impossible rows, else None."""
+    rows = result["results"]
+    names = [r["kernel"] for r in rows if r.get("unstable") or r.get("above_bound")]
+    if not names:
+        return None
+    return warning(names, len(rows), result["machine"].get("state"), result["params"]["rounds"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed, malloc=args.malloc, cuda_graph=args.cuda_graph, cache=args.cache,
     )  # fmt: skip
     print(format_table(result))
+    if line := unstable_warning(result):
+        print(line, file=sys.stderr)
     if args.json:
         print(f"wrote {write_new_json(args.json, result, args.force)}")
     return 0

@@ -1,10 +1,13 @@
 """Dense against every sparsified backward at one shape, timed in one run: all kernels
 run on the same synthetic gradient, interleaved round by round, and each speedup is the
 median of the per-round ratios dense/sparse with its interquartile range, next to the
-ideal n/k. ``meprop-bench check`` is its command."""
+ideal n/k; a case whose spread is too wide is marked unstable
+(:mod:`meprop_bench.stability`), and the machine's load over the run is recorded.
+``meprop-bench check`` is its command."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +23,8 @@ from meprop_bench.results.files import envelope
 from meprop_bench.results.kinds import CHECK
 from meprop_bench.results.machine import machine_info
 from meprop_bench.results.machine import threads as threads_in_force
+from meprop_bench.results.machine_state import Watch
+from meprop_bench.stability import above_bound, instability, time_spread
 
 
 def run_check(
@@ -75,11 +80,14 @@ def run_check(
         with backend_support(f"{name} cannot run {where}"):
             fn()
     with threads_in_force(thread_setting) as n_threads:
+        watch = Watch()
         times = measure_interleaved(fns, timer, rounds, warmup, before)
-        machine = machine_info()
+        machine = {**machine_info(), "state": watch.state()}
     rows = []
+    dense_spread = time_spread(times[dense.name].samples)
     for name, m in times.items():
         ratio = paired_ratio(times[dense.name], m)
+        dense_row = name == dense.name
         rows.append(
             {
                 "kernel": name,
@@ -91,6 +99,11 @@ def run_check(
                 "speedup_q3": ratio.q3,
                 "minor_faults_median": m.median_faults,
                 "samples_s": list(m.samples),
+                "time_spread": time_spread(m.samples),
+                "unstable": instability(math.nan, math.nan, dense_spread)
+                if dense_row
+                else instability(ratio.q1, ratio.q3, dense_spread),
+                "above_bound": not dense_row and above_bound(ratio.median, n / k),
             }
         )
     params = {

@@ -11,6 +11,10 @@ and crash-safe partial results.
   of several calls) produces each sample, and a :class:`SampleClock` hands it to
   pytest-benchmark, so its stats, JSON, ``compare`` and histograms are of what we
   measured. Raw samples are always saved, and ``extra_info["timer"]`` names the timer.
+- Each case's spread is judged as it finishes (``extra_info["unstable"]``), the
+  machine's load over the session goes into ``machine_info["state"]``, and the session
+  ends with a ``warning:`` line naming unstable cases (see
+  :mod:`meprop_bench.harness.case_stability`).
 - Each finished benchmark is appended to a JSON-lines file as it completes, so an
   interrupted sweep loses at most the case in flight; ``meprop-bench recover``
   turns that file into a pytest-benchmark JSON.
@@ -33,6 +37,7 @@ import torch
 from meprop_bench.core import allocator
 from meprop_bench.core.kernels import METHODS, Kernel
 from meprop_bench.errors import MePropInputError, backend_unsupported
+from meprop_bench.harness.case_stability import StabilityLog
 from meprop_bench.harness.cases import Case
 from meprop_bench.harness.grid import Grid, apply_overrides, select_preset
 from meprop_bench.harness.inputs import case_inputs
@@ -46,6 +51,7 @@ from meprop_bench.results.partial import recover_command
 GRID_KEY = pytest.StashKey[Grid]()
 PRESET_KEY = pytest.StashKey[str]()
 PARTIAL_KEY = pytest.StashKey["PartialResults"]()
+STABILITY_KEY = pytest.StashKey[StabilityLog]()
 SLOWDOWN_ENV = "MEPROP_BENCH_SLOWDOWN"
 SLOWDOWN_METHODS_ENV = "MEPROP_BENCH_SLOWDOWN_METHODS"  # e.g. unified: slow those cases only
 
@@ -116,6 +122,8 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     config.stash[GRID_KEY] = grid
     config.stash[PRESET_KEY] = preset
+    config.stash[STABILITY_KEY] = StabilityLog(grid.rounds)
+    config.pluginmanager.register(config.stash[STABILITY_KEY], "meprop-stability")
     config.stash[PARTIAL_KEY] = PartialResults(config)
     config.pluginmanager.register(config.stash[PARTIAL_KEY], "meprop-partial-results")
     config.pluginmanager.register(SweepPlan.from_config(config), "meprop-plan")
@@ -166,6 +174,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 
 def _meprop_machine_info(config: pytest.Config) -> dict[str, Any]:
     info = machine_info()
+    info["state"] = config.stash[STABILITY_KEY].state()
     info["meprop_schema"] = BENCHMARK.name
     info["meprop_schema_version"] = BENCHMARK.version
     info["meprop_preset"] = preset_of(config)
@@ -314,9 +323,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 class CaseBench:
     """What the ``meprop`` fixture gives a suite: inputs for a case, and the timing."""
 
-    def __init__(self, benchmark: Any, config: pytest.Config) -> None:
+    def __init__(self, benchmark: Any, item: pytest.Item) -> None:
         self.benchmark = benchmark
+        self.item = item
+        config = item.config
         self.grid = grid_of(config)
+        self.stability = config.stash[STABILITY_KEY]
         self.cuda_graph = bool(config.getoption("meprop_cuda_graph", False))
 
     @staticmethod
@@ -418,6 +430,9 @@ class CaseBench:
             timed = faults[-self.grid.rounds :]  # the warm-up rounds came first
             if timed:
                 bench.extra_info["minor_faults_per_call"] = statistics.median(timed)
+        if bench.enabled and bench.stats is not None:
+            samples = list(bench.stats.stats.data)
+            bench.extra_info.update(self.stability.judge(self.item, samples))
         try:
             BENCHMARK.check_record(bench.extra_info, "extra_info")
         except MePropInputError as err:
@@ -427,4 +442,4 @@ class CaseBench:
 @pytest.fixture
 def meprop(benchmark: Any, request: pytest.FixtureRequest) -> CaseBench:
     """Time meprop-bench cases through pytest-benchmark (see :class:`CaseBench`)."""
-    return CaseBench(benchmark, request.config)
+    return CaseBench(benchmark, request.node)

@@ -41,6 +41,7 @@ from meprop_bench.profiling.categories import (
 from meprop_bench.results.files import envelope, write_new_json
 from meprop_bench.results.kinds import PROFILE
 from meprop_bench.results.machine import machine_info, threads
+from meprop_bench.results.machine_state import Watch
 
 WARMUP = 3
 # torch.profiler runs in windows of at most this many iterations, which bounds the
@@ -363,9 +364,10 @@ def profile_case(
     step = make_step(case)
     out_dir = prepare_dir(out_dir, force)
     with threads(thread_count) as in_force:
+        watch = Watch()
         part = run_torch_profiler(step, torch.device(case.device), duration,
                                   out_dir / FILES["trace"])  # fmt: skip
-        machine = machine_info()
+        machine = {**machine_info(), "state": watch.state()}
     files = write_tables(part.stats, out_dir)
     spy = PySpyResult(False, native, message="skipped (--no-py-spy)")
     if py_spy is not None:

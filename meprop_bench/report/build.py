@@ -109,6 +109,7 @@ def build_report(
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     header = [
         sec.machine_line(machines),
+        *filter(None, [sec.load_line(machines)]),
         f"Made {created} by meprop-bench {__version__} from {len(kinds)} input files.",
     ]
     doc = Document(title, header, sections, plots, profiles, out_dir)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from meprop_bench.report.claims import CLAIM_NAMES
@@ -31,7 +32,8 @@ SUITES = {
 WHERE = ["machine", "device_name"]
 SETTINGS = ["grads", "dtype", "threads", "paper_shape"]
 SHAPE = ["B", "d_in", "n", "hidden", "k"]
-FASTER, SLOWER, UNCLEAR = "faster", "slower", "unclear"
+FASTER, SLOWER, UNCLEAR, UNSTABLE = "faster", "slower", "unclear", "unstable"
+RERUN = "rerun on a quiet machine"
 PAYS, SOME, NO_GAIN, DOES_NOT_PAY = (
     "pays",
     "pays at some shapes",
@@ -50,31 +52,51 @@ def _call(low: float, high: float) -> str:
     return UNCLEAR
 
 
+def suspect(frame: pd.DataFrame) -> pd.Series:
+    """Why each speedup is not a finding: unstable (its reasons) or above its bound (a
+    measurement error); empty text for a trustworthy one (see meprop_bench.stability)."""
+    unstable = frame.get("unstable", pd.Series("", index=frame.index)).fillna("")
+    above = frame.get("above_bound", pd.Series(False, index=frame.index)).fillna(False)
+    bound = frame.get("ideal", pd.Series(np.nan, index=frame.index))
+    texts = []
+    for why, over, ideal in zip(unstable, above, bound, strict=True):
+        parts = [f"above its bound {_x(ideal)}: a measurement error"] if over else []
+        texts.append("; ".join(parts + ([why] if why else [])))
+    return pd.Series(texts, index=frame.index, dtype=object)
+
+
 def best_strategies(speedups: pd.DataFrame) -> pd.DataFrame:
     """One row per machine, device, suite, method, settings (dY source, dtype, threads,
     paper shape) and shape (B, d_in, n, hidden, k): the strategy with the highest median
-    speedup over dense there (``strategy``, with ``+sparse_grad`` for a training step
-    stepping row-sparse gradients), its ``speedup``, ``ci_low``/``ci_high``, ``ideal``,
-    ``efficiency``, how many strategies were compared (``strategies``) and ``call``:
-    faster (interval above 1x), slower (below) or unclear.
+    speedup over dense there among the trustworthy ones (``strategy``, with
+    ``+sparse_grad`` for a training step stepping row-sparse gradients), its ``speedup``,
+    ``ci_low``/``ci_high``, ``ideal``, ``efficiency``, how many strategies were compared
+    (``strategies``) and ``call``: faster (interval above 1x), slower (below), unclear, or
+    unstable when every strategy there is noise (``suspect`` says why: see
+    :func:`suspect`).
 
     A case measured in several input files counts once, from its latest run (the
     across-runs table has every run). Methods not in :data:`METHODS` are left out."""
     columns = [*WHERE, "suite", "method", *SETTINGS, *SHAPE, "k_over_n", "strategy",
                "speedup", "ci_low", "ci_high", "ideal", "efficiency", "strategies", "call",
-               "source"]  # fmt: skip
+               "suspect", "source"]  # fmt: skip
     if speedups.empty:
         return pd.DataFrame(columns=columns)
     frame = speedups[speedups["method"].isin(list(METHODS)) & speedups["suite"].isin(SUITES)]
     frame = frame.assign(strategy=frame["kernel"].str.split("/", n=1).str[1])
+    frame = frame.assign(suspect=suspect(frame))
     key = [*WHERE, "suite", "method", *SETTINGS, *SHAPE]
     latest = frame.sort_values(["datetime", "source"], na_position="first", kind="stable")
     latest = latest.drop_duplicates([*key, "strategy"], keep="last")
     groups = latest.groupby(key, dropna=False, sort=False)
     counts = groups["strategy"].transform("nunique")
-    best = latest.assign(strategies=counts).sort_values("speedup", ascending=False, kind="stable")
+    best = latest.assign(strategies=counts, _noise=latest["suspect"] != "")
+    best = best.sort_values(["_noise", "speedup"], ascending=[True, False], kind="stable")
     best = best.drop_duplicates(key, keep="first")
-    best = best.assign(call=list(map(_call, best["ci_low"], best["ci_high"])))
+    calls = list(map(_call, best["ci_low"], best["ci_high"]))
+    best = best.assign(
+        call=[UNSTABLE if n else c for n, c in zip(best["_noise"], calls, strict=True)]
+    )
     best = best.assign(
         _suite=best["suite"].map(list(SUITES).index),
         _method=best["method"].map(list(METHODS).index),
@@ -149,8 +171,12 @@ def _case(row: pd.Series, varying: list[str]) -> str:
 
 
 def word(calls: pd.Series) -> str:
-    """A method's verdict from its shapes' calls: pays (faster at every shape), pays at
-    some shapes, does not pay (slower at every shape), or no clear gain."""
+    """A method's verdict from its shapes' calls, unstable ones not counted: pays (faster
+    at every shape), pays at some shapes, does not pay (slower at every shape), no clear
+    gain, or unstable when no shape was measured cleanly."""
+    calls = calls[calls != UNSTABLE]
+    if calls.empty:
+        return f"{UNSTABLE}: {RERUN}"
     counts = calls.value_counts()
     faster, slower = counts.get(FASTER, 0), counts.get(SLOWER, 0)
     if faster == len(calls):
@@ -160,19 +186,37 @@ def word(calls: pd.Series) -> str:
     return DOES_NOT_PAY if slower == len(calls) else NO_GAIN
 
 
+def _noise(rows: pd.DataFrame) -> str:
+    """The clause naming shapes left uncounted as noise, or nothing."""
+    count = int((rows["call"] == UNSTABLE).sum())
+    if not count:
+        return ""
+    return f"; {count} unstable, not counted ({RERUN})"
+
+
+def _counted(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows[rows["call"] != UNSTABLE]
+
+
 def _tally(rows: pd.DataFrame) -> str:
-    counts = rows["call"].value_counts()
-    shapes = "shape" if len(rows) == 1 else "shapes"
-    text = f"faster than dense at {counts.get(FASTER, 0)} of {len(rows)} {shapes}"
+    counted = _counted(rows)
+    counts = counted["call"].value_counts()
+    shapes = "shape" if len(counted) == 1 else "shapes"
+    text = f"faster than dense at {counts.get(FASTER, 0)} of {len(counted)} {shapes}"
     if counts.get(SLOWER, 0):
         text += f", slower at {counts[SLOWER]}"
-    return text
+    return text + _noise(rows)
 
 
 def _lead(rows: pd.DataFrame, varying: list[str]) -> str:
-    """The lead suite's clause: the tally, the best shape and the worst."""
+    """The lead suite's clause: the tally, the best shape and the worst (of the shapes
+    measured cleanly)."""
+    text = _tally(rows)
+    rows = _counted(rows)
+    if rows.empty:
+        return text
     top = rows.loc[rows["speedup"].idxmax()]
-    text = f"{_tally(rows)}; best {_x(top['speedup'])} [{interval(top['ci_low'], top['ci_high'])}]"
+    text += f"; best {_x(top['speedup'])} [{interval(top['ci_low'], top['ci_high'])}]"
     text += f" ({_case(top, varying)})"
     if len(rows) > 1:
         low = rows.loc[rows["speedup"].idxmin()]
@@ -181,12 +225,17 @@ def _lead(rows: pd.DataFrame, varying: list[str]) -> str:
 
 
 def _brief(rows: pd.DataFrame) -> str:
-    """Another suite's clause: the tally and the best speedup with its interval."""
-    top = rows.loc[rows["speedup"].idxmax()]
-    counts = rows["call"].value_counts()
-    text = f"faster at {counts.get(FASTER, 0)} of {len(rows)}"
+    """Another suite's clause: the tally and the best speedup with its interval (of the
+    shapes measured cleanly)."""
+    counted = _counted(rows)
+    counts = counted["call"].value_counts()
+    text = f"faster at {counts.get(FASTER, 0)} of {len(counted)}"
     if counts.get(SLOWER, 0):
         text += f", slower at {counts[SLOWER]}"
+    text += _noise(rows)
+    if counted.empty:
+        return text
+    top = counted.loc[counted["speedup"].idxmax()]
     text += f", best {_x(top['speedup'])} [{interval(top['ci_low'], top['ci_high'])}]"
     if top["suite"] == "train_step":
         text += f" (bound {_x(top['ideal'])})"
@@ -268,9 +317,10 @@ def shape_table(best: pd.DataFrame, suite: str) -> pd.DataFrame:
             cells = ["-", "-", "-"]
             if not mine.empty:
                 m = mine.iloc[0]
+                flag = f" ({m['suspect']})" if m.get("suspect") else ""
                 cells = [
                     m["strategy"],
-                    f"{_x(m['speedup'])} [{interval(m['ci_low'], m['ci_high'])}]",
+                    f"{_x(m['speedup'])} [{interval(m['ci_low'], m['ci_high'])}]{flag}",
                     _efficiency(m["efficiency"]),
                 ]
             line |= {(METHODS[method], what): c for what, c in zip(PER_METHOD, cells, strict=True)}

@@ -286,6 +286,10 @@ def time_split(data: ReportData) -> Figure:
         ax.barh(y, sel, color="tab:orange", label="selection")
         ax.barh(y, rest, left=sel, color="tab:blue", label="products and the rest")
         ax.scatter(data["dense_s"] * 1e3, y, marker="|", s=120, color="k", label="dense backward")
+        for at, row in zip(y, data.itertuples(), strict=True):
+            if row.part_exceeds_whole:  # a part above its whole: noise, said on the bar
+                ax.text(row.selection_s * 1e3, at, " selection > whole backward: noise",
+                        color="tab:red", fontsize=7, va="center")  # fmt: skip
         ax.set_yticks(y, data["case"], fontsize=7)
 
     grid = _facet(frame, "width", height=3.4, aspect=1.3, sharex=False)
@@ -311,7 +315,8 @@ def devices(data: ReportData) -> Figure:
 
 
 def train_step(data: ReportData) -> Figure:
-    """Whole-training-step speedup of each meProp variant, with its bound 3n/(n+2k)."""
+    """Whole-training-step speedup of each meProp variant, with its bound 3n/(n+2k); a
+    bar above the bound (a measurement error) is red and says so, an unstable one grey."""
     frame = _with_panels(_suite(data, "train_step"))
     shape = frame["pair_key"].str.replace("train ", "", regex=False)
     frame["shape"] = (shape + "\n" + frame["row"]).str.strip()
@@ -322,8 +327,14 @@ def train_step(data: ReportData) -> Figure:
         data = data.sort_values("bar")
         y = np.arange(len(data))
         err = np.vstack([data["speedup"] - data["ci_low"], data["ci_high"] - data["speedup"]])
-        ax.barh(y, data["speedup"], xerr=np.nan_to_num(err.clip(min=0)), color="tab:blue",
+        noise = (data["unstable"] != "") | data["above_bound"]
+        colors = np.where(data["above_bound"], "tab:red", np.where(noise, "silver", "tab:blue"))
+        ax.barh(y, data["speedup"], xerr=np.nan_to_num(err.clip(min=0)), color=colors,
                 capsize=3, label="measured")  # fmt: skip
+        for at, over in zip(y, data["above_bound"], strict=True):
+            if over:
+                ax.text(0, at, " above its bound: measurement error", color="white",
+                        fontsize=7, va="center")  # fmt: skip
         ax.axvline(data["ideal"].iloc[0], color="k", ls="--", label="bound 3n/(n+2k)")
         ax.axvline(1, color="grey", ls=":")
         ax.set_yticks(y, data["bar"], fontsize=8)

@@ -13,6 +13,7 @@ from meprop_bench.report import claims, headline, starvation, tables, train_time
 from meprop_bench.report.model import PlotFile, ReportData, Section
 from meprop_bench.report.paper import published_accuracies
 from meprop_bench.results.machine import describe
+from meprop_bench.results.machine_state import describe_state
 from meprop_bench.stats import (
     CONFIDENCE,
     LEVEL_MIN_RUNS,
@@ -49,6 +50,30 @@ def machine_line(machines: dict[str, dict]) -> str:
     if not names:
         return "Machine: unknown (no machine details in the inputs)."
     return ("Machine: " if len(names) == 1 else "Machines: ") + "; ".join(names) + "."
+
+
+def load_line(machines: dict[str, dict]) -> str:
+    """How busy the machine was while each input was measured (``machine.state``, see
+    :mod:`meprop_bench.results.machine_state`): the first thing to know before trusting a
+    timing in this report."""
+    states = {Path(path).name: info.get("state") for path, info in machines.items()}
+    busy = {name: s for name, s in states.items() if s and s.get("quiet") is False}
+    quiet = [name for name, s in states.items() if s and s.get("quiet")]
+    unknown = [name for name in states if name not in busy and name not in quiet]
+    parts = []
+    if busy:
+        named = "; ".join(f"{name}: {describe_state(s)}" for name, s in busy.items())
+        parts.append(f"Load: the machine was BUSY while {len(busy)} of {len(states)} inputs "
+                     f"ran ({named}); their timings carry that work's noise.")  # fmt: skip
+    if quiet:
+        most = max(states[name]["other_cores"] for name in quiet)
+        parts.append(f"{'Load: q' if not busy else 'Q'}uiet while {len(quiet)} of "
+                     f"{len(states)} inputs ran (other processes used at most {most:.2f} "
+                     "cores).")  # fmt: skip
+    if unknown:
+        parts.append(f"Load not recorded for {len(unknown)} input(s) (written before "
+                     "meprop-bench recorded it, or not on Linux).")  # fmt: skip
+    return " ".join(parts)
 
 
 ANSWER_NOTE = (

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from meprop_bench.errors import MePropInputError
+from meprop_bench.stability import above_bound, instability, time_spread
 from meprop_bench.stats import bootstrap_ratio, level_changes
 
 PAIRED_SUITES = ("backward", "layer", "paper", "train_step")
@@ -62,7 +63,9 @@ def pair_speedups(bench: pd.DataFrame) -> Pairing:
     """Pair each sparse case of ``bench`` (from :func:`load_benchmarks`) with its dense
     case and compute ``speedup`` = dense median / sparse median, its ``ci_low``/``ci_high``
     (:func:`bootstrap_ratio`), ``ideal`` (n/k; for a training step 3n/(n+2k), its bound)
-    and ``efficiency`` = speedup / ideal. Times in the result are in seconds.
+    and ``efficiency`` = speedup / ideal; ``unstable``, why the pair is noise (empty when
+    it is not) and ``above_bound``, a speedup above its ideal: a measurement error
+    (:mod:`meprop_bench.stability`). Times in the result are in seconds.
 
     Raises MePropInputError when there are sparse cases but none has a dense counterpart.
     """
@@ -93,6 +96,7 @@ def pair_speedups(bench: pd.DataFrame) -> Pairing:
         else:
             ideal = row.get("ideal_speedup", np.nan)
         speedup = ref["median"] / row["median"]
+        reasons = instability(low, high, time_spread(ref["samples"]))
         rows.append(
             {
                 **{c: row[c] for c in CASE_COLUMNS},
@@ -107,6 +111,8 @@ def pair_speedups(bench: pd.DataFrame) -> Pairing:
                 "ideal": ideal,
                 "efficiency": speedup / ideal if pd.notna(ideal) and ideal else np.nan,
                 "rounds": min(ref["rounds"], row["rounds"]),
+                "unstable": "; ".join(reasons),
+                "above_bound": above_bound(speedup, float(ideal) if pd.notna(ideal) else np.nan),
             }
         )
     return Pairing(pd.DataFrame(rows), unpaired)
@@ -160,12 +166,20 @@ def level_history(runs: pd.DataFrame) -> pd.Series:
 
 # Which backward kernels use which selection (test_selection's ``selection`` name).
 SELECTION_OF = {"topk": "topk", "unified": "unified", "randk": "randk"}
+# Kernels that select inside their own compiled call (the native ones, triton's
+# per-example ones): the selection suite times torch's selection, not theirs, so their
+# time is not split by it (it once put a 40 ms selection inside a 0.97 ms backward).
+FUSED_SELECTION = {("topk", "native"), ("randk", "native"), ("unified", "native"),
+                   ("topk", "triton"), ("randk", "triton")}  # fmt: skip
 
 
 def time_split(bench: pd.DataFrame) -> pd.DataFrame:
     """Where a sparse backward's time goes: ``selection_s`` (the selection suite's median
     for the same run, pair_key, threads and k) and ``rest_s`` (the backward suite's
-    median minus it: the products, gathers and writes), beside ``dense_s``.
+    median minus it: the products, gathers and writes), beside ``dense_s``; kernels that
+    select inside their own call (:data:`FUSED_SELECTION`) are left out.
+    ``part_exceeds_whole`` marks a selection timed slower than the whole backward that
+    contains it: noise between the two suites' runs, not a finding.
 
     Empty when the inputs hold no selection or no backward cases.
     """
@@ -178,7 +192,9 @@ def time_split(bench: pd.DataFrame) -> pd.DataFrame:
     )
     backward = frame[frame["suite"] == "backward"]
     dense = backward[backward["method"] == "dense"][["source", "pair_key", "threads", "median"]]
-    sparse = backward[backward["method"] != "dense"].assign(
+    fused = [(m, st) in FUSED_SELECTION for m, st in zip(backward["method"], backward["strategy"],
+                                                           strict=True)]  # fmt: skip
+    sparse = backward[(backward["method"] != "dense") & ~np.array(fused, dtype=bool)].assign(
         selection=lambda f: f["method"].map(SELECTION_OF)
     )
     merged = sparse.merge(selection, on=[*key, "selection"]).merge(
@@ -190,7 +206,9 @@ def time_split(bench: pd.DataFrame) -> pd.DataFrame:
     merged["backward_s"] = merged["median"]
     merged["rest_s"] = (merged["backward_s"] - merged["selection_s"]).clip(lower=0)
     merged["selection_share"] = (merged["selection_s"] / merged["backward_s"]).clip(upper=1)
+    merged["part_exceeds_whole"] = merged["selection_s"] > merged["backward_s"]
     columns = ["source", "run_id", "machine", "device_name", "device", "dtype", "pair_key",
                "threads", "grads", "B", "n", "k", "k_over_n", "kernel", "selection",
-               "selection_s", "rest_s", "backward_s", "dense_s", "selection_share"]  # fmt: skip
+               "selection_s", "rest_s", "backward_s", "dense_s", "selection_share",
+               "part_exceeds_whole"]  # fmt: skip
     return merged[columns].reset_index(drop=True)

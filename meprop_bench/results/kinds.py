@@ -28,7 +28,7 @@ BOOL = (bool,)
 TENSOR = (torch.Tensor,)
 
 BENCHMARK = Schema(
-    "meprop-bench/benchmark", 2, "Benchmark extra_info",
+    "meprop-bench/benchmark", 3, "Benchmark extra_info",
     "Each benchmark of a suite's pytest-benchmark JSON (`--benchmark-json`) carries these in "
     "its `extra_info`; the file's `machine_info` carries the envelope's `machine` fields "
     "with `meprop_schema`, `meprop_schema_version`, `meprop_preset` and `meprop_slowdown`.",
@@ -70,6 +70,34 @@ BENCHMARK = Schema(
               optional=True),
         Field("minor_faults_per_call", NUMBER, "median page faults per timed call (CPU)",
               optional=True),
+        Field("time_spread", NUMBER, "its rounds' IQR / median", optional=True, since=3),
+        Field("unstable", LIST, "why the case is unstable: dense's rounds varying by more "
+              "than 30%, or (a sparse case) its speedup's 95% interval against the dense "
+              "partner run just before it wider than a factor of 2; empty when stable",
+              optional=True, since=3),
+    ),
+    envelope=False,
+)  # fmt: skip
+
+MACHINE_STATE = Schema(
+    "meprop-bench/machine-state", 1, "Machine state",
+    "How busy the machine was while the work ran (`meprop_bench.results.machine_state`): "
+    "every result's `machine` (a benchmark file's `machine_info`) carries it as `state`. "
+    "Linux only: elsewhere the figures are null and `quiet` is null.",
+    (
+        Field("seconds", NUMBER, "the span it covers: the timed work"),
+        Field("cpus", INT, "logical CPUs"),
+        Field("load_1min_start", NUMBER + NONE, "1-minute load average at the start"),
+        Field("load_1min_end", NUMBER + NONE, "and at the end (it counts this work too)"),
+        Field("other_cores", NUMBER + NONE, "CPU time other processes took over the span, "
+              "in cores (this process, its children and workers excluded)"),
+        Field("steal", NUMBER + NONE, "fraction of CPU time the hypervisor gave to others"),
+        Field("other_runnable_start", INT + NONE, "other processes running or ready at "
+              "the start"),
+        Field("other_runnable_end", INT + NONE, "likewise at the end"),
+        Field("governor", TEXT + NONE, "cpu0's frequency governor; null where none is "
+              "exposed (most VMs)"),
+        Field("quiet", BOOL + NONE, "other_cores below 0.25 and steal below 5%"),
     ),
     envelope=False,
 )  # fmt: skip
@@ -143,10 +171,11 @@ TRAINING = Schema(
 )  # fmt: skip
 
 CHECK = Schema(
-    "meprop-bench/check", 2, "Check",
+    "meprop-bench/check", 3, "Check",
     "What `meprop-bench check --json` writes: dense and each kernel timed interleaved at one "
     "shape; speedups are medians of per-round ratios to dense. (v2: `dtype` is the name, "
-    "e.g. float32, not torch's spelling.)",
+    "e.g. float32, not torch's spelling. v3: each row's stability, and the machine's "
+    "`state`.)",
     (
         Field("params", OBJECT, "batch, d_in, n, k, k_over_n, ideal_speedup, device, dtype, "
               "threads, rounds, warmup, seed, input, timer (perf-counter, cuda-events or "
@@ -162,6 +191,12 @@ CHECK = Schema(
             Field("speedup_q3", NUMBER, "its third quartile"),
             Field("minor_faults_median", NUMBER + NONE, "page faults per call (CPU)"),
             Field("samples_s", LIST, "every timed call"),
+            Field("time_spread", NUMBER, "its rounds' IQR / median", since=3),
+            Field("unstable", LIST, "why the row is unstable (its interval q1-q3 wider than "
+                  "a factor of 2, dense's rounds varying by more than 30%); empty when "
+                  "stable (see `meprop_bench.stability`)", since=3),
+            Field("above_bound", BOOL, "its speedup exceeds n/k: a measurement error",
+                  since=3),
         )),
     ),
     oldest=2,
@@ -252,7 +287,7 @@ GRADIENTS = Schema(
     envelope=False,
 )  # fmt: skip
 
-KINDS = (BENCHMARK, TRAINING, CHECK, GATE, PROFILE, GRADIENTS)
+KINDS = (BENCHMARK, TRAINING, CHECK, GATE, PROFILE, GRADIENTS, MACHINE_STATE)
 
 
 def markdown() -> str:

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from meprop_bench.errors import Terminated
 from meprop_bench.results.machine import machine_info, threads
+from meprop_bench.results.machine_state import Watch
 from meprop_bench.training.data import MnistData
 from meprop_bench.training.journal import Journal, journal_path, run_key
 from meprop_bench.training.loop import RunConfig, train_run
@@ -62,6 +63,7 @@ def run_set(
     bar = tqdm(total=epochs, initial=epochs - sum(c.epochs for c in todo), unit="epoch")
     try:
         with _sigterm_interrupts(), bar, threads(threads_per_run):
+            watch = Watch()
             runner = (
                 _in_parallel(todo, data, device, workers, threads_per_run, bar)
                 if workers > 1 and len(todo) > 1
@@ -75,7 +77,7 @@ def run_set(
                         f"{run['best_dev_acc']:.4f} at epoch {run['best_epoch']}, test "
                         f"{run['test_acc_at_best']:.4f} ({run['wall_s']:.1f} s)"
                     )
-            machine = machine_info()
+            machine = {**machine_info(), "state": watch.state()}
     except BaseException:
         tell(f"stopped: {len(journal.done)} of {len(configs)} runs are saved in {journal.path};"
              " rerun the same command with --resume to finish the set")  # fmt: skip

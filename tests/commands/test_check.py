@@ -18,7 +18,7 @@ def test_json_holds_the_samples_and_their_per_round_speedups(tmp_path, capsys):
     argv = [*TINY, "--kernels", "unified/compact", "topk/masked", "--threads", "1"]
     assert run_main(main, [*argv, "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
-    assert doc["schema"] == "meprop-bench/check" and doc["schema_version"] == 2
+    assert doc["schema"] == "meprop-bench/check" and doc["schema_version"] == 3
     assert doc["params"]["dtype"] == "float32"
     params = doc["params"]
     assert (params["k"], params["ideal_speedup"], params["threads"]) == (4, 4.0, 1)
