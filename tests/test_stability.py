@@ -26,7 +26,15 @@ from meprop_bench.report.speedup import time_split
 from meprop_bench.results import machine_state
 from meprop_bench.results.kinds import MACHINE_STATE
 from meprop_bench.results.machine_state import Snapshot, Watch, describe_state, summarize
-from meprop_bench.stability import above_bound, instability, likely_cause, time_spread, warning
+from meprop_bench.stability import (
+    MEMORY,
+    above_bound,
+    instability,
+    likely_cause,
+    memory_cases,
+    time_spread,
+    warning,
+)
 
 DENSE = 1e-3
 
@@ -101,7 +109,8 @@ def test_spread_rules():
     assert math.isnan(time_spread([1.0]))
     assert instability(2.0, 3.0) == []  # a factor of 1.5
     assert "wider than a factor of 2" in instability(16.5, 61.8)[0]
-    assert "dense's rounds vary by 50%" in instability(2.0, 3.0, dense_spread=0.5)[0]
+    assert instability(2.0, 3.0, dense_spread=0.5) == []  # the threshold itself
+    assert "dense's rounds vary by 60%" in instability(2.0, 3.0, dense_spread=0.6)[0]
     assert above_bound(3.08, 2.78) and not above_bound(2.5, 2.78)
     assert not above_bound(float("nan"), 2.78)
 
@@ -113,6 +122,19 @@ def test_the_warning_names_the_cases_the_cause_and_the_remedy():
     assert "the machine was busy (other processes used 1.20 of 2 cores)" in line
     assert "too few rounds (5)" in line and "--rounds 10" in line and "--threads 1" in line
     assert "it looked quiet" in likely_cause({"quiet": True}, 30)
+
+
+def test_a_kernel_whose_page_faults_vary_is_blamed_on_its_memory_not_on_load():
+    bimodal = [0, 16385] * 8  # fresh 64 MiB on every other call
+    assert instability(2.0, 3.0, faults=bimodal) == []  # varying faults alone mark nothing
+    reasons = instability(2.5, 13.4, faults=bimodal)
+    assert reasons[-1].startswith(MEMORY) and "0 to 16385 page faults a call" in reasons[-1]
+    assert not any(r.startswith(MEMORY) for r in instability(2.5, 13.4, faults=[16385] * 16))
+    memory = memory_cases([("unified/scatter", reasons), ("topk/native", [])])
+    assert memory == ["unified/scatter"]
+    line = warning(["unified/scatter"], 8, {"quiet": True}, 15, memory=memory)
+    assert "page faults that vary from call to call in unified/scatter" in line
+    assert "looked quiet" not in line and "read its time as a range" in line
 
 
 def check_result(dense: list[float], sparse: list[float], quiet: bool) -> dict:

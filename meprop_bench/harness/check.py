@@ -102,7 +102,7 @@ def run_check(
                 "time_spread": time_spread(m.samples),
                 "unstable": instability(math.nan, math.nan, dense_spread)
                 if dense_row
-                else instability(ratio.q1, ratio.q3, dense_spread),
+                else instability(ratio.q1, ratio.q3, dense_spread, m.faults),
                 "above_bound": not dense_row and above_bound(ratio.median, n / k),
             }
         )

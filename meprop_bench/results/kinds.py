@@ -72,8 +72,9 @@ BENCHMARK = Schema(
               optional=True),
         Field("time_spread", NUMBER, "its rounds' IQR / median", optional=True, since=3),
         Field("unstable", LIST, "why the case is unstable: dense's rounds varying by more "
-              "than 30%, or (a sparse case) its speedup's 95% interval against the dense "
-              "partner run just before it wider than a factor of 2; empty when stable",
+              "than half their median, or (a sparse case) its speedup's 95% interval "
+              "against the dense partner run just before it wider than a factor of 2; "
+              "empty when stable",
               optional=True, since=3),
     ),
     envelope=False,
@@ -193,8 +194,9 @@ CHECK = Schema(
             Field("samples_s", LIST, "every timed call"),
             Field("time_spread", NUMBER, "its rounds' IQR / median", since=3),
             Field("unstable", LIST, "why the row is unstable (its interval q1-q3 wider than "
-                  "a factor of 2, dense's rounds varying by more than 30%); empty when "
-                  "stable (see `meprop_bench.stability`)", since=3),
+                  "a factor of 2, dense's rounds varying by more than half their median; "
+                  "then also its page faults when they vary); empty when stable (see "
+                  "`meprop_bench.stability`)", since=3),
             Field("above_bound", BOOL, "its speedup exceeds n/k: a measurement error",
                   since=3),
         )),
