@@ -234,6 +234,12 @@ def test_the_tally_says_how_many_shapes_were_unstable(tmp_path):
     sentence = said.iloc[0]["sentence"]
     assert "faster than dense at 1 of 1 shape; 1 unstable, not counted" in sentence
     assert "n=128" not in sentence.split("best", 1)[1]  # the best quoted is the stable one
+    only_noise = headline.answers(
+        headline.best_strategies(speedups_of(tmp_path, cases[2:]).speedups)
+    )
+    sentence = only_noise.iloc[0]["sentence"]
+    assert "1 unstable shape, not counted (rerun on a quiet machine)" in sentence
+    assert "faster than dense at 0 of 0" not in sentence and "best" not in sentence
 
 
 def test_time_split_leaves_out_fused_selections_and_flags_a_part_above_its_whole(tmp_path):
