@@ -130,3 +130,18 @@ def warning(
         f"warning: {len(names)} of {total} cases unstable ({shown}); likely cause: "
         f"{likely_cause(state, rounds, memory)}; {remedy}; their speedups are not findings"
     )
+
+
+def busy_warning(state: dict[str, Any] | None) -> str | None:
+    """The ``warning:`` line for a run on a busy machine whose cases all looked stable,
+    else None: sharing the cores biases a whole run alike (at 2 threads with another
+    job taking 1.5 of 2 cores, unified/compact measured 7.1x [6.5-7.5] where a quiet run
+    gave 41x), which no interval shows."""
+    if not state or state.get("quiet") is not False:
+        return None
+    return (
+        f"warning: the machine was busy (other processes used {state['other_cores']:.2f} "
+        f"of {state['cpus']} cores): timings shared the cores with that work and can be "
+        "biased even where their intervals are tight; rerun on a quiet machine before "
+        "quoting them"
+    )

@@ -29,6 +29,7 @@ from meprop_bench.results.machine_state import Snapshot, Watch, describe_state, 
 from meprop_bench.stability import (
     MEMORY,
     above_bound,
+    busy_warning,
     instability,
     likely_cause,
     memory_cases,
@@ -173,6 +174,15 @@ def test_check_marks_and_warns_a_wide_case_and_not_a_tight_one():
     assert "the machine was busy" in line
 
 
+def test_a_busy_machine_is_warned_about_even_when_every_case_looks_stable():
+    tight = [1.0, 1.01, 0.99, 1.0] * 4, [0.25, 0.26, 0.25, 0.24] * 4
+    line = unstable_warning(check_result(*tight, quiet=False))
+    assert line.startswith("warning: the machine was busy (other processes used 1.50 of 2")
+    assert "biased even where their intervals are tight" in line
+    assert unstable_warning(check_result(*tight, quiet=True)) is None
+    assert busy_warning(None) is None and busy_warning({"quiet": None}) is None  # unknown
+
+
 def test_check_flags_a_speedup_above_n_over_k():
     impossible = check_result([1.0] * 8, [0.05] * 8, quiet=True)  # 20x where n/k = 10
     assert "ABOVE n/k: measurement error" in format_table(impossible)
@@ -285,3 +295,16 @@ def test_the_suites_judge_each_sparse_case_against_the_dense_one_before_it():
     assert "wider than a factor of 2" in verdict["unstable"][0]
     assert verdict["time_spread"] > 1 and log.unstable == [f"test[{sparse.case_id}]"]
     assert log.judge(item_of(sparse), [0.5, 0.51, 0.49, 0.5] * 2)["unstable"] == []
+
+
+def test_the_suites_warn_of_a_busy_machine_only_when_they_timed_something():
+    busy = {"quiet": False, "other_cores": 1.5, "cpus": 2}
+    log = StabilityLog(rounds=8)
+    log.state = lambda: busy  # type: ignore[method-assign]
+    written: list[str] = []
+    terminal = SimpleNamespace(write_line=written.append)
+    log.pytest_terminal_summary(terminal)  # a unit-test session: nothing timed
+    assert written == []
+    log.judge(item_of(Case.make("dense", "dense", 8, 64, 64, 64)), [1.0] * 8)
+    log.pytest_terminal_summary(terminal)
+    assert len(written) == 1 and written[0].startswith("warning: the machine was busy")

@@ -32,7 +32,7 @@ from meprop_bench.harness.timing import GRAPH_CALLS
 from meprop_bench.results.files import check_new_path, write_new_json
 from meprop_bench.results.machine import describe
 from meprop_bench.results.machine_state import describe_state
-from meprop_bench.stability import memory_cases, warning
+from meprop_bench.stability import busy_warning, memory_cases, warning
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,14 +113,15 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def unstable_warning(result: dict[str, Any]) -> str | None:
-    """The ``warning:`` line for a check with unstable or impossible rows, else None."""
+    """The ``warning:`` line for a check with unstable or impossible rows, or run on a
+    busy machine; None for a clean run on a quiet one."""
     rows = result["results"]
+    state = result["machine"].get("state")
     names = [r["kernel"] for r in rows if r.get("unstable") or r.get("above_bound")]
     if not names:
-        return None
+        return busy_warning(state)
     memory = memory_cases([(r["kernel"], r.get("unstable") or []) for r in rows])
-    state, rounds = result["machine"].get("state"), result["params"]["rounds"]
-    return warning(names, len(rows), state, rounds, memory=memory)
+    return warning(names, len(rows), state, result["params"]["rounds"], memory=memory)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
