@@ -84,14 +84,16 @@ def _shrunk(value: int, shrink: int) -> int:
 
 @dataclass(frozen=True)
 class Preset:
-    """A named model: what it is, its default dense layers, and whether the quick suite
-    grid times it."""
+    """A named model: what it is, its default dense layers, the suite grids that time it
+    (suites/test_model_step.py) and the FLOPs of its linear layers in a dense step (6 per
+    multiply-add: forward, dX and dW), which the sharding weighs it by."""
 
     name: str
     summary: str
     build: Callable[[int], Built]  # shrink factor (1: the real shapes) -> (model, batch, loss)
+    step_flops: float
+    grids: tuple[str, ...] = ("full",)
     keep_dense: tuple[str, ...] = ()
-    quick: bool = False
 
     def factory(self, shrink: int = 1) -> Factory:
         """The preset as a factory, every width and token count divided by ``shrink``."""
@@ -127,13 +129,17 @@ PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
         Preset("mlp", "the paper's MNIST MLP 784-500-500-10, batch 50, output layer dense",
-               _mlp, keep_dense=("out",), quick=True),
+               _mlp, 6 * 50 * (784 * 500 + 500 * 500 + 500 * 10),
+               grids=("quick", "paper", "full"), keep_dense=("out",)),
         Preset("transformer-mlp-512", "a transformer MLP block 768-3072-768 (BERT-base, "
-               "GPT-2 small), 512 tokens", _transformer(512)),
-        Preset("transformer-mlp-2048", "the same block at 2048 tokens", _transformer(2048)),
-        Preset("llama-mlp-512", "LLaMA-7B's gated MLP 4096-11008-4096, 512 tokens", _llama),
+               "GPT-2 small), 512 tokens", _transformer(512), 6 * 512 * 2 * 768 * 3072,
+               grids=("paper", "full")),
+        Preset("transformer-mlp-2048", "the same block at 2048 tokens", _transformer(2048),
+               6 * 2048 * 2 * 768 * 3072),
+        Preset("llama-mlp-512", "LLaMA-7B's gated MLP 4096-11008-4096, 512 tokens", _llama,
+               6 * 512 * 3 * 4096 * 11008),
         Preset("vit-b16-mlp", "ViT-B/16's MLP block 768-3072-768, 8 images of 197 tokens",
-               _vit),
+               _vit, 6 * 8 * 197 * 2 * 768 * 3072, grids=("paper", "full")),
     )
 }  # fmt: skip
 
