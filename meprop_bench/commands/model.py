@@ -65,8 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "where it has one (default: %(default)s)")  # fmt: skip
     add_threads_option(parser)
     parser.add_argument("--rounds", type=positive_int, default=None,
-                        help="timed rounds (default: as many as fit in about a minute, 8 to "
-                        "30)")  # fmt: skip
+                        help="timed rounds (default: as fit in about 50 s, 5 to 30)")  # fmt: skip
     parser.add_argument("--block", type=positive_int, default=None,
                         help="consecutive steps of one side per round (default: enough for "
                         "0.2 s, at most 20)")  # fmt: skip

@@ -64,10 +64,10 @@ BLOCK_SECONDS = 0.2  # a block of steps lasts at least this long (--block auto)
 MAX_BLOCK = 20  # steps in a block at most (--block auto)
 STEADY = 0.1  # warm-up ends when each side's block time moves by less than this
 WARMUP_LIMIT_S = 20.0  # ... or after this long (at least two blocks a side)
-ROUNDS_BUDGET_S = 60.0  # --rounds auto: as many rounds as fit in this, within ROUNDS_RANGE
-ROUNDS_RANGE = (8, 30)
+ROUNDS_BUDGET_S = 50.0  # --rounds auto: as many rounds as fit in this, within ROUNDS_RANGE
+ROUNDS_RANGE = (5, 30)
 ISOLATED_BUDGET_S = 15.0  # the isolated kernels' rounds: as many as fit, within ISOLATED_RANGE
-ISOLATED_RANGE = (5, 15)
+ISOLATED_RANGE = (3, 15)
 VIEW_NODES = frozenset({"ViewBackward0", "UnsafeViewBackward0", "ReshapeAliasBackward0",
                         "AsStridedBackward0"})  # fmt: skip
 Progress = Callable[[str], None]
@@ -266,7 +266,12 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def _gradients(
-    model: nn.Module, batch: Any, loss_fn: Callable[..., torch.Tensor], names: list[str], seed: int
+    model: nn.Module,
+    batch: Any,
+    loss_fn: Callable[..., torch.Tensor],
+    names: list[str],
+    seed: int,
+    where: str,
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor | None, int]]:
     """Per named layer, after one backward on ``batch``: dW, dX (None where the
     layer's input needs no gradient) and the rows of its input."""
@@ -288,7 +293,7 @@ def _gradients(
     model.zero_grad(set_to_none=True)
     torch.manual_seed(seed)
     try:
-        loss_fn(model, batch).backward()
+        _loss(model, batch, loss_fn, where).backward()
     finally:
         for handle in handles:
             handle.remove()
@@ -302,9 +307,9 @@ def _gradients(
     return out
 
 
-def _trial(model: nn.Module, batch: Any, loss_fn: Callable[..., Any], where: str) -> None:
-    """One forward and backward, untimed: a loss that is no scalar tensor with a
-    gradient is the factory's mistake, told in one line before any timing."""
+def _loss(model: nn.Module, batch: Any, loss_fn: Callable[..., Any], where: str) -> torch.Tensor:
+    """The loss, checked: a loss_fn that raises or returns no scalar tensor with a
+    gradient is the factory's mistake, told in one line (before any timing)."""
     try:
         loss = loss_fn(model, batch)
     except Exception as err:  # the user's code
@@ -318,8 +323,7 @@ def _trial(model: nn.Module, batch: Any, loss_fn: Callable[..., Any], where: str
                else type(loss).__name__)  # fmt: skip
         raise MePropInputError(f"{where}: loss_fn(model, batch) must return a scalar tensor "
                                f"with a gradient, got {got}")  # fmt: skip
-    loss.backward()
-    model.zero_grad(set_to_none=True)
+    return loss
 
 
 def _peak_memory(side: Side, device: torch.device) -> tuple[int | None, int | None]:
@@ -412,13 +416,12 @@ def run_model(
         model = model.to(torch_device, torch_dtype)
         batch = _to(batch, torch_device, torch_dtype)
         check_fits(model, optimizer, torch_device)
-        _trial(model, batch, loss_fn, where)
         try:
             meprop = copy.deepcopy(model)
         except Exception as err:  # the user's model
             raise MePropInputError(f"{where}: the model cannot be deep-copied "
                                    f"({type(err).__name__}: {err})") from None  # fmt: skip
-        swap_linear(meprop, k=k, method=method, strategy=strategy,
+        meprop = swap_linear(meprop, k=k, method=method, strategy=strategy,
                     skip=keep_dense_rule(keep_dense))  # fmt: skip
         names = [n for n, m in meprop.named_modules() if type(m) is MePropLinear]
         kept = [n for n, m in meprop.named_modules() if type(m) is nn.Linear]
@@ -429,8 +432,8 @@ def run_model(
         progress(f"model {name}: {sum(p.numel() for p in model.parameters()):,} parameters; "
                  f"meProp in {', '.join(names)}{dense_names}")  # fmt: skip
 
-        dense_grads = _gradients(model, batch, loss_fn, names, seed)
-        sparse_grads = _gradients(meprop, batch, loss_fn, names, seed)
+        dense_grads = _gradients(model, batch, loss_fn, names, seed, where)
+        sparse_grads = _gradients(meprop, batch, loss_fn, names, seed, where)
         layers = []
         for layer_name in names:
             layer = meprop.get_submodule(layer_name)
@@ -452,9 +455,7 @@ def run_model(
                  LayerTimer({n: m.get_submodule(n) for n in names}, clock), clock)
             for label, m in (("dense", model), ("meprop", meprop))
         )  # fmt: skip
-        for side in sides:
-            side.step()  # first steps: the optimizers' state, the kernels' workspaces
-        first = [side.block(1)["step"] for side in sides]
+        first = [side.step()["step"] for side in sides]  # optimizer state, workspaces
         if block is None:
             block = _clamp(math.ceil(BLOCK_SECONDS / max(first[0], 1e-9)), (1, MAX_BLOCK))
         watch = Watch()
@@ -529,7 +530,7 @@ def _layer_record(layer: Swapped, check_rows: list[dict[str, Any]] | None) -> di
                "isolated_high": high}  # fmt: skip
     f = layer.fields
     return {
-        "name": layer.name, "shape": f"{layer.rows} x {layer.d_in} -> {layer.n}",
+        "name": layer.name or "(the model)", "shape": f"{layer.rows} x {layer.d_in} -> {layer.n}",
         "rows": layer.rows, "d_in": layer.d_in, "n": layer.n, "k": layer.k,
         "ideal_speedup": layer.n / layer.k, "kernel": layer.kernel.name,
         "dx_in_step": layer.dx_in_step,
