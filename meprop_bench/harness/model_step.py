@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from meprop_bench.core import allocator
 from meprop_bench.core.kernels import Kernel, fastest_kernel, get_kernel
 from meprop_bench.core.layer import MePropLinear, swap_linear
 from meprop_bench.errors import MePropInputError
@@ -328,7 +329,9 @@ def _loss(model: nn.Module, batch: Any, loss_fn: Callable[..., Any], where: str)
 
 def _peak_memory(side: Side, device: torch.device) -> tuple[int | None, int | None]:
     """(peak, at start) bytes of one step of ``side``: CUDA's allocated memory, or on
-    Linux the process's resident set (VmHWM, its peak reset through clear_refs)."""
+    Linux the process's resident set (VmHWM, its peak reset through clear_refs), after
+    the allocator's free memory went back to the system (else memory freed by earlier
+    steps, still resident, hides what this step needs)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -338,6 +341,7 @@ def _peak_memory(side: Side, device: torch.device) -> tuple[int | None, int | No
         return torch.cuda.max_memory_allocated(device), start
     status = Path(f"/proc/{os.getpid()}/status")
     try:
+        allocator.release_free_memory()
         Path(f"/proc/{os.getpid()}/clear_refs").write_text("5")
         start = _status_kb(status.read_text(), "VmRSS")
         side.step()

@@ -44,8 +44,8 @@ def load_models(paths: Sequence[str | os.PathLike[str]]) -> tuple[pd.DataFrame, 
             **{f"{name}_dense_s": part["dense_s"] for name, part in parts.items()},
             **{f"{name}_meprop_s": part["meprop_s"] for name, part in parts.items()},
             "unstable": "; ".join(doc["unstable"]),
-            "dense_peak_bytes": memory["dense_peak_bytes"],
-            "meprop_peak_bytes": memory["meprop_peak_bytes"],
+            "dense_step_bytes": memory["dense_step_bytes"],
+            "meprop_step_bytes": memory["meprop_step_bytes"],
             "state": describe_state(doc["machine"].get("state")),
         })  # fmt: skip
         for lay in doc["layers"]:
@@ -54,10 +54,10 @@ def load_models(paths: Sequence[str | os.PathLike[str]]) -> tuple[pd.DataFrame, 
 
 
 def _memory(row: pd.Series) -> str:
-    if row["dense_peak_bytes"] is None or pd.isna(row["dense_peak_bytes"]):
+    if row["dense_step_bytes"] is None or pd.isna(row["dense_step_bytes"]):
         return ""
-    return (f" Peak memory of a step: dense {row['dense_peak_bytes'] / MIB:,.0f} MiB, meProp "
-            f"{row['meprop_peak_bytes'] / MIB:,.0f} MiB.")  # fmt: skip
+    return (f" A step's peak memory above its start: dense {row['dense_step_bytes'] / MIB:,.0f} "
+            f"MiB, meProp {row['meprop_step_bytes'] / MIB:,.0f} MiB.")  # fmt: skip
 
 
 def step_sentence(row: pd.Series) -> str:

@@ -352,7 +352,8 @@ MODEL = Schema(
             *ROUNDS,
         )),
         Field("kept_dense", LIST, "the nn.Linear layers left dense"),
-        Field("memory", OBJECT, "measure (rss: the process's resident set, Linux; "
+        Field("memory", OBJECT, "measure (rss: the process's resident set, Linux, after the "
+              "C allocator's free memory went back to the system; "
               "cuda-allocated; unavailable), dense_peak_bytes, meprop_peak_bytes (the peak of "
               "one step) and dense_step_bytes, meprop_step_bytes (that peak above what was "
               "held when the step began); null where unavailable"),

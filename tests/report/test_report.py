@@ -606,6 +606,7 @@ def test_the_model_section_opens_with_the_whole_step_then_its_layers(built):
     assert section.index("tiny, topk k=0.01: the whole training step is 1.50x (1.35-1.65x, 95%), "
                          "faster than dense") < section.index("| fc1 |")  # fmt: skip
     assert "Forward 1.00x, backward 2.20x, optimizer 1.00x" in section
+    assert "A step's peak memory above its start: dense 40 MiB, meProp 20 MiB." in section
     assert "| tiny, topk k=0.01 | fc1 | 512 x 768 -> 3072 | 31 | topk/native | 2.00x | " in section
     assert "| 4.00x | 3.60-4.40x | 99.10x | 0.300 | - |" in section  # alone, n/k, no dX
     assert "![Your model: layers in the step and alone](plots/model_layers.png)" in summary
