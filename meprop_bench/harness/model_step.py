@@ -126,14 +126,12 @@ class LayerTimer:
 class Side:
     """One model (dense or meProp) with its optimizer, stepped and timed."""
 
-    label: str
     model: nn.Module
     batch: Any
     loss_fn: Callable[[nn.Module, Any], torch.Tensor]
     optimizer: torch.optim.Optimizer
     timer: LayerTimer
     clock: Callable[[], float]
-    steps: int = 0
 
     def step(self) -> dict[str, float]:
         """One training step: forward (the loss), backward, optimizer step and
@@ -146,7 +144,6 @@ class Side:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         t3 = self.clock()
-        self.steps += 1
         return {"step": t3 - t0, "forward": t1 - t0, "backward": t2 - t1, "optimizer": t3 - t2}
 
     def block(self, steps: int) -> dict[str, Any]:
@@ -426,7 +423,7 @@ def run_model(
             raise MePropInputError(f"{where}: the model cannot be deep-copied "
                                    f"({type(err).__name__}: {err})") from None  # fmt: skip
         meprop = swap_linear(meprop, k=k, method=method, strategy=strategy,
-                    skip=keep_dense_rule(keep_dense))  # fmt: skip
+                             skip=keep_dense_rule(keep_dense))  # fmt: skip
         names = [n for n, m in meprop.named_modules() if type(m) is MePropLinear]
         kept = [n for n, m in meprop.named_modules() if type(m) is nn.Linear]
         if not names:
@@ -454,10 +451,10 @@ def run_model(
         del dense_grads, sparse_grads
 
         sides = tuple(
-            Side(label, m, batch, loss_fn,
+            Side(m, batch, loss_fn,
                  _optimizer(optimizer, list(m.parameters())),
                  LayerTimer({n: m.get_submodule(n) for n in names}, clock), clock)
-            for label, m in (("dense", model), ("meprop", meprop))
+            for m in (model, meprop)
         )  # fmt: skip
         first = [side.step()["step"] for side in sides]  # optimizer state, workspaces
         if block is None:
