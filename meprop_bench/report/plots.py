@@ -539,9 +539,14 @@ def model_layers(data: ReportData) -> Figure:
     if frame.empty:
         raise SkipPlot("no meprop-bench model files in the inputs")
     labels = list(dict.fromkeys(frame["label"]))
-    fig, axes = plt.subplots(len(labels), 1, figsize=(7.5, 0.5 + 0.75 * frame.groupby(
-        "label").size().max() * len(labels) + 0.6 * len(labels)), squeeze=False)  # fmt: skip
-    for ax, label in zip(axes[:, 0], labels, strict=True):
+    cols = min(len(labels), 4)
+    rows_of_panels = -(-len(labels) // cols)
+    height = 0.8 + 0.75 * frame.groupby("label").size().max()
+    fig, axes = plt.subplots(rows_of_panels, cols, figsize=(4.6 * cols, height * rows_of_panels),
+                             squeeze=False)  # fmt: skip
+    for ax in axes.flat[len(labels) :]:
+        ax.set_visible(False)
+    for ax, label in zip(axes.flat, labels, strict=False):
         rows = frame[frame["label"] == label].reset_index(drop=True)
         y = np.arange(len(rows))
         for offset, key, name, color in ((-0.18, "in_step", "in the step", "tab:blue"),
@@ -559,7 +564,8 @@ def model_layers(data: ReportData) -> Figure:
         ax.set_yticks(y, rows["name"] + "\n" + rows["shape"], fontsize=7)
         ax.invert_yaxis()
         ax.set_title(label, fontsize=9)
-    axes[-1, 0].set_xlabel("backward speedup over dense (x, log scale)")
+    for ax in axes.flat[: len(labels)]:
+        ax.set_xlabel("backward speedup over dense (x)", fontsize=8)
     handles, names = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, names, loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False,
                fontsize=8)  # fmt: skip
