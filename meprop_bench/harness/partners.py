@@ -21,6 +21,7 @@ import pytest
 
 from meprop_bench.harness.cases import Case
 from meprop_bench.harness.grid import TrainStepShape
+from meprop_bench.harness.model_presets import PRESETS
 from meprop_bench.harness.options import DTYPES
 
 FLOP_RATE = 1e11  # nominal floating-point operations per second
@@ -70,6 +71,11 @@ def unit_of(item: pytest.Item) -> Unit:
         shape, (method, _, _), device, dtype, threads = params["train_case"]
         group = f"{suite} {shape.name} {device} {dtype} t={threads}"
         return Unit(group, method == "dense", train_step_cost(shape, dtype))
+    if "model_case" in params:
+        preset, method, _, _, device, dtype, threads = params["model_case"]
+        group = f"{suite} {preset} {device} {dtype} t={threads}"
+        cost = PRESETS[preset].step_flops / FLOP_RATE + CALL_OVERHEAD
+        return Unit(group, method == "dense", cost)
     return Unit(item.nodeid, False, CALL_OVERHEAD)
 
 

@@ -17,6 +17,7 @@ from documents import (
     entry,
     full_sweep,
     kernel_case,
+    model_doc,
     samples,
     train_step_case,
     training_doc,
@@ -50,6 +51,7 @@ def built(tmp_path_factory):
     write(root / "in" / "cpu.json", bench_doc(full_sweep()))
     write(root / "in" / "gpu" / "cuda.json", bench_doc(full_sweep("cuda"), gpu))
     write(root / "in" / "training.json", training_doc(sizes=(3000, 55000)))
+    write(root / "in" / "model.json", model_doc())
     profile = root / "out" / "r1" / "profiles" / "unified-compact_case"
     profile.mkdir(parents=True)
     (profile / "flame.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
@@ -281,7 +283,8 @@ def test_summary_opens_with_the_answer(built):
         "### cuda (Test GPU) on gpubox (Test CPU, Test GPU)",
         "### Training: the paper's accuracy claims",
     ]
-    assert headings[6:9] == ["## Plots", "## Details", "### The paper's claims: verdicts"]
+    assert headings[6:10] == ["## Your model", "## Plots", "## Details",
+                              "### The paper's claims: verdicts"]  # fmt: skip
     assert summary.index("- **unified top-k pays.** Backward kernel:") < summary.index("![")
     assert "| B | n | k | k/n | ideal | unified top-k: best strategy | unified top-k: speedup" in (
         summary
@@ -422,7 +425,7 @@ def _texts(fig) -> str:
 
 
 TRAINING_PLOTS = ("overfit_curves", "accuracy_vs_k", "claims_vs_size", "activations",
-                  "unit_keeps")  # fmt: skip
+                  "unit_keeps", "model_layers")  # not drawn from benchmark sweeps  # fmt: skip
 
 
 @pytest.mark.parametrize("name", [n for n in PLOTS if n not in TRAINING_PLOTS])
@@ -595,3 +598,25 @@ def test_sizes_are_settings_of_their_own_with_the_plots_against_size(tmp_path):
         "claims (a) and (c) were not measured at two or more"
         in (tmp_path / "s" / "summary.md").read_text()
     )
+
+
+def test_the_model_section_opens_with_the_whole_step_then_its_layers(built):
+    summary = (built / "summary.md").read_text()
+    section = summary[summary.index("## Your model") : summary.index("## Plots")]
+    assert section.index("tiny, topk k=0.01: the whole training step is 1.50x (1.35-1.65x, 95%), "
+                         "faster than dense") < section.index("| fc1 |")  # fmt: skip
+    assert "Forward 1.00x, backward 2.20x, optimizer 1.00x" in section
+    assert "A step's peak memory above its start: dense 40 MiB, meProp 20 MiB." in section
+    assert "| tiny, topk k=0.01 | fc1 | 512 x 768 -> 3072 | 31 | topk/native | 2.00x | " in section
+    assert "| 4.00x | 3.60-4.40x | 99.10x | 0.300 | - |" in section  # alone, n/k, no dX
+    assert "![Your model: layers in the step and alone](plots/model_layers.png)" in summary
+    assert (built / "model_layers.csv").exists()
+
+
+def test_a_report_of_model_files_alone(tmp_path, capsys):
+    paths = [write(tmp_path / f"m{i}.json", model_doc(f"m{i}")) for i in range(2)]
+    out = tmp_path / "out"
+    assert run_main(report_main, [*map(str, paths), "--out-root", str(out), "--name", "r"]) == 0
+    summary = (out / "r" / "summary.md").read_text()
+    assert "## Answer" not in summary and summary.count("the whole training step is") == 2
+    assert (out / "r" / "plots" / "model_layers.png").exists()
