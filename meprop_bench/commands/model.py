@@ -31,7 +31,7 @@ from meprop_bench.harness.options import (
 from meprop_bench.results.files import check_new_path, write_new_json
 from meprop_bench.results.machine import describe
 from meprop_bench.results.machine_state import describe_state
-from meprop_bench.stability import warning
+from meprop_bench.stability import busy_warning, warning
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,9 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         raise short from None
     print(format_result(doc))
-    if doc["unstable"]:
-        print(warning(["whole step"], 1, doc["machine"].get("state"), doc["params"]["rounds"]),
-              file=sys.stderr)  # fmt: skip
+    state = doc["machine"].get("state")
+    if line := (warning(["whole step"], 1, state, doc["params"]["rounds"])
+                if doc["unstable"] else busy_warning(state)):  # fmt: skip
+        print(line, file=sys.stderr)
     if args.out:
         print(f"wrote {write_new_json(args.out, doc, args.force)}")
     return 0
