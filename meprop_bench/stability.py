@@ -17,8 +17,9 @@ when the allocator hands back memory already mapped and 35 ms when every page fa
 so, and the warning then names memory, not load, as the cause.
 
 A speedup *above its bound* (n/k for a backward, 3n/(n+2k) for a training step: the
-arithmetic it saves, all of it) is not a finding but a measurement error: the dense side
-was slowed by something else. The report never quotes one as a result.
+arithmetic it saves, all of it), its whole interval above it, is not a finding but a
+measurement error: the dense side was slowed by something else. The report never quotes
+one as a result.
 """
 
 from __future__ import annotations
@@ -75,9 +76,13 @@ def instability(
     return reasons
 
 
-def above_bound(speedup: float, bound: float) -> bool:
-    """Whether a measured speedup exceeds what the saved arithmetic allows."""
-    return math.isfinite(speedup) and math.isfinite(bound) and bound > 0 and speedup > bound
+def above_bound(low: float, bound: float) -> bool:
+    """Whether a speedup exceeds what the saved arithmetic allows beyond its noise: the
+    low end of its interval (``low``) above the bound. A median just over the bound with
+    an interval across it is not flagged: at 10% dense's fresh 64 MiB dW (16,385 page
+    faults a call, which the sparse kernels skip) put ``unified/compact`` at 10.1x
+    [9.8-10.6] against n/k = 9.99 on a quiet machine."""
+    return math.isfinite(low) and math.isfinite(bound) and bound > 0 and low > bound
 
 
 #: The reason :func:`instability` gives for a case whose page faults vary.

@@ -5,9 +5,10 @@ same synthetic gradient, interleaved round by round, and each speedup is the med
 of the per-round ratios dense/sparse, shown with its interquartile range next to the
 ideal n/k. A case whose spread is too wide (an interval wider than a factor of 2, or
 dense's rounds varying by more than half their median) is marked UNSTABLE, a speedup
-above n/k is marked a measurement error, and either prints a ``warning:`` line with the
-likely cause (the machine's load over the run is measured and shown; a kernel whose page
-faults vary from call to call is named as varying by itself) and what to do.
+whose interval lies above n/k is marked a measurement error, and either prints a
+``warning:`` line with the likely cause (the machine's load over the run is measured and
+shown; a kernel whose page faults vary from call to call is named as varying by itself)
+and what to do.
 """
 
 from __future__ import annotations

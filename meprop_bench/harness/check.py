@@ -108,7 +108,7 @@ def run_check(
                 "unstable": instability(math.nan, math.nan, dense_spread)
                 if dense_row
                 else instability(ratio.q1, ratio.q3, dense_spread, m.faults),
-                "above_bound": not dense_row and above_bound(ratio.median, n / k),
+                "above_bound": not dense_row and above_bound(ratio.q1, n / k),
             }
         )
     params = {

@@ -200,7 +200,8 @@ CHECK = Schema(
                   "a factor of 2, dense's rounds varying by more than half their median; "
                   "then also its page faults when they vary); empty when stable (see "
                   "`meprop_bench.stability`)", since=3),
-            Field("above_bound", BOOL, "its speedup exceeds n/k: a measurement error",
+            Field("above_bound", BOOL, "its interval lies above n/k (q1 > n/k): a "
+                  "measurement error",
                   since=3),
         )),
     ),
