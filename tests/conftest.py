@@ -1,4 +1,5 @@
-"""Shared fixtures: the devices to run on (CUDA skips with a reason when absent)."""
+"""Shared fixtures: the devices to run on (CUDA skips with a reason when absent), and
+the ``--run-slow`` option: tests marked ``slow`` skip with the reason without it."""
 
 import pytest
 import torch
@@ -7,7 +8,26 @@ from meprop_bench import KERNELS
 from meprop_bench.results.machine import threads
 
 HAS_CUDA = torch.cuda.is_available()
+RUN_SLOW = "--run-slow"
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU; none is present")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        RUN_SLOW,
+        action="store_true",
+        help="also run the tests marked slow (minutes each; CI runs them: .ci/run)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without --run-slow, a test marked ``slow`` skips with the reason and the option."""
+    if config.getoption(RUN_SLOW):
+        return
+    skip = pytest.mark.skip(reason=f"slow: run with {RUN_SLOW} (CI does)")
+    for item in items:
+        if item.get_closest_marker("slow"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(params=["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, needs_cuda])])
