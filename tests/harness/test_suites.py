@@ -15,8 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -50,32 +48,6 @@ def run_suites(*args: str, timeout: int = 120, env: dict | None = None):
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
-
-
-@dataclass
-class Inline:
-    """What an in-process pytest run gave: its exit status and its output."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-@pytest.fixture
-def run_inline(capfd, monkeypatch) -> Callable[..., Inline]:
-    """``run_suites`` in this process: ``pytest.main`` at the repository root with the
-    same options, ``env`` set for the call."""
-
-    def run(*args: str, env: dict | None = None) -> Inline:
-        monkeypatch.chdir(ROOT)
-        for name, value in (env or {}).items():
-            monkeypatch.setenv(name, value)
-        capfd.readouterr()
-        code = pytest.main(["-p", "no:cacheprovider", "-q", *args])
-        out, err = capfd.readouterr()
-        return Inline(int(code), out, err)
-
-    return run
 
 
 def sweep_backward(out: Path, methods: str, env: dict | None = None):
@@ -191,13 +163,13 @@ def test_recover_rejects_a_file_that_is_not_partial_results(tmp_path, capsys):
     [("--meprop-ks", "0.01,abc"), ("--meprop-preset", "huge"), ("--meprop-malloc", "fast")],
 )
 def test_malformed_option_is_a_usage_error(option, value, run_inline):
-    proc = run_inline("suites", "--benchmark-disable", option, value)
+    proc = run_inline("-q", "suites", "--benchmark-disable", option, value)
     assert proc.returncode == 4  # pytest's usage-error status
     assert option in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_a_count_larger_than_the_width_is_a_usage_error_naming_both(run_inline):
-    proc = run_inline("suites/test_selection.py", "--benchmark-only", "--collect-only",
+    proc = run_inline("-q", "suites/test_selection.py", "--benchmark-only", "--collect-only",
                       "--meprop-widths", "64", "--meprop-ks", "100")  # fmt: skip
     assert proc.returncode == 4 and "INTERNALERROR" not in proc.stdout + proc.stderr
     assert "k=100 is larger than every width swept (64)" in proc.stderr
@@ -213,7 +185,7 @@ def test_a_grid_with_no_case_for_a_suite_skips_it_with_the_reason():
 
 
 def test_a_partial_path_that_is_a_directory_is_a_usage_error(tmp_path, run_inline):
-    proc = run_inline("suites/test_backward.py", "--benchmark-only", *TINY,
+    proc = run_inline("-q", "suites/test_backward.py", "--benchmark-only", *TINY,
                       "--meprop-partial", str(tmp_path))  # fmt: skip
     assert proc.returncode == 4 and "Traceback" not in proc.stderr
     assert f"--meprop-partial: {tmp_path} is a directory; give the path of a file" in proc.stderr
@@ -221,7 +193,7 @@ def test_a_partial_path_that_is_a_directory_is_a_usage_error(tmp_path, run_inlin
 
 
 def test_the_cuda_graph_timer_off_cuda_is_a_usage_error(run_inline):
-    proc = run_inline("suites", "--benchmark-disable", "--meprop-cuda-graph", *TINY)
+    proc = run_inline("-q", "suites", "--benchmark-disable", "--meprop-cuda-graph", *TINY)
     assert proc.returncode == 4 and "Traceback" not in proc.stderr
     assert "--meprop-cuda-graph times CUDA devices only" in proc.stderr and "cpu" in proc.stderr
 
@@ -231,7 +203,7 @@ def test_the_cuda_graph_timer_off_cuda_is_a_usage_error(run_inline):
     [{"MEPROP_BENCH_SLOWDOWN": "lots"}, {"MEPROP_BENCH_SLOWDOWN_METHODS": "unified,fast"}],
 )
 def test_bad_slowdown_is_a_usage_error(env, run_inline):
-    proc = run_inline("suites", "--benchmark-disable", env=env)
+    proc = run_inline("-q", "suites", "--benchmark-disable", env=env)
     assert proc.returncode == 4 and next(iter(env)) in proc.stderr
 
 
@@ -265,8 +237,8 @@ def test_cuda_cases_skip_with_a_reason_without_a_gpu():
 
 
 def test_root_benchmark_only_collects_the_suites_and_plain_pytest_does_not(run_inline):
-    with_bench = run_inline("--collect-only", "--benchmark-only", *TINY)
-    plain = run_inline("--collect-only", *TINY)
+    with_bench = run_inline("-q", "--collect-only", "--benchmark-only", *TINY)
+    plain = run_inline("-q", "--collect-only", *TINY)
     assert "suites/test_backward.py" in with_bench.stdout
     assert "suites/" not in plain.stdout and "tests/core/test_kernels.py" in plain.stdout
 
