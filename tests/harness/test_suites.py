@@ -102,6 +102,7 @@ def test_backward_json_has_case_fields_raw_samples_and_machine(tmp_path):
     assert not Path(f"{out}.partial.jsonl").exists(), "partial file kept after a clean run"
 
 
+@pytest.mark.slow  # every suite and method: .ci/run's own tiny sweep does this again
 def test_every_suite_runs_once_with_benchmarks_disabled():
     proc = run_suites("suites", "--benchmark-disable", *TINY)
     assert proc.returncode == 0, proc.stdout + proc.stderr
