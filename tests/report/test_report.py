@@ -1,6 +1,7 @@
 """The report (meprop_bench.report): frames, pairing, intervals, plots, HTML, CLI errors.
 
-The inputs are small pytest-benchmark and trainer JSON documents (tests/documents.py)."""
+The inputs are small pytest-benchmark and trainer JSON documents (tests/documents.py);
+``built``, the report most tests read, is tests/report/conftest.py's."""
 
 from __future__ import annotations
 
@@ -40,25 +41,6 @@ from meprop_bench.report import (
 from meprop_bench.report.paper import TABLE7, TABLE8, published_speedups
 from meprop_bench.report.plots import PLOTS
 from meprop_bench.report.speedup import across_runs
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """One report from a CPU sweep, a second machine's CUDA sweep and a training file."""
-    root = tmp_path_factory.mktemp("report")
-    gpu = {**MACHINE, "node": "gpubox", "gpus": [{"name": "Test GPU", "cuda_runtime": "12",
-                                                  "driver": "1"}]}  # fmt: skip
-    write(root / "in" / "cpu.json", bench_doc(full_sweep()))
-    write(root / "in" / "gpu" / "cuda.json", bench_doc(full_sweep("cuda"), gpu))
-    write(root / "in" / "training.json", training_doc(sizes=(3000, 55000)))
-    write(root / "in" / "model.json", model_doc())
-    profile = root / "out" / "r1" / "profiles" / "unified-compact_case"
-    profile.mkdir(parents=True)
-    (profile / "flame.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
-    code = run_main(report_main, [str(root / "in"), "--out-root", str(root / "out"),
-                                  "--name", "r1"])  # fmt: skip
-    assert code == 0
-    return root / "out" / "r1"
 
 
 def test_benchmark_frame_is_tidy(tmp_path):
@@ -293,26 +275,35 @@ def test_summary_opens_with_the_answer(built):
     assert set(best["suite"]) == {"backward", "layer", "paper", "train_step"}
 
 
-def test_a_missing_plot_input_is_skipped_and_said(tmp_path, capsys):
-    path = write(tmp_path / "t.json", training_doc(epochs=1, seeds=(0,)))
-    assert run_main(report_main, [str(path), "--out-root", str(tmp_path), "--name", "r"]) == 0
-    summary = (tmp_path / "r" / "summary.md").read_text()
+@pytest.fixture(scope="module")
+def one_epoch(tmp_path_factory) -> Path:
+    """A report of one training file (one seed, one epoch) in ``<root>/r``; returns root.
+    test_no_overwrite_without_force rebuilds it with --force, from the same input."""
+    root = tmp_path_factory.mktemp("one-epoch")
+    path = write(root / "t.json", training_doc(epochs=1, seeds=(0,)))
+    assert run_main(report_main, [str(path), "--out-root", str(root), "--name", "r"]) == 0
+    return root
+
+
+def test_a_missing_plot_input_is_skipped_and_said(one_epoch):
+    summary = (one_epoch / "r" / "summary.md").read_text()
     assert "Speedup against batch size: skipped, no paired backward cases" in summary
     assert "Train and dev accuracy per epoch: skipped, one epoch per run" in summary
-    assert not (tmp_path / "r" / "plots" / "speedup_vs_batch.png").exists()
-    assert (tmp_path / "r" / "plots" / "accuracy_vs_k.png").exists()
+    assert not (one_epoch / "r" / "plots" / "speedup_vs_batch.png").exists()
+    assert (one_epoch / "r" / "plots" / "accuracy_vs_k.png").exists()
 
 
-def test_no_overwrite_without_force(tmp_path, capsys):
-    path = write(tmp_path / "t.json", training_doc(epochs=1, seeds=(0,)))
-    argv = [str(path), "--out-root", str(tmp_path), "--name", "r"]
-    assert run_main(report_main, argv) == 0
-    before = (tmp_path / "r" / "summary.md").read_text()
+def test_no_overwrite_without_force(one_epoch, capsys):
+    argv = [str(one_epoch / "t.json"), "--out-root", str(one_epoch), "--name", "r"]
+    before = (one_epoch / "r" / "summary.md").read_text()
     capsys.readouterr()
     assert run_main(report_main, argv) == 2
     assert "already holds a report" in capsys.readouterr().err
-    assert (tmp_path / "r" / "summary.md").read_text() == before
+    assert (one_epoch / "r" / "summary.md").read_text() == before
     assert run_main(report_main, [*argv, "--force"]) == 0
+    made = re.compile(r"Made \S+ by")  # the time it was made: all that may differ
+    again = (one_epoch / "r" / "summary.md").read_text()
+    assert made.sub("", again) == made.sub("", before)
 
 
 def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
@@ -578,17 +569,14 @@ def test_a_report_of_one_run_shows_it_and_names_what_each_claim_needs(tmp_path, 
     assert "| topk k=20 h=500 | 1 |" in summary  # the run itself, in the accuracy table
 
 
-def test_sizes_are_settings_of_their_own_with_the_plots_against_size(tmp_path):
-    path = write(tmp_path / "t.json", training_doc(sizes=(3000, 55000), data="fashion",
-                                                    recipes=("torch", "authors")))  # fmt: skip
-    assert run_main(report_main, [str(path), "--out-root", str(tmp_path), "--name", "r"]) == 0
-    summary = (tmp_path / "r" / "summary.md").read_text()
+def test_sizes_are_settings_of_their_own_with_the_plots_against_size(built, tmp_path):
+    summary = (built / "summary.md").read_text()  # two sizes, two recipes
     answer = summary[: summary.index("## Plots")]
     for size in ("3,000", "55,000"):
         for recipe in ("torch", "authors"):
             assert f"fashion, {size} train images, {recipe} recipe" in answer
     assert "(largest measured: 55,000 images)" in answer
-    plots = tmp_path / "r" / "plots"
+    plots = built / "plots"
     for name in ("claims_vs_size", "activations", "unit_keeps"):
         assert (plots / f"{name}.png").stat().st_size > 10_000, name
     one_size = write(tmp_path / "u.json", training_doc(data="fashion"))
