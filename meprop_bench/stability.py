@@ -11,10 +11,13 @@ the kernels' intervals stayed within a factor of 1.3 quiet and reached 5.4 with 
 loop on one core, while dense's own spread was 0.11-0.33 quiet and 0.17 busy: that
 spread is only a backstop, for a baseline too erratic to compare against at all.
 
-A kernel can also vary by itself: one that returns a fresh 64 MiB gradient takes 3 ms
-when the allocator hands back memory already mapped and 35 ms when every page faults
-(``unified/scatter`` at that shape, on a quiet machine). Its per-call fault counts say
-so, and the warning then names memory, not load, as the cause.
+A kernel can also vary by itself: one whose fresh temporaries are mapped on some calls
+and reused on others (``unified/scatter`` at B=50, n=500: 64 or 212 page faults a call,
+0.17 or 0.6 ms; see :mod:`meprop_bench.core.allocator`). Its per-call fault counts say
+so, and the warning then names memory, not load, as the cause. A kernel bound by
+writing memory varies on a quiet VM too, with no such sign: ``unified/scatter`` at B=256,
+n=4096 zeroes a fresh 64 MiB dW in 10-22 ms a call at a constant 544 faults, and was
+flagged in 5 of 6 quiet default ``check`` runs.
 
 A speedup *above its bound* (n/k for a backward, 3n/(n+2k) for a training step: the
 arithmetic it saves, all of it), its whole interval above it, is not a finding but a
