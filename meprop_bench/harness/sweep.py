@@ -155,11 +155,11 @@ def run_sweep(bench_json: Path, options: Sequence[str]) -> None:
 
 class SweepOutput:
     """What the sweep printed: a progress bar advancing per test, and the suites' line
-    naming the partial-results file, relayed at once (a killed job prints nothing after)."""
+    naming the partial-results file and their noise warning, relayed at once (a killed job
+    prints nothing after)."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
-        self.warnings: list[str] = []
         self.partial: re.Match[str] | None = None
 
     def follow(self, stream: Iterable[str]) -> None:
@@ -176,8 +176,7 @@ class SweepOutput:
                     self.partial = found
                     bar.write(found.group(0), file=sys.stderr)
                 elif line.startswith("warning: "):  # the suites' noise warning
-                    self.warnings.append(line.rstrip("\n"))
-                    bar.write(self.warnings[-1], file=sys.stderr)
+                    bar.write(line.rstrip("\n"), file=sys.stderr)
 
     def outcome(self) -> str:
         summary = [line for line in self.lines if line.startswith("=") and " in " in line]
