@@ -2,6 +2,7 @@
 run in this process, and the ``--run-slow`` option: tests marked ``slow`` skip with the
 reason without it."""
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="also run the tests marked slow (minutes each; CI runs them: .ci/run)",
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The environment of the processes the tests start.
+
+    OpenMP threads (torch's, numba's) wait for work by spinning unless told otherwise:
+    where the pytest-xdist workers (``-n``) and the child processes the tests start share
+    the cores, a spinning thread holds a core the others need (a two-thread training run
+    took 5x the CPU time beside one busy core). ``OMP_WAIT_POLICY=PASSIVE`` makes them
+    sleep; set here, before the workers start, it reaches them and every child process
+    (this process's own OpenMP read it when torch loaded, before this hook).
+
+    Under pytest-xdist, a worker's environment names it (PYTEST_XDIST_WORKER and kin)
+    and a child pytest would inherit that: pytest-benchmark then takes itself for an
+    xdist worker and disables timing, so a child ``--benchmark-only`` run refuses to
+    start. The worker knows its id from ``config.workerinput``; the children are not
+    workers, so the variables go."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if hasattr(config, "workerinput"):
+        for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+            os.environ.pop(name, None)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
