@@ -96,6 +96,16 @@ def one_thread():
         yield
 
 
+@pytest.fixture
+def plot_stand_ins():
+    """Reports written within draw and render every plot but save stand-ins, not images:
+    for tests of what a report says (tests/plot_files.py)."""
+    from plot_files import stand_in_plot_files
+
+    with stand_in_plot_files():
+        yield
+
+
 @dataclass
 class Inline:
     """What an in-process pytest run gave: its exit status and its output."""
