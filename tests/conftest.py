@@ -118,12 +118,13 @@ class Inline:
 @pytest.fixture
 def run_inline(capfd, monkeypatch) -> Callable[..., Inline]:
     """Run pytest in this process, as ``python -m pytest ARGS`` at the repository root
-    would (``pytest.main``: the same exit status and messages, without an interpreter
-    and torch to start), with ``env`` set for the call. For runs that only check options
-    or collect: measuring, killing or crash tests need a real child process."""
+    (or in ``cwd``) would (``pytest.main``: the same exit status and messages, without an
+    interpreter and torch to start), with ``env`` set for the call. For runs that only
+    check options or collect, or whose cases skip or fail before anything is timed:
+    measuring, killing or crash tests need a real child process."""
 
-    def run(*args: str, env: dict | None = None) -> Inline:
-        monkeypatch.chdir(ROOT)
+    def run(*args: str, env: dict | None = None, cwd: Path = ROOT) -> Inline:
+        monkeypatch.chdir(cwd)
         for name, value in (env or {}).items():
             monkeypatch.setenv(name, value)
         capfd.readouterr()
