@@ -33,7 +33,8 @@ def pytest_configure(config: pytest.Config) -> None:
     OpenMP threads (torch's, numba's) wait for work by spinning unless told otherwise:
     where the pytest-xdist workers (``-n``) and the child processes the tests start share
     the cores, a spinning thread holds a core the others need (a two-thread training run
-    took 5x the CPU time beside one busy core). ``OMP_WAIT_POLICY=PASSIVE`` makes them
+    took 16 s of CPU beside one busy core, 3.5 s without the spinning).
+    ``OMP_WAIT_POLICY=PASSIVE`` makes them
     sleep; set here, before the workers start, it reaches them and every child process
     (this process's own OpenMP read it when torch loaded, before this hook).
 
