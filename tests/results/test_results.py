@@ -79,6 +79,7 @@ def test_a_benchmark_file_from_a_newer_meprop_bench_is_refused(tmp_path):
     assert read_benchmarks(path)["benchmarks"] == []
 
 
+@pytest.mark.slow  # every suite, timed, in a child pytest: 7-9 s of CPU here
 def test_every_suite_writes_extra_info_its_schema_describes(tmp_path):
     out = tmp_path / "bench.json"
     done = subprocess.run(
