@@ -201,4 +201,6 @@ def info() -> dict[str, Any]:
         "libc": f"{name} {version}".strip() or "unknown",
         "mode": _mode,
         "ld_preload": os.environ.get("LD_PRELOAD", ""),
+        # glibc.malloc.hugetlb=1 puts every large block on huge pages (docs/model.md)
+        "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
     }

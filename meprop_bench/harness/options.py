@@ -15,6 +15,7 @@ from typing import TypeVar
 
 import torch
 
+from meprop_bench.core import allocator
 from meprop_bench.errors import MePropInputError
 from meprop_bench.stats import Rule
 
@@ -189,6 +190,15 @@ def add_device_option(group: _Group) -> None:
 def add_threads_option(group: _Group, default: str = "torch's") -> None:
     group.add_argument("--threads", type=positive_int,
                        help=f"intra-op threads (default: {default})")  # fmt: skip
+
+
+def add_malloc_option(group: _Group) -> None:
+    """``--malloc``: the C allocator setting (:mod:`meprop_bench.core.allocator`)."""
+    group.add_argument(
+        "--malloc", choices=allocator.MODES, default="default",
+        help="C allocator setting; steady keeps freed blocks under 32 MiB for reuse, which "
+        "mostly stops repeated allocations page-faulting (see meprop_bench.core.allocator)",
+    )  # fmt: skip
 
 
 # The suites' grid axes (``--meprop-<axis>``, each a comma-separated list overriding the

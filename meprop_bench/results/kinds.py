@@ -298,7 +298,7 @@ ROUNDS = (
     Field("meprop_rounds_s", LIST, "meProp's, round by round (paired with dense's)"),
 )
 MODEL = Schema(
-    "meprop-bench/model", 1, "Model step",
+    "meprop-bench/model", 2, "Model step",
     "What `meprop-bench model --out` writes: training steps of one model, dense against "
     "meProp in one process, alternated by rounds of consecutive steps (docs/model.md). "
     "Speedups are medians of per-round ratios dense / meProp with a 95% bootstrap interval; "
@@ -308,7 +308,7 @@ MODEL = Schema(
               "strategy, k (as given: a count or a fraction of each layer's n), keep_dense "
               "(fnmatch patterns), optimizer, threads, rounds, auto_rounds, block (steps a "
               "side per round), warmup_blocks, steady (warm-up reached steady state), device, "
-              "dtype, seed, parameters"),
+              "dtype, seed, parameters, malloc (the C allocator setting, v2)"),
         Field("step_speedup", NUMBER, "the whole step: median of per-round ratios"),
         Field("step_speedup_low", NUMBER, "its 95% interval's low end (NaN: too few rounds)"),
         Field("step_speedup_high", NUMBER, "and high end"),
@@ -324,6 +324,10 @@ MODEL = Schema(
             Field("speedup", NUMBER, "median of per-round ratios"),
             Field("low", NUMBER, "95% interval"),
             Field("high", NUMBER, "95% interval"),
+            Field("dense_faults", NUMBER + NONE, "dense's minor page faults per step in "
+                  "this part, median over rounds; null where the system does not count them",
+                  optional=True, since=2),
+            Field("meprop_faults", NUMBER + NONE, "meProp's", optional=True, since=2),
             *ROUNDS,
         )),
         Field("layers", LIST, "one record per swapped layer", items=(
