@@ -220,3 +220,19 @@ def test_page_faults_are_counted_in_the_part_that_takes_them():
         assert parts["optimizer"][f"{side}_faults"] < 1_000
         assert parts["step"][f"{side}_faults"] >= parts["forward"][f"{side}_faults"]
     assert doc["params"]["malloc"] == "default"
+
+
+def _faults_doc(dense, sparse, tunables=""):
+    step = {"part": "step", "dense_faults": dense, "meprop_faults": sparse}
+    return {"parts": [step], "machine": {"allocator": {"glibc_tunables": tunables}}}
+
+
+def test_a_step_with_far_more_page_faults_on_one_side_is_noted():
+    from meprop_bench.commands.model import faults_note
+
+    note = faults_note(_faults_doc(132_000, 300))
+    assert "dense 132,000 against meProp 300" in note and "glibc.malloc.hugetlb=1" in note
+    assert "GLIBC_TUNABLES" not in faults_note(_faults_doc(300, 132_000, "glibc.malloc.hugetlb=1"))
+    assert faults_note(_faults_doc(5_000, 4_000)) is None  # alike
+    assert faults_note(_faults_doc(900, 0)) is None  # too few to matter
+    assert faults_note(_faults_doc(None, None)) is None  # not counted here
