@@ -9,13 +9,11 @@ The protocol (reasons in docs/model.md):
 2. Gradient similarity, untimed, on the factory's batch: per swapped layer the cosine
    of meProp's dW and dX to dense's.
 3. Native kernels compile (``kernel.prepare()``), then warm-up: blocks of steps of each
-   side in turn until each side's block time moved by less than :data:`STEADY` from its
-   previous block (or :data:`WARMUP_LIMIT_S` passed).
-4. Timed rounds: each round is one block of consecutive steps of each side, the side
-   that goes first alternating round by round. A block lasts at least
-   :data:`BLOCK_SECONDS` (at most :data:`MAX_BLOCK` steps): single steps alternated put
-   each side in the caches and allocator state the other left, which moved the paper
-   MLP's step speedup by 40% between runs. Each round gives the ratio dense / meProp of
+   side in turn until each side's block time is steady
+   (:func:`~meprop_bench.harness.steady.warm_up`, or :data:`WARMUP_LIMIT_S` passed).
+4. Timed rounds: each round is one block of consecutive steps of each side
+   (:mod:`~meprop_bench.harness.steady`), the side that goes first alternating round by
+   round. Each round gives the ratio dense / meProp of
    the block's mean step time (and of its forward, backward and optimizer parts, and of
    each swapped layer's backward, timed by hooks on its autograd node); a speedup is the
    median of a round's ratios with its 95% bootstrap interval
@@ -53,6 +51,7 @@ from meprop_bench.errors import MePropInputError
 from meprop_bench.harness.check import run_check
 from meprop_bench.harness.model_presets import Factory, call_factory, first_line
 from meprop_bench.harness.options import DTYPES, resolve_device
+from meprop_bench.harness.steady import BLOCK_SECONDS, block_size, clamp, warm_up
 from meprop_bench.results.files import envelope
 from meprop_bench.results.kinds import MODEL
 from meprop_bench.results.machine import machine_info
@@ -65,10 +64,7 @@ PARTS = ("step", "forward", "backward", "optimizer")
 #: Optimizer name -> (class, state tensors it keeps per parameter).
 OPTIMIZERS = {"adam": (torch.optim.Adam, 2), "adamw": (torch.optim.AdamW, 2),
               "sgd": (torch.optim.SGD, 0)}  # fmt: skip
-BLOCK_SECONDS = 0.2  # a block of steps lasts at least this long (--block auto)
-MAX_BLOCK = 20  # steps in a block at most (--block auto)
-STEADY = 0.1  # warm-up ends when each side's block time moves by less than this
-WARMUP_LIMIT_S = 20.0  # ... or after this long (at least two blocks a side)
+WARMUP_LIMIT_S = 20.0  # warm-up ends when steady or after this long (at least two blocks a side)
 ROUNDS_BUDGET_S = 50.0  # --rounds auto: as many rounds as fit in this, within ROUNDS_RANGE
 ROUNDS_RANGE = (5, 30)
 ISOLATED_BUDGET_S = 15.0  # the isolated kernels' rounds: as many as fit, within ISOLATED_RANGE
@@ -387,21 +383,12 @@ def _faults_record(part: str, records: list[list[dict[str, Any]]]) -> dict[str, 
 def _warm_up(sides: tuple[Side, Side], block: int, progress: Progress) -> tuple[int, bool, float]:
     """Blocks of each side in turn until both are steady; (blocks a side, steady, the
     seconds of the last block of both sides)."""
-    history: list[list[float]] = [[], []]
-    start = time.perf_counter()
-    while True:
-        for i, side in enumerate(sides):
-            history[i].append(side.block(block)["step"])
-        done = len(history[0])
-        steady = done >= 2 and all(abs(h[-1] / h[-2] - 1) < STEADY for h in history)
-        if steady or (done >= 2 and time.perf_counter() - start > WARMUP_LIMIT_S):
-            verdict = "steady" if steady else f"NOT steady after {WARMUP_LIMIT_S:g} s"
-            progress(f"warm-up: {done} blocks of {block} steps a side, {verdict}")
-            return done, steady, (history[0][-1] + history[1][-1]) * block
-
-
-def _clamp(value: float, bounds: tuple[int, int]) -> int:
-    return int(min(max(value, bounds[0]), bounds[1]))
+    done, steady, last = warm_up(
+        [lambda side=side: side.block(block)["step"] * block for side in sides], WARMUP_LIMIT_S
+    )
+    verdict = "steady" if steady else f"NOT steady after {WARMUP_LIMIT_S:g} s"
+    progress(f"warm-up: {done} blocks of {block} steps a side, {verdict}")
+    return done, steady, sum(last)
 
 
 def run_model(
@@ -480,14 +467,14 @@ def run_model(
             for m in (model, meprop)
         )  # fmt: skip
         first = [side.step()["step"] for side in sides]  # optimizer state, workspaces
-        if block is None:
-            block = _clamp(math.ceil(BLOCK_SECONDS / max(first[0], 1e-9)), (1, MAX_BLOCK))
+        if block is None:  # a step of BLOCK_SECONDS or more is a block of its own
+            block = 1 if first[0] >= BLOCK_SECONDS else block_size(lambda: sides[0].step()["step"])
         peaks = [_peak_memory(side, torch_device) for side in sides]  # untimed, like warm-up
         watch = Watch()
         warm_blocks, steady, pair = _warm_up(sides, block, progress)
         auto_rounds = rounds is None
         if auto_rounds:
-            rounds = _clamp(ROUNDS_BUDGET_S // max(pair, 1e-9), ROUNDS_RANGE)
+            rounds = clamp(ROUNDS_BUDGET_S // max(pair, 1e-9), ROUNDS_RANGE)
         progress(f"timing: {rounds} rounds of {block} steps a side (about {rounds * pair:.0f} s)")
         records: list[list[dict[str, Any]]] = [[], []]
         for r in range(rounds):
@@ -504,7 +491,7 @@ def run_model(
         isolated_rows = {}
         if isolated:
             per_round = sum(lay.fields["dense_s"] + lay.fields["meprop_s"] for lay in layers)
-            iso_rounds = _clamp(ISOLATED_BUDGET_S // max(per_round, 1e-9), ISOLATED_RANGE)
+            iso_rounds = clamp(ISOLATED_BUDGET_S // max(per_round, 1e-9), ISOLATED_RANGE)
             progress(f"isolated: each swapped layer's backward alone, {iso_rounds} rounds")
             for layer in layers:
                 isolated_rows[layer.name] = run_check(

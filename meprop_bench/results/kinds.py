@@ -28,7 +28,7 @@ BOOL = (bool,)
 TENSOR = (torch.Tensor,)
 
 BENCHMARK = Schema(
-    "meprop-bench/benchmark", 3, "Benchmark extra_info",
+    "meprop-bench/benchmark", 4, "Benchmark extra_info",
     "Each benchmark of a suite's pytest-benchmark JSON (`--benchmark-json`) carries these in "
     "its `extra_info`; the file's `machine_info` carries the envelope's `machine` fields "
     "with `meprop_schema`, `meprop_schema_version`, `meprop_preset` and `meprop_slowdown`.",
@@ -73,6 +73,11 @@ BENCHMARK = Schema(
         Field("minor_faults_per_call", NUMBER, "median page faults per timed call (CPU)",
               optional=True),
         Field("time_spread", NUMBER, "its rounds' IQR / median", optional=True, since=3),
+        Field("steps_per_round", INT, "training-step suites (train_step, model_step): "
+              "consecutive steps in each timed round, whose time per step is the sample",
+              optional=True, since=4),
+        Field("steady", BOOL, "training-step suites: the warm-up's blocks reached a steady "
+              "time (false: it stopped at its time limit)", optional=True, since=4),
         Field("unstable", LIST, "why the case is unstable: dense's rounds varying by more "
               "than half their median, or (a sparse case) its speedup's 95% interval "
               "against the dense partner run just before it wider than a factor of 2; "
