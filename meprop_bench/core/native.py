@@ -15,10 +15,11 @@ either multiply a masked dense dY (``masked``: dense cost) or go through CSR
    many entries, W's kept rows added column by column); up to eight source rows a
    pass, in one vector loop (an intrinsic as well). Each thread takes a share of the
    kept columns or of the examples and writes whole rows (by columns into its own copy
-   of dx, summed at the end), so threads never write the same memory. dW's rows come
-   (and dX's) from :func:`~meprop_bench.core.allocator.recycled_tensor`, kept rows
-   and full dW alike: a fresh 62 MB buffer at n = d_in = 4096, k/n = 1% costs 4.4 ms of page
-   zeroing before the first write, and in a training step, whose ``zero_grad`` frees
+   of dx, summed at the end), so threads never write the same memory. dX and dW
+   (its kept rows, or the full dW) come from
+   :func:`~meprop_bench.core.allocator.recycled_tensor`: a fresh 62 MB buffer at
+   n = d_in = 4096, k/n = 1% costs 4.4 ms of page zeroing before the first write, and
+   in a training step, whose ``zero_grad`` frees
    ``.grad`` before the next backward, a fresh full 180 MB dW (LLaMA's 11008 x 4096)
    took 36 ms on huge pages and up to 840 ms when the kernel had to compact memory to
    find them, against 17-23 ms to write memory already mapped.
