@@ -13,17 +13,20 @@ out=$here/variation
 mkdir -p "$out"
 log=$out/log.txt
 model() {  # $1: name
-  echo "== $1; before: $(uptime)" >> "$log"
-  meprop-bench model --preset mlp --k 0.04 --threads 1 --no-isolated --out "$out/$1.json" \
-    >> "$log" 2>&1
-  echo "== $1; after: $(uptime)" >> "$log"
+  {
+    echo "== $1; before: $(uptime)"
+    meprop-bench model --preset mlp --k 0.04 --threads 1 --no-isolated --out "$out/$1.json" 2>&1
+    echo "== $1; after: $(uptime)"
+  } >> "$log"
 }
 suite() {  # $1: name, then pytest's -k filter, if any
   local name=$1; shift
-  echo "== $name; before: $(uptime)" >> "$log"
-  python -m pytest suites/test_train_step.py --benchmark-only --meprop-threads 1 -q \
-    --meprop-seed 1 --benchmark-json "$out/$name.json" "$@" >> "$log" 2>&1
-  echo "== $name; after: $(uptime)" >> "$log"
+  {
+    echo "== $name; before: $(uptime)"
+    python -m pytest suites/test_train_step.py --benchmark-only --meprop-threads 1 -q \
+      --meprop-seed 1 --benchmark-json "$out/$name.json" "$@" 2>&1
+    echo "== $name; after: $(uptime)"
+  } >> "$log"
 }
 for i in 1 2 3 4; do model "model-quiet-$i"; done
 python -c "while True: pass" & burner=$!
