@@ -32,7 +32,7 @@ from meprop_bench.harness.options import (
 from meprop_bench.results.files import check_new_path, write_new_json
 from meprop_bench.results.machine import describe
 from meprop_bench.results.machine_state import describe_state
-from meprop_bench.stability import busy_warning, warning
+from meprop_bench.stability import busy_warning, model_faults_note, warning
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,23 +95,6 @@ def _faults(part: dict[str, Any]) -> str:
     return "-" if dense is None or sparse is None else f"{dense:,.0f} / {sparse:,.0f}"
 
 
-def faults_note(doc: dict[str, Any]) -> str | None:
-    """A line when one side's step takes far more page faults than the other's: part of
-    its time is then the memory it maps afresh, not the arithmetic meProp removes."""
-    step = next(p for p in doc["parts"] if p["part"] == "step")
-    dense, sparse = step.get("dense_faults"), step.get("meprop_faults")
-    if dense is None or sparse is None or abs(dense - sparse) < 1000:
-        return None
-    if max(dense, sparse) < 2 * max(min(dense, sparse), 1):
-        return None
-    line = (f"note: page faults a step differ, dense {dense:,.0f} against meProp {sparse:,.0f}: "
-            "fresh gradients on 4 KiB pages on one side, on huge pages (meProp's native "
-            "kernels ask for them) or reused memory on the other")  # fmt: skip
-    if "hugetlb" not in doc["machine"].get("allocator", {}).get("glibc_tunables", ""):
-        line += "; GLIBC_TUNABLES=glibc.malloc.hugetlb=1 gives both sides huge pages"
-    return line + " (docs/model.md)"
-
-
 def format_result(doc: dict[str, Any]) -> str:
     """The printed answer: the whole step first, then its parts, the layers, memory."""
     p = doc["params"]
@@ -146,7 +129,7 @@ def format_result(doc: dict[str, Any]) -> str:
             + f"{lay['ideal_speedup']:>7.1f}{lay['dw_cosine']:>8.3f}"
             + (f"{lay['dx_cosine']:>8.3f}" if lay["dx_cosine"] is not None else f"{'-':>8}")
         )  # fmt: skip
-    if note := faults_note(doc):
+    if note := model_faults_note(doc):
         lines.append(note)
     mem = doc["memory"]
     if mem["dense_peak_bytes"] is not None:

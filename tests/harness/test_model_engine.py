@@ -228,7 +228,7 @@ def _faults_doc(dense, sparse, tunables=""):
 
 
 def test_a_step_with_far_more_page_faults_on_one_side_is_noted():
-    from meprop_bench.commands.model import faults_note
+    from meprop_bench.stability import model_faults_note as faults_note
 
     note = faults_note(_faults_doc(132_000, 300))
     assert "dense 132,000 against meProp 300" in note and "glibc.malloc.hugetlb=1" in note
