@@ -42,6 +42,17 @@ benchmarks) takes its group's verdict when the group changed the same way
 whose cases moved together while the rest of its method did not: one kernel's state in
 one process (identical sweeps move every unified/compact case 1.5x together).
 
+**Adaptive rounds** (``ab --rounds auto``): :func:`sequential` looks at a comparison
+after every round from :data:`MIN_ROUNDS` on, each look being the ordinary comparison of
+the rounds so far (the run-level t-test, on each case's own round-to-round spread) at a
+share of alpha: a **group-sequential design with an alpha-spending function** (Lan and
+DeMets 1983), Pocock-type, each look tested at the alpha it spends (the union bound), so
+that the chance of a false alarm over every look stays at or below alpha whatever the
+correlation between looks. A look decides **regression** (or improvement) as above, or
+**ok** when the upper end of its interval lies within the minimum effect: the same
+spent alpha bounds the chance of passing a change at the minimum effect. Neither, at
+:attr:`Sequential.max_rounds`: undecided.
+
 Across stored runs, :func:`level_changes` marks where a series (a case's speedup, run
 after run) changed level: PELT change-point detection from ruptures.
 
@@ -57,7 +68,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -85,6 +96,8 @@ LEVEL_MODEL = "l1"  # ruptures cost: absolute deviations from each level's media
 LEVEL_MIN_RUNS = 3  # a level holds at least this many runs, so one odd run cannot be one
 LEVEL_PENALTY = 3.0  # PELT penalty per change point: this x noise x ln(runs)
 LEVEL_NOISE_FLOOR = 0.01  # smallest run-to-run noise assumed (log units, about 1%)
+MIN_ROUNDS = 2  # adaptive rounds: the first look, when every case has a spread of its own
+MAX_ROUNDS = 10  # adaptive rounds: the last look, by default (docs/gate-calibration.md)
 
 
 @dataclass(frozen=True)
@@ -184,10 +197,10 @@ def compare_speedups(
         if len(dense) != len(sparse):
             raise ValueError("dense and sparse need the same runs")
     n_base, n_cand = (min(len(np.concatenate(r)) for r in side) for side in sides)
-    undecided = _too_few(rule, n_base, n_cand, 1 / (RESAMPLES + 1))
+    by_run = all(len(dense) > 1 for dense, _ in sides)
+    undecided = _too_few(rule, n_base, n_cand, 0.0 if by_run else 1 / (RESAMPLES + 1))
     if undecided:
         return undecided
-    by_run = all(len(dense) > 1 for dense, _ in sides)
     level = _level(shift, by_run)
     change = math.expm1(speedup_log_ratio(base, cand) - level)
     if by_run:
@@ -203,6 +216,89 @@ def compare_speedups(
         p_better = (1 + np.count_nonzero(reps >= 0)) / (RESAMPLES + 1)
         interval = _interval(np.expm1(reps), rule.alpha)
     return _decide(change, p_worse, p_better, interval, rule, n_base, n_cand, shift)
+
+
+@dataclass(frozen=True)
+class Sequential:
+    """Adaptive rounds: the rounds at which :func:`sequential` looks, and how it spends
+    alpha over them."""
+
+    max_rounds: int = MAX_ROUNDS
+    min_rounds: int = MIN_ROUNDS
+
+    def __post_init__(self) -> None:
+        if self.min_rounds < MIN_ROUNDS:
+            raise ValueError(f"the first look needs {MIN_ROUNDS} rounds, got {self.min_rounds}")
+        if self.max_rounds < self.min_rounds:
+            raise ValueError(
+                f"--max-rounds must be at least {self.min_rounds} (the first look), "
+                f"got {self.max_rounds}"
+            )
+
+    def spent(self, alpha: float, rounds: int) -> float:
+        """Alpha spent by the look after ``rounds`` rounds, all looks before included:
+        the Pocock-type spending function of Lan and DeMets (1983),
+        alpha ln(1 + (e - 1) t) at the information fraction t = rounds / max_rounds."""
+        fraction = min(rounds, self.max_rounds) / self.max_rounds
+        return alpha * math.log1p(math.expm1(1.0) * fraction)
+
+    def look_alpha(self, alpha: float, rounds: int) -> float:
+        """The alpha the look after ``rounds`` rounds is tested at: what it spends.
+        The first look spends everything up to it; the looks' alphas add up to alpha."""
+        before = self.spent(alpha, rounds - 1) if rounds > self.min_rounds else 0.0
+        return self.spent(alpha, rounds) - before
+
+
+def sequential(
+    first: Callable[[int, Rule], Comparison], rounds: int, rule: Rule, plan: Sequential
+) -> tuple[Comparison, int | None]:
+    """A comparison looked at after every round, stopping at the first that decides.
+
+    Parameters
+    ----------
+    first
+        ``first(r, look_rule)``: the comparison of the first ``r`` rounds of each side
+        (:func:`compare_times` or :func:`compare_speedups` on runs) under ``look_rule``,
+        ``rule`` with the alpha that look spends (:meth:`Sequential.look_alpha`).
+    rounds
+        Rounds measured (runs a side); looks go from ``plan.min_rounds`` to this, at
+        most ``plan.max_rounds``.
+    rule, plan
+        The rule (its alpha is the whole false-alarm budget) and the looks.
+
+    Returns
+    -------
+    (Comparison, round or None)
+        The deciding look's comparison and its round: a regression or improvement
+        (significant at the look's alpha, beyond the minimum effect), or ok when the
+        upper end of the look's interval (confidence 1 - 2 x the look's alpha) is
+        within the minimum effect. With no look deciding, the last look's comparison as
+        **undecided**, and None. Over every look, a candidate no slower than its
+        baseline is a regression with probability at most ``rule.alpha``, and one worse
+        by the minimum effect passes with probability at most ``rule.alpha`` (normal
+        run values; the looks' alphas add up to alpha).
+    """
+    last = Comparison(UNDECIDED, f"needs {plan.min_rounds} rounds a side; has {rounds}", 0, 0)
+    for r in range(plan.min_rounds, min(rounds, plan.max_rounds) + 1):
+        look = replace(rule, alpha=plan.look_alpha(rule.alpha, r))
+        result = first(r, look)
+        at = f"round {r}, alpha {look.alpha:.2g}"
+        if result.status in _BEYOND:
+            return replace(result, reason=f"{result.reason} ({at})"), r
+        if result.high is not None and result.high < rule.min_effect:
+            reason = (
+                f"at most {result.high:+.1%}: within the {rule.min_effect:.0%} minimum effect "
+                f"({at})"
+            )
+            return replace(result, status=OK, reason=reason), r
+        last = result
+    if last.change is None:
+        return last, None
+    reason = (
+        f"open after {min(rounds, plan.max_rounds)} of at most {plan.max_rounds} rounds: "
+        f"{last.reason}, and its interval reaches past the {rule.min_effect:.0%} minimum effect"
+    )
+    return replace(last, status=UNDECIDED, reason=reason), None
 
 
 def time_log_ratio(base: Runs, cand: Runs) -> float:

@@ -176,6 +176,7 @@ def test_ab_on_an_empty_shard_has_nothing_to_compare_and_exits_0(
         subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
                        cwd=repo, check=True)  # fmt: skip
     monkeypatch.chdir(repo)
+    monkeypatch.setattr(ab, "selected_cases", lambda *_: ["suites/test_x.py::test_x"])
     monkeypatch.setattr(ab, "run_suite", lambda tree, path, *_: path.write_text(empty.read_text()))
     out = tmp_path / "out"
     assert run_main(ab.main, ["HEAD", "--rounds", "1", "--out", str(out)]) == 0
