@@ -207,14 +207,11 @@ class _Rounds:
                 continue
             sides = (load_side(str(self.out / "base")), load_side(str(self.out / "head")))
             verdict = compare(*sides, config)
-            needed = still_needed(verdict, sides)
-            print(
-                f"[round {i}] {verdict.status}: {len(verdict.rows) - len(verdict.open)} "
-                f"comparisons decided, {len(verdict.unresolved)} open, "
-                f"{len(needed)} benchmarks to run again",
-                file=sys.stderr,
-            )
+            decided = f"{len(verdict.rows) - len(verdict.open)} comparisons decided"
+            print(f"[round {i}] {verdict.status}: {decided}, {len(verdict.unresolved)} open",
+                  file=sys.stderr)  # fmt: skip
             if verdict.status != "undecided" or i == plan.max_rounds:
                 return
+            needed = still_needed(verdict, sides)
             cases = self.out / f"cases-{i + 1:02d}.txt"
             cases.write_text("".join(f"{key}\n" for key in needed))
