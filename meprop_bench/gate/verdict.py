@@ -377,6 +377,12 @@ def _notes(base: Side, cand: Side, config: GateConfig) -> list[str]:
                 "comparisons, no false alarm; a 20% slowdown of one method caught 10 of 10: "
                 "docs/gate-calibration.md)."
             )
+    plan = config.sequential
+    if plan and max(base.most_runs, cand.most_runs) > plan.max_rounds:
+        notes.append(
+            f"Some benchmarks hold more runs than --max-rounds {plan.max_rounds}: only "
+            f"their first {plan.max_rounds} rounds are looked at."
+        )
     for label, side in (("baseline", base), ("candidate", cand)):
         if side.slowdowns:
             fractions = ", ".join(f"{s:.0%}" for s in sorted(side.slowdowns))

@@ -160,6 +160,9 @@ def test_the_gate_records_when_each_comparison_decided(tmp_path, capsys):
     failed = {(r["kind"], r["name"]) for r in doc["rows"] if r["status"] == "regression"}
     assert failed == {("time", "test_backward[sparse]"), ("speedup", "test_backward[sparse]")}
     assert {(r["rounds"], r["decided_round"]) for r in doc["rows"]} == {(3, 2)}
+    argv = [str(base), str(head), "--sequential", "--max-rounds", "2"]
+    assert run_main(gate_main, argv) == 1
+    assert "more runs than --max-rounds 2: only their first 2" in capsys.readouterr().out
 
 
 def test_a_verdict_of_the_previous_schema_still_reads(tmp_path, capsys):
