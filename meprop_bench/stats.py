@@ -872,3 +872,20 @@ def welch(
     half = student_t.ppf((1 + confidence) / 2, df) * se
     p = float(student_t.sf((diff - margin) / se, df))
     return diff, diff - half, diff + half, p
+
+
+def median_interval(
+    values: np.ndarray,
+    confidence: float = CONFIDENCE,
+    resamples: int = RESAMPLES,
+    seed: int = SEED,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the median of ``values`` (e.g. per-round
+    ratios of two interleaved measurements), seeded; NaNs for fewer than two values."""
+    values = np.asarray(values, float)
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    reps = bootstrap_medians(values, np.random.default_rng(seed), resamples)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(reps, [tail, 100 - tail])
+    return float(low), float(high)

@@ -45,6 +45,9 @@ def _partner_key(item: pytest.Item) -> tuple[Any, ...] | None:
     if "train_case" in params:
         shape, _, device, dtype, threads = params["train_case"]
         return item.originalname, shape, device, dtype, threads
+    if "model_case" in params:
+        preset, _, _, _, device, dtype, threads = params["model_case"]
+        return item.originalname, preset, device, dtype, threads
     return None
 
 
@@ -52,6 +55,8 @@ def is_dense(item: pytest.Item) -> bool:
     params = item.callspec.params
     if "train_case" in params:
         return params["train_case"][1][0] == "dense"
+    if "model_case" in params:
+        return params["model_case"][1] == "dense"
     for name in ("backward_case", "paper_case"):
         if name in params:
             return params[name][-2].is_dense

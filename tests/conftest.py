@@ -1,4 +1,10 @@
-"""Shared fixtures: the devices to run on (CUDA skips with a reason when absent)."""
+"""Shared fixtures: the devices to run on (CUDA skips with a reason when absent), pytest
+run in this process, and the ``--run-slow`` option: tests marked ``slow`` skip with the
+reason without it."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -7,7 +13,27 @@ from meprop_bench import KERNELS
 from meprop_bench.results.machine import threads
 
 HAS_CUDA = torch.cuda.is_available()
+RUN_SLOW = "--run-slow"
+ROOT = Path(__file__).resolve().parents[1]
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU; none is present")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        RUN_SLOW,
+        action="store_true",
+        help="also run the tests marked slow (minutes each; CI runs them: .ci/run)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without --run-slow, a test marked ``slow`` skips with the reason and the option."""
+    if config.getoption(RUN_SLOW):
+        return
+    skip = pytest.mark.skip(reason=f"slow: run with {RUN_SLOW} (CI does)")
+    for item in items:
+        if item.get_closest_marker("slow"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(params=["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, needs_cuda])])
@@ -46,3 +72,31 @@ def one_thread():
     CPU (use with ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
     with threads(1):
         yield
+
+
+@dataclass
+class Inline:
+    """What an in-process pytest run gave: its exit status and its output."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def run_inline(capfd, monkeypatch) -> Callable[..., Inline]:
+    """Run pytest in this process, as ``python -m pytest ARGS`` at the repository root
+    would (``pytest.main``: the same exit status and messages, without an interpreter
+    and torch to start), with ``env`` set for the call. For runs that only check options
+    or collect: measuring, killing or crash tests need a real child process."""
+
+    def run(*args: str, env: dict | None = None) -> Inline:
+        monkeypatch.chdir(ROOT)
+        for name, value in (env or {}).items():
+            monkeypatch.setenv(name, value)
+        capfd.readouterr()
+        code = pytest.main(["-p", "no:cacheprovider", *args])
+        out, err = capfd.readouterr()
+        return Inline(int(code), out, err)
+
+    return run

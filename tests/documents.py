@@ -164,3 +164,44 @@ def write(path: Path, doc: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc))
     return path
+
+
+def model_doc(label: str = "tiny", speedups: tuple[float, ...] = (2.0, 4.0)) -> dict[str, Any]:
+    """A ``meprop-bench model`` document: a step of two swapped layers whose in-step
+    speedups are ``speedups``, alone twice as fast."""
+    from meprop_bench.results.files import envelope
+    from meprop_bench.results.kinds import MODEL
+
+    rounds = 6
+
+    def timed(dense: float, speedup: float) -> dict[str, Any]:
+        d, m = samples(dense, rounds), samples(dense / speedup, rounds, seed=1)
+        return {"dense_s": float(np.median(d)), "meprop_s": float(np.median(m)),
+                "speedup": speedup, "low": speedup * 0.9, "high": speedup * 1.1,
+                "dense_rounds_s": d, "meprop_rounds_s": m}  # fmt: skip
+
+    parts = [{"part": p, **timed(t, s)} for p, t, s in
+             (("step", 3e-3, 1.5), ("forward", 1e-3, 1.0), ("backward", 1.5e-3, 2.2),
+              ("optimizer", 0.5e-3, 1.0))]  # fmt: skip
+    layers = []
+    for i, speedup in enumerate(speedups):
+        t = timed(0.5e-3, speedup)
+        layers.append({
+            "name": f"fc{i + 1}", "shape": "512 x 768 -> 3072", "rows": 512, "d_in": 768,
+            "n": 3072, "k": 31, "ideal_speedup": 3072 / 31, "kernel": "topk/native",
+            "dx_in_step": i > 0, "in_step_dense_s": t["dense_s"], "in_step_meprop_s": t["meprop_s"],
+            "in_step_speedup": speedup, "in_step_low": t["low"], "in_step_high": t["high"],
+            "isolated_dense_s": 4e-4, "isolated_meprop_s": 4e-4 / (2 * speedup),
+            "isolated_speedup": 2 * speedup, "isolated_low": 1.8 * speedup,
+            "isolated_high": 2.2 * speedup, "dw_cosine": 0.3, "dx_cosine": None if i == 0 else 0.4,
+            "dense_rounds_s": t["dense_rounds_s"], "meprop_rounds_s": t["meprop_rounds_s"],
+        })  # fmt: skip
+    params = {"model": label, "method": "topk", "strategy": "auto", "k": 0.01, "keep_dense": [],
+              "optimizer": "Adam (fused)", "threads": 1, "rounds": rounds, "auto_rounds": True,
+              "block": 5, "warmup_blocks": 2, "steady": True, "device": "cpu",
+              "dtype": "float32", "seed": 0, "parameters": 4_722_432}  # fmt: skip
+    memory = {"measure": "rss", "dense_peak_bytes": 900 * 2**20, "meprop_peak_bytes": 880 * 2**20,
+              "dense_step_bytes": 40 * 2**20, "meprop_step_bytes": 20 * 2**20}  # fmt: skip
+    return envelope(MODEL, machine=MACHINE, params=params, step_speedup=1.5,
+                    step_speedup_low=1.35, step_speedup_high=1.65, step_bound=2.4, unstable=[],
+                    parts=parts, layers=layers, kept_dense=[], memory=memory)  # fmt: skip

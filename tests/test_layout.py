@@ -5,6 +5,7 @@ the command of that name."""
 from __future__ import annotations
 
 import ast
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -64,11 +65,25 @@ def test_a_missing_or_unknown_command_is_a_usage_error(capsys):
 
 
 @pytest.mark.parametrize("name", sorted(SHIMS | PACKAGE_SHIMS))
-def test_the_old_module_names_run_their_command(name):
-    done = subprocess.run([sys.executable, "-m", f"meprop_bench.{name}", "--help"],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith(f"usage: meprop-bench {name}")
+def test_the_old_module_names_run_their_command(name, monkeypatch, capsys):
+    """The file ``python -m meprop_bench.NAME`` runs, run as __main__ in this process
+    (runpy; by path: pytest's import hook rewrites the plugin package's modules); the
+    test below starts one for real, and the console script."""
+    path = PACKAGE / (f"{name}.py" if name in SHIMS else f"{name}/__main__.py")
+    monkeypatch.setattr(sys, "argv", [str(path), "--help"])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(str(path), run_name="__main__")
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: meprop-bench {name}")
+
+
+def test_an_old_module_name_and_the_console_script_run_as_programs():
+    script = Path(sys.executable).with_name("meprop-bench")
+    for argv in ([sys.executable, "-m", "meprop_bench.check", "--help"],
+                 [str(script), "check", "--help"]):  # fmt: skip
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, (argv, done.stderr)
+        assert done.stdout.startswith("usage: meprop-bench check"), argv
 
 
 def test_python_dash_m_meprop_bench_without_a_command_is_the_main_job():

@@ -19,6 +19,7 @@ from meprop_bench.commands.common import run_main
 COMMANDS = {
     "run": "the main job: the quick benchmark sweep, the quick training set and the report",
     "check": "dense against every sparsified backward at one shape, timed in one run",
+    "model": "training steps of a whole model (presets or yours), dense against meProp",
     "train": "train the paper's MNIST MLP, dense or meProp, under the paper's recipes",
     "report": "turn benchmark and training JSON into plots, tables and an HTML page",
     "gate": "fail a change that makes the benchmarks slower, when the samples show it",

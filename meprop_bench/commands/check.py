@@ -4,9 +4,11 @@ A quick answer to "does meProp pay off here, at this shape?": all kernels run on
 same synthetic gradient, interleaved round by round, and each speedup is the median
 of the per-round ratios dense/sparse, shown with its interquartile range next to the
 ideal n/k. A case whose spread is too wide (an interval wider than a factor of 2, or
-dense's rounds varying by more than 30%) is marked UNSTABLE, a speedup above n/k is
-marked a measurement error, and either prints a ``warning:`` line with the likely cause
-(the machine's load over the run is measured and shown) and what to do.
+dense's rounds varying by more than half their median) is marked UNSTABLE, a speedup
+whose interval lies above n/k is marked a measurement error, and either prints a
+``warning:`` line with the likely cause (the machine's load over the run is measured and
+shown; a kernel whose page faults vary from call to call is named as varying by itself)
+and what to do.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from meprop_bench.harness.timing import GRAPH_CALLS
 from meprop_bench.results.files import check_new_path, write_new_json
 from meprop_bench.results.machine import describe
 from meprop_bench.results.machine_state import describe_state
-from meprop_bench.stability import warning
+from meprop_bench.stability import busy_warning, memory_cases, warning
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,12 +114,15 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def unstable_warning(result: dict[str, Any]) -> str | None:
-    """The ``warning:`` line for a check with unstable or impossible rows, else None."""
+    """The ``warning:`` line for a check with unstable or impossible rows, or run on a
+    busy machine; None for a clean run on a quiet one."""
     rows = result["results"]
+    state = result["machine"].get("state")
     names = [r["kernel"] for r in rows if r.get("unstable") or r.get("above_bound")]
     if not names:
-        return None
-    return warning(names, len(rows), result["machine"].get("state"), result["params"]["rounds"])
+        return busy_warning(state)
+    memory = memory_cases([(r["kernel"], r.get("unstable") or []) for r in rows])
+    return warning(names, len(rows), state, result["params"]["rounds"], memory=memory)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """meprop-bench report: turn benchmark and training JSON into a report.
 
-Inputs are pytest-benchmark files (``pytest suites --benchmark-json``) and trainer files
-(``meprop-bench train``), given as files or directories searched for
+Inputs are pytest-benchmark files (``pytest suites --benchmark-json``), trainer files
+(``meprop-bench train``) and model-step files (``meprop-bench model --out``), given as
+files or directories searched for
 ``*.json``; with none, reports/runs/ and .benchmarks/ are searched. The report goes to
 ``<out-root>/<name>/`` and never replaces another report unless --force.
 """

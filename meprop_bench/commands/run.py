@@ -8,7 +8,10 @@
    ``<out-root>/<name>/training.json``, with its own progress bar;
 3. the report from both, in the same directory (see ``meprop-bench report``).
 
-Its first lines say what it will measure and roughly how long that takes.
+Its first lines say what it will measure and how long that should take here: a
+calibration timed on this machine just before (a few seconds) costs every case, so
+the estimate follows this CPU and its load; a first run says the native kernels will be
+compiled. A sweep with unstable cases ends with a ``warning:`` line naming them.
 ``--skip-bench`` / ``--skip-train`` leave a step out (an existing bench.json or
 training.json in the directory is then reused); ``--meprop-*`` options pass through to
 the sweep.
@@ -23,6 +26,7 @@ from pathlib import Path
 
 from meprop_bench.commands.common import folder_name, reports_root
 from meprop_bench.errors import MePropInputError
+from meprop_bench.harness.estimate import minutes, say_minutes
 from meprop_bench.harness.sweep import (
     check_sweep_options,
     estimate_sweep,
@@ -88,14 +92,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     experiment = args.experiment or "quick"
     out_dir = args.out_root / args.name
     ensure_free(out_dir, args.force, (*REPORT_FILES, *RUN_FILES))
+    if not (args.skip_bench and args.skip_train):
+        print("timing a calibration on this machine for the estimate (a few seconds)...",
+              file=sys.stderr)  # fmt: skip
     steps = [] if args.skip_bench else [estimate_sweep(options)]
     steps += [] if args.skip_train else [estimate_training(experiment)]
     for number, step in enumerate(steps, 1):
         print(f"will measure ({number}/{len(steps)}): {step.line()}", file=sys.stderr)
-    if steps:
-        total = sum(step.seconds for step in steps) / 60
-        print(f"in all about {max(1, round(total))} min on a 2-core CPU like the one the "
-              "estimates come from; then the report", file=sys.stderr)  # fmt: skip
+    if len(steps) > 1:
+        total = sum(minutes(step.seconds) for step in steps)
+        print(f"in all {say_minutes(total)} (the parts above, from the calibration just "
+              "now: a busier machine takes longer); then the report", file=sys.stderr)  # fmt: skip
     bench_json, training_json = out_dir / "bench.json", out_dir / "training.json"
     if not steps and not (bench_json.exists() or training_json.exists()):
         raise MePropInputError(f"nothing to report: no bench.json or training.json in {out_dir}")

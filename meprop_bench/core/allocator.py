@@ -66,6 +66,15 @@ def _glibc() -> ctypes.CDLL | None:
         return None
 
 
+def release_free_memory() -> None:
+    """Hand the C allocator's free memory back to the system (glibc's ``malloc_trim``),
+    so the resident set holds live data only: a step's peak above it is then what the
+    step allocated. Nothing elsewhere."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
 def set_mode(mode: str) -> None:
     """Apply an allocator mode: ``default`` changes nothing (after ``steady`` the
     process stays steady: it cannot be undone); ``steady`` fixes glibc's mmap threshold

@@ -17,7 +17,7 @@ import pytest
 
 from meprop_bench.harness.partners import unit_of
 from meprop_bench.results.machine_state import Watch
-from meprop_bench.stability import instability, time_spread, warning
+from meprop_bench.stability import busy_warning, instability, time_spread, warning
 from meprop_bench.stats import bootstrap_ratio
 
 
@@ -53,7 +53,11 @@ class StabilityLog:
         return self.watch.state()
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        state = self.state()
         if self.unstable:
-            line = warning(self.unstable, self.judged, self.state(), self.rounds,
+            line = warning(self.unstable, self.judged, state, self.rounds,
                            "--meprop-rounds", "--meprop-threads 1")  # fmt: skip
+        else:  # only a session that timed cases has timings to doubt
+            line = busy_warning(state) if self.judged else None
+        if line:
             terminalreporter.write_line(line)

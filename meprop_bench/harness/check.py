@@ -43,12 +43,14 @@ def run_check(
     malloc: str = "default",
     cuda_graph: bool = False,
     cache: str = "shared",
+    need_dx: bool = True,
 ) -> dict[str, Any]:
     """Time dense and ``kernels`` (names; None: every topk and unified kernel that runs
     on ``device`` in ``dtype``) on one synthetic gradient, interleaved round by round,
     each timed call finding the CPU caches as ``cache`` says
-    (:mod:`~meprop_bench.harness.cache_state`). Returns the ``meprop-bench/check``
-    document: the parameters and one row per kernel."""
+    (:mod:`~meprop_bench.harness.cache_state`); without ``need_dx``, dX is not computed
+    (a model's first layer). Returns the ``meprop-bench/check`` document: the
+    parameters and one row per kernel."""
     names, thread_setting = kernels, threads
     device = resolve_device(device, "--device")
     timer = make_timer(device, cuda_graph=cuda_graph)  # refuses --cuda-graph off CUDA
@@ -74,7 +76,10 @@ def run_check(
     dense = get_kernel("dense")
     for kern in kernels:
         kern.prepare()  # compile native kernels now, not in a timed round
-    fns = {kern.name: (lambda kern=kern: kern.fn(dy, x, w, k)) for kern in [dense, *kernels]}
+    fns = {
+        kern.name: (lambda kern=kern: kern.fn(dy, x, w, k, need_dx=need_dx))
+        for kern in [dense, *kernels]
+    }
     where = f"in {dtype} on {device} (choose another --dtype, --device or --kernels)"
     for name, fn in fns.items():  # once each, untimed: a kernel the backend lacks is named
         with backend_support(f"{name} cannot run {where}"):
@@ -102,8 +107,8 @@ def run_check(
                 "time_spread": time_spread(m.samples),
                 "unstable": instability(math.nan, math.nan, dense_spread)
                 if dense_row
-                else instability(ratio.q1, ratio.q3, dense_spread),
-                "above_bound": not dense_row and above_bound(ratio.median, n / k),
+                else instability(ratio.q1, ratio.q3, dense_spread, m.faults),
+                "above_bound": not dense_row and above_bound(ratio.q1, n / k),
             }
         )
     params = {
@@ -111,5 +116,6 @@ def run_check(
         "ideal_speedup": n / k, "device": str(device), "dtype": dtype,
         "threads": n_threads, "rounds": rounds, "warmup": warmup, "seed": seed,
         "input": "synthetic gaussian", "timer": timer.kind, "cache": cache, "malloc": malloc,
+        "need_dx": need_dx,
     }  # fmt: skip
     return envelope(CHECK, machine=machine, params=params, results=rows)

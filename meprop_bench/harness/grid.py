@@ -103,7 +103,7 @@ def kernel_names() -> str:
 _ALL_BUT_RANDOM_EXTRAS = ("dense", "topk", "unified", "randk/masked", "randk/native")
 
 PRESETS: dict[str, Grid] = {
-    # The whole quick sweep (all suites) stays under 3 minutes on a 2-core CPU.
+    # Minutes on a 2-core CPU (all suites: 219 cases, 9 min on a busy 2-core Zen 3 VM).
     "quick": Grid(
         widths=(1024, 4096),
         batches=(256,),

@@ -21,6 +21,7 @@ import pytest
 
 from meprop_bench.harness.cases import Case
 from meprop_bench.harness.grid import TrainStepShape
+from meprop_bench.harness.model_presets import PRESETS
 from meprop_bench.harness.options import DTYPES
 
 FLOP_RATE = 1e11  # nominal floating-point operations per second
@@ -38,17 +39,24 @@ class Unit:
     cost: float  # estimated seconds per timed call (> 0)
 
 
+def case_params(item: pytest.Item) -> dict[str, tuple]:
+    """A suite item's case parameters (``backward_case``, ``paper_case``,
+    ``selection_case`` or ``train_case``: tuples whose last entry is the thread count);
+    empty for anything else, such as the placeholder pytest collects (and skips) for a
+    suite whose grid holds no case, whose parameter is no tuple."""
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params if callspec is not None else {}
+    return {name: value for name, value in params.items() if isinstance(value, tuple)}
+
+
 def unit_of(item: pytest.Item) -> Unit:
     """The partner group, dense or not, and cost of one of the suites' test items.
 
     An item whose parameters are not a suite case known here is a group of its own,
-    costed as a call's overhead: so is the placeholder pytest collects (and skips) for
-    a suite whose grid holds no case, whose parameter is no tuple.
+    costed as a call's overhead.
     """
     suite = item.nodeid.split("[", 1)[0]
-    callspec = getattr(item, "callspec", None)
-    params = callspec.params if callspec is not None else {}
-    params = {name: value for name, value in params.items() if isinstance(value, tuple)}
+    params = case_params(item)
     if "backward_case" in params:
         case, threads = params["backward_case"]
         return Unit(f"{suite} {case.pair_key} t={threads}", case.is_dense, kernel_cost(case))
@@ -63,6 +71,11 @@ def unit_of(item: pytest.Item) -> Unit:
         shape, (method, _, _), device, dtype, threads = params["train_case"]
         group = f"{suite} {shape.name} {device} {dtype} t={threads}"
         return Unit(group, method == "dense", train_step_cost(shape, dtype))
+    if "model_case" in params:
+        preset, method, _, _, device, dtype, threads = params["model_case"]
+        group = f"{suite} {preset} {device} {dtype} t={threads}"
+        cost = PRESETS[preset].step_flops / FLOP_RATE + CALL_OVERHEAD
+        return Unit(group, method == "dense", cost)
     return Unit(item.nodeid, False, CALL_OVERHEAD)
 
 

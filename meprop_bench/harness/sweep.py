@@ -7,14 +7,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import math
 import os
 import re
 import shlex
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,24 +22,16 @@ from tqdm import tqdm
 import meprop_bench
 from meprop_bench.core import allocator
 from meprop_bench.errors import MePropInputError
+from meprop_bench.harness.estimate import Estimate, sweep_estimate, training_estimate
 from meprop_bench.harness.grid import apply_overrides, parse_devices, select_preset
 from meprop_bench.harness.options import PRESET_ALIAS, grid_overrides
-from meprop_bench.harness.partners import unit_of
 from meprop_bench.harness.plugin import PARTIAL_NOTICE, grid_of, pytest_addoption
-from meprop_bench.training.experiments import EXPERIMENTS
 
 REPO_ROOT = Path(meprop_bench.__file__).resolve().parent.parent
 SUITES = REPO_ROOT / "suites"
 # pytest -v prints one line per test ending in its outcome and the share done.
 RESULT_LINE = re.compile(r"^(\S+::\S+) (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)")
 COLLECTED = re.compile(r"collected (\d+) items?")
-# A rough time model, from runs on a 2-core VM: each case costs its nominal timed calls
-# (harness.partners) plus this much setup (inputs, warm-up, bookkeeping: the quick preset's
-# 219 cases, 34 s of nominal calls, took 90 s); a training run costs this much per epoch
-# on the embedded MNIST sample (the paper set: 230 runs of 20 epochs in 10.5 min with 2
-# workers).
-CASE_SETUP_S = 0.25
-RUN_EPOCH_S = 0.55
 
 
 class _SuiteOptions:
@@ -103,31 +93,19 @@ def check_sweep_options(extra: Sequence[str]) -> list[str]:
     return list(extra)
 
 
-@dataclass(frozen=True)
-class Estimate:
-    """What a step will do and roughly how long it will take."""
-
-    what: str
-    seconds: float
-
-    def line(self) -> str:
-        minutes = max(1, math.ceil(self.seconds / 60))
-        return f"{self.what}, about {minutes} min"
-
-
 class _Collected:
     """Collects the sweep's cases in this process (no test runs) to count and cost them."""
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         grid = grid_of(session.config)
-        self.cases = len(session.items)
-        self.timed = sum(unit_of(item).cost for item in session.items)
-        self.timed *= grid.rounds + grid.warmup
+        self.items = list(session.items)
+        self.calls = grid.rounds + grid.warmup + 1  # the case's first call is untimed too
         self.devices = grid.devices
 
 
 def estimate_sweep(options: Sequence[str]) -> Estimate:
-    """The sweep's cases, counted by collecting them as the sweep will, and a rough time."""
+    """The sweep's cases, counted by collecting them as the sweep will, and their time
+    on this machine now (:func:`~meprop_bench.harness.estimate.sweep_estimate`)."""
     found = _Collected()
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
@@ -138,15 +116,12 @@ def estimate_sweep(options: Sequence[str]) -> Estimate:
         errors = [line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR: ")]
         why = (errors or lines or [f"pytest exit {code}"])[-1]
         raise MePropInputError(f"the sweep's cases could not be collected: {why}")
-    seconds = found.timed + CASE_SETUP_S * found.cases
-    return Estimate(f"{found.cases} benchmark cases on {', '.join(found.devices)}", seconds)
+    return sweep_estimate(found.items, found.calls, found.devices)
 
 
 def estimate_training(experiment: str) -> Estimate:
-    exp = EXPERIMENTS[experiment]
-    runs = len(exp.variants) * len(exp.seeds) * len(exp.recipes)
-    return Estimate(f"{runs} training runs of {exp.epochs} epochs ({experiment} set)",
-                    runs * exp.epochs * RUN_EPOCH_S)  # fmt: skip
+    """The training set's runs, timed from a calibrated training step here."""
+    return training_estimate(experiment)
 
 
 def run_sweep(bench_json: Path, options: Sequence[str]) -> None:
@@ -180,7 +155,8 @@ def run_sweep(bench_json: Path, options: Sequence[str]) -> None:
 
 class SweepOutput:
     """What the sweep printed: a progress bar advancing per test, and the suites' line
-    naming the partial-results file, relayed at once (a killed job prints nothing after)."""
+    naming the partial-results file and their noise warning, relayed at once (a killed job
+    prints nothing after)."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
@@ -199,6 +175,8 @@ class SweepOutput:
                 elif found := PARTIAL_NOTICE.match(line.rstrip("\n")):
                     self.partial = found
                     bar.write(found.group(0), file=sys.stderr)
+                elif line.startswith("warning: "):  # the suites' noise warning
+                    bar.write(line.rstrip("\n"), file=sys.stderr)
 
     def outcome(self) -> str:
         summary = [line for line in self.lines if line.startswith("=") and " in " in line]

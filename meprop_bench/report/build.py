@@ -19,6 +19,7 @@ from meprop_bench.report.model import Document, PlotFile, ReportData
 from meprop_bench.report.plots import write_plots
 from meprop_bench.report.render import to_html, to_markdown
 from meprop_bench.report.speedup import across_runs, pair_speedups, time_split
+from meprop_bench.report.your_model import load_models, model_sections
 
 # A directory holding any of these is a report (or the main job's inputs for one).
 REPORT_FILES = ("index.html", "summary.md")
@@ -35,6 +36,7 @@ class Report:
     plots: list[PlotFile]
     benchmarks: list[Path]
     trainings: list[Path]
+    models: list[Path]
 
 
 def ensure_free(out_dir: Path, force: bool, files: Sequence[str] = REPORT_FILES) -> None:
@@ -66,13 +68,14 @@ def build_report(
     inputs = find_inputs(paths)
     passed = f" ({len(inputs.ignored)} other JSON files passed over)" if inputs.ignored else ""
     progress(
-        f"report: {len(inputs.benchmarks)} benchmark and {len(inputs.trainings)} training "
-        f"files{passed}"
+        f"report: {len(inputs.benchmarks)} benchmark, {len(inputs.trainings)} training and "
+        f"{len(inputs.models)} model files{passed}"
     )
     bench = load_benchmarks(inputs.benchmarks)
     pairing = pair_speedups(bench)
     epochs = load_trainings(inputs.trainings)
-    if pairing.speedups.empty and epochs.empty:
+    model_steps, model_layers = load_models(inputs.models)
+    if pairing.speedups.empty and epochs.empty and model_steps.empty:
         raise MePropInputError(
             "nothing to report: the benchmark files hold no sparse case paired with a dense "
             "one (only selection or non-meprop-bench benchmarks?) and there are no training runs"
@@ -82,25 +85,31 @@ def build_report(
         epochs = epochs[epochs["run"].isin(runs["run"])]
     summary = training.summarize(runs)
     repeats = across_runs(pairing.speedups)
-    data = ReportData(pairing.speedups, time_split(bench), runs, epochs, repeats)
+    data = ReportData(
+        pairing.speedups, time_split(bench), runs, epochs, repeats, model_steps, model_layers
+    )
     progress(f"report: {len(data.speedups)} speedups, {len(runs)} training runs")
 
     out_dir.mkdir(parents=True, exist_ok=True)
     if force:
         shutil.rmtree(out_dir / "plots", ignore_errors=True)
     plots = write_plots(data, out_dir / "plots", progress)
-    kinds = {str(p): "benchmark" for p in inputs.benchmarks} | {
-        str(p): "training" for p in inputs.trainings
-    }
-    machines = read_machines([*inputs.benchmarks, *inputs.trainings])
+    kinds = (
+        {str(p): "benchmark" for p in inputs.benchmarks}
+        | {str(p): "training" for p in inputs.trainings}
+        | {str(p): "model" for p in inputs.models}
+    )
+    machines = read_machines([*inputs.benchmarks, *inputs.trainings, *inputs.models])
     details = [
         *sec.claim_sections(runs, copies),
         sec.inputs_section(machines, kinds),
         *sec.speedup_sections(data, pairing.unpaired),
         *sec.paper_sections(data, summary),
     ]
+    answer = [] if bench.empty and runs.empty else sec.answer_sections(data, runs)
     sections = [
-        *sec.answer_sections(data, runs),
+        *answer,
+        *model_sections(model_steps, model_layers),
         sec.plots_section(plots),
         *sec.details_sections(details),
     ]
@@ -120,6 +129,10 @@ def build_report(
     if not repeats.empty:
         repeats.to_csv(out_dir / "speedups_across_runs.csv", index=False)
     runs.drop(columns="kept", errors="ignore").to_csv(out_dir / "training_runs.csv", index=False)
+    if not model_layers.empty:
+        model_layers.drop(columns=["dense_rounds_s", "meprop_rounds_s"]).to_csv(
+            out_dir / "model_layers.csv", index=False
+        )
     return Report(
         out_dir,
         out_dir / "index.html",
@@ -127,4 +140,5 @@ def build_report(
         plots,
         inputs.benchmarks,
         inputs.trainings,
+        inputs.models,
     )

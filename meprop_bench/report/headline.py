@@ -198,11 +198,16 @@ def _counted(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["call"] != UNSTABLE]
 
 
-def _tally(rows: pd.DataFrame) -> str:
+def _tally(rows: pd.DataFrame, against: str = " than dense") -> str:
+    """How many shapes were faster and slower, of those measured cleanly, and how many
+    were noise; only the noise when no shape was clean (never "faster at 0 of 0")."""
     counted = _counted(rows)
+    if counted.empty:
+        shapes = "shape" if len(rows) == 1 else "shapes"
+        return f"{len(rows)} unstable {shapes}, not counted ({RERUN})"
     counts = counted["call"].value_counts()
-    shapes = "shape" if len(counted) == 1 else "shapes"
-    text = f"faster than dense at {counts.get(FASTER, 0)} of {len(counted)} {shapes}"
+    shapes = "" if against == "" else " shape" if len(counted) == 1 else " shapes"
+    text = f"faster{against} at {counts.get(FASTER, 0)} of {len(counted)}{shapes}"
     if counts.get(SLOWER, 0):
         text += f", slower at {counts[SLOWER]}"
     return text + _noise(rows)
@@ -228,11 +233,7 @@ def _brief(rows: pd.DataFrame) -> str:
     """Another suite's clause: the tally and the best speedup with its interval (of the
     shapes measured cleanly)."""
     counted = _counted(rows)
-    counts = counted["call"].value_counts()
-    text = f"faster at {counts.get(FASTER, 0)} of {len(counted)}"
-    if counts.get(SLOWER, 0):
-        text += f", slower at {counts[SLOWER]}"
-    text += _noise(rows)
+    text = _tally(rows, against="")
     if counted.empty:
         return text
     top = counted.loc[counted["speedup"].idxmax()]

@@ -23,7 +23,7 @@ import pandas as pd
 
 from meprop_bench.errors import MePropInputError
 from meprop_bench.results.files import expand, json_files, read_benchmarks, read_json
-from meprop_bench.results.kinds import TRAINING
+from meprop_bench.results.kinds import MODEL, TRAINING
 from meprop_bench.results.machine import identity
 from meprop_bench.results.training import load_training
 from meprop_bench.stats import as_samples
@@ -34,23 +34,27 @@ STATS = ("median", "iqr", "q1", "q3", "min", "max", "mean", "stddev", "rounds")
 
 @dataclass
 class Inputs:
-    """The result files found: benchmark files, training files, and the JSON files a
+    """The result files found: benchmark files, training files, model-step files
+    (``meprop-bench model``), and the JSON files a
     directory search passed over (neither kind), with why."""
 
     benchmarks: list[Path] = field(default_factory=list)
     trainings: list[Path] = field(default_factory=list)
+    models: list[Path] = field(default_factory=list)
     ignored: list[tuple[Path, str]] = field(default_factory=list)
 
 
 def kind_of(doc: Any) -> str | None:
     """``"benchmark"`` for pytest-benchmark output, ``"training"`` for trainer output,
-    None for anything else."""
+    ``"model"`` for ``meprop-bench model`` output, None for anything else."""
     if not isinstance(doc, dict):
         return None
     if isinstance(doc.get("benchmarks"), list) and isinstance(doc.get("machine_info"), dict):
         return "benchmark"
     if doc.get("schema") == TRAINING.name:
         return "training"
+    if doc.get("schema") == MODEL.name:
+        return "model"
     return None
 
 
@@ -91,17 +95,19 @@ def find_inputs(paths: Iterable[PathLike]) -> Inputs:
                 found.benchmarks.append(candidate)
             elif kind == "training":
                 found.trainings.append(candidate)
+            elif kind == "model":
+                found.models.append(candidate)
             elif not searched:
                 raise MePropInputError(
                     f"{path}: JSON, but neither pytest-benchmark output (no 'benchmarks' "
-                    f"and 'machine_info') nor a meprop-bench training file "
-                    f"(schema {TRAINING.name!r})"
+                    f"and 'machine_info') nor a meprop-bench training or model file "
+                    f"(schema {TRAINING.name!r} or {MODEL.name!r})"
                 )
             else:
-                found.ignored.append((candidate, "neither benchmark nor training output"))
-    if not found.benchmarks and not found.trainings:
+                found.ignored.append((candidate, "neither benchmark, training nor model output"))
+    if not (found.benchmarks or found.trainings or found.models):
         where = ", ".join(str(p) for p in paths)
-        raise MePropInputError(f"no pytest-benchmark or training JSON found in: {where}")
+        raise MePropInputError(f"no pytest-benchmark, training or model JSON found in: {where}")
     return found
 
 

@@ -20,6 +20,8 @@ class ReportData:
     runs: pd.DataFrame
     epochs: pd.DataFrame
     repeats: pd.DataFrame  # speedups across runs (empty unless a case ran more than once)
+    model_steps: pd.DataFrame = field(default_factory=pd.DataFrame)  # meprop-bench model files
+    model_layers: pd.DataFrame = field(default_factory=pd.DataFrame)  # their swapped layers
 
 
 @dataclass

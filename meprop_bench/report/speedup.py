@@ -112,7 +112,7 @@ def pair_speedups(bench: pd.DataFrame) -> Pairing:
                 "efficiency": speedup / ideal if pd.notna(ideal) and ideal else np.nan,
                 "rounds": min(ref["rounds"], row["rounds"]),
                 "unstable": "; ".join(reasons),
-                "above_bound": above_bound(speedup, float(ideal) if pd.notna(ideal) else np.nan),
+                "above_bound": above_bound(low, float(ideal) if pd.notna(ideal) else np.nan),
             }
         )
     return Pairing(pd.DataFrame(rows), unpaired)

@@ -55,8 +55,10 @@ BENCHMARK = Schema(
         Field("case_id", TEXT, "the case's id in test names", optional=True),
         Field("pairs_with", TEXT, "the dense partner's case_id", optional=True),
         Field("compact_dw", BOOL, "dW returned as the touched rows only", optional=True),
-        Field("suite", TEXT, "backward, layer, selection, paper or train_step",
+        Field("suite", TEXT, "backward, layer, selection, paper, train_step or model_step",
               optional=True),
+        Field("model_preset", TEXT, "the `meprop-bench model` preset timed (model_step)",
+              optional=True, since=3),
         Field("selection", TEXT, "the selection timed (selection suite)", optional=True),
         Field("paper_shape", TEXT, "the paper's shape, e.g. mnist-mlp", optional=True),
         Field("paper_source", TEXT, "the table or section it comes from", optional=True),
@@ -72,8 +74,9 @@ BENCHMARK = Schema(
               optional=True),
         Field("time_spread", NUMBER, "its rounds' IQR / median", optional=True, since=3),
         Field("unstable", LIST, "why the case is unstable: dense's rounds varying by more "
-              "than 30%, or (a sparse case) its speedup's 95% interval against the dense "
-              "partner run just before it wider than a factor of 2; empty when stable",
+              "than half their median, or (a sparse case) its speedup's 95% interval "
+              "against the dense partner run just before it wider than a factor of 2; "
+              "empty when stable",
               optional=True, since=3),
     ),
     envelope=False,
@@ -180,7 +183,8 @@ CHECK = Schema(
         Field("params", OBJECT, "batch, d_in, n, k, k_over_n, ideal_speedup, device, dtype, "
               "threads, rounds, warmup, seed, input, timer (perf-counter, cuda-events or "
               "cuda-graph), cache (shared, warm or cold; absent in files before it existed: "
-              "shared), malloc (default or steady; likewise absent before)"),
+              "shared), malloc (default or steady; likewise absent before), need_dx (false: dX "
+              "not computed; absent before: true)"),
         Field("results", LIST, "one record per kernel, dense first", items=(
             Field("kernel", TEXT, "method/strategy"),
             Field("median_s", NUMBER, "median time per call"),
@@ -193,9 +197,11 @@ CHECK = Schema(
             Field("samples_s", LIST, "every timed call"),
             Field("time_spread", NUMBER, "its rounds' IQR / median", since=3),
             Field("unstable", LIST, "why the row is unstable (its interval q1-q3 wider than "
-                  "a factor of 2, dense's rounds varying by more than 30%); empty when "
-                  "stable (see `meprop_bench.stability`)", since=3),
-            Field("above_bound", BOOL, "its speedup exceeds n/k: a measurement error",
+                  "a factor of 2, dense's rounds varying by more than half their median; "
+                  "then also its page faults when they vary); empty when stable (see "
+                  "`meprop_bench.stability`)", since=3),
+            Field("above_bound", BOOL, "its interval lies above n/k (q1 > n/k): a "
+                  "measurement error",
                   since=3),
         )),
     ),
@@ -298,7 +304,77 @@ GRADIENTS = Schema(
     envelope=False,
 )  # fmt: skip
 
-KINDS = (BENCHMARK, TRAINING, CHECK, GATE, PROFILE, GRADIENTS, MACHINE_STATE)
+ROUNDS = (
+    Field("dense_rounds_s", LIST, "dense's mean time in each round's block"),
+    Field("meprop_rounds_s", LIST, "meProp's, round by round (paired with dense's)"),
+)
+MODEL = Schema(
+    "meprop-bench/model", 1, "Model step",
+    "What `meprop-bench model --out` writes: training steps of one model, dense against "
+    "meProp in one process, alternated by rounds of consecutive steps (docs/model.md). "
+    "Speedups are medians of per-round ratios dense / meProp with a 95% bootstrap interval; "
+    "times are seconds per step.",
+    (
+        Field("params", OBJECT, "model (preset name or package.module:factory), method, "
+              "strategy, k (as given: a count or a fraction of each layer's n), keep_dense "
+              "(fnmatch patterns), optimizer, threads, rounds, auto_rounds, block (steps a "
+              "side per round), warmup_blocks, steady (warm-up reached steady state), device, "
+              "dtype, seed, parameters"),
+        Field("step_speedup", NUMBER, "the whole step: median of per-round ratios"),
+        Field("step_speedup_low", NUMBER, "its 95% interval's low end (NaN: too few rounds)"),
+        Field("step_speedup_high", NUMBER, "and high end"),
+        Field("step_bound", NUMBER, "the step's speedup were each swapped layer's in-step "
+              "backward k/n of dense's and nothing else changed"),
+        Field("unstable", LIST, "why the step speedup is unstable (see "
+              "`meprop_bench.stability`); empty when stable"),
+        Field("parts", LIST, "the step and its parts", items=(
+            Field("part", TEXT, "step, forward (the loss), backward or optimizer (step and "
+                  "zero_grad)"),
+            Field("dense_s", NUMBER, "dense's median over rounds"),
+            Field("meprop_s", NUMBER, "meProp's"),
+            Field("speedup", NUMBER, "median of per-round ratios"),
+            Field("low", NUMBER, "95% interval"),
+            Field("high", NUMBER, "95% interval"),
+            *ROUNDS,
+        )),
+        Field("layers", LIST, "one record per swapped layer", items=(
+            Field("name", TEXT, "its name in the model"),
+            Field("shape", TEXT, "rows x d_in -> n"),
+            Field("rows", INT, "rows of its input per step (tokens, examples)"),
+            Field("d_in", INT, "input width"),
+            Field("n", INT, "output width"),
+            Field("k", INT, "entries kept"),
+            Field("ideal_speedup", NUMBER, "n / k"),
+            Field("kernel", TEXT, "the backward kernel meProp ran, method/strategy"),
+            Field("dx_in_step", BOOL, "the step computes its dX (false: its input needs no "
+                  "gradient, and the isolated figures leave dX out too)"),
+            Field("in_step_dense_s", NUMBER, "dense layer's backward inside dense's step "
+                  "(its autograd node, by hooks)"),
+            Field("in_step_meprop_s", NUMBER, "meProp layer's inside meProp's step"),
+            Field("in_step_speedup", NUMBER, "median of per-round ratios"),
+            Field("in_step_low", NUMBER, "95% interval"),
+            Field("in_step_high", NUMBER, "95% interval"),
+            Field("isolated_dense_s", NUMBER + NONE, "dense backward alone at the same shape "
+                  "(`meprop-bench check`'s engine); null: not measured"),
+            Field("isolated_meprop_s", NUMBER + NONE, "the same kernel alone, same k"),
+            Field("isolated_speedup", NUMBER + NONE, "median of per-round ratios"),
+            Field("isolated_low", NUMBER + NONE, "95% interval"),
+            Field("isolated_high", NUMBER + NONE, "95% interval"),
+            Field("dw_cosine", NUMBER, "cosine of meProp's dW to dense's, same weights and "
+                  "batch"),
+            Field("dx_cosine", NUMBER + NONE, "likewise for dX; null when not computed"),
+            *ROUNDS,
+        )),
+        Field("kept_dense", LIST, "the nn.Linear layers left dense"),
+        Field("memory", OBJECT, "measure (rss: the process's resident set, Linux, after the "
+              "C allocator's free memory went back to the system; "
+              "cuda-allocated; unavailable), dense_peak_bytes, meprop_peak_bytes (the peak of "
+              "one step) and dense_step_bytes, meprop_step_bytes (that peak above what was "
+              "held when the step began); null where unavailable"),
+    ),
+)  # fmt: skip
+
+KINDS = (BENCHMARK, TRAINING, CHECK, MODEL, GATE, PROFILE, GRADIENTS, MACHINE_STATE)
 
 
 def markdown() -> str:

@@ -45,8 +45,8 @@ class ExperimentSet(NamedTuple):
 
 
 _K_20 = (Variant("topk", 20, 500), Variant("unified", 20, 500), Variant("randk", 20, 500))
-_FULL = 55_000  # the paper's MNIST training set: 60,000 less its 5,000 dev images
-_CURVE = (3_000, 10_000, 30_000, _FULL)
+FULL_TRAIN = 55_000  # the paper's MNIST training set: 60,000 less its 5,000 dev images
+_CURVE = (3_000, 10_000, 30_000, FULL_TRAIN)
 _PAPER_KS = (5, 10, 20, 40, 80)  # 1, 2, 4, 8, 16 % of h = 500 (Figure 4's x axis)
 EXPERIMENTS: dict[str, ExperimentSet] = {
     "quick": ExperimentSet(
@@ -77,8 +77,8 @@ EXPERIMENTS: dict[str, ExperimentSet] = {
             Variant("dense", None, 500),
             Variant("dense", None, 20),
             Variant("topk", 20, 500),
-            *(Variant("topk", k, 500, sizes=(_FULL,)) for k in (5, 80)),
-            *(Variant("randk", k, 500, sizes=(_FULL,)) for k in (5, 20, 80)),
+            *(Variant("topk", k, 500, sizes=(FULL_TRAIN,)) for k in (5, 80)),
+            *(Variant("randk", k, 500, sizes=(FULL_TRAIN,)) for k in (5, 20, 80)),
         ),
         epochs=20,
         seeds=(0, 1, 2),

@@ -16,7 +16,8 @@ from meprop_bench.commands.common import run_main
 from meprop_bench.errors import MePropInputError
 
 COMMANDS = [f"meprop_bench.commands.{name}" for name in
-            ("run", "ab", "check", "gate", "profile", "recover", "train", "report")]  # fmt: skip
+            ("run", "ab", "check", "gate", "profile", "recover", "train", "report",
+             "model")]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", COMMANDS)
@@ -29,7 +30,8 @@ def test_no_command_takes_an_abbreviated_option(name):
 @pytest.mark.parametrize(
     "command,argv",
     [("run", []), ("check", []), ("train", []), ("report", []), ("profile", []),
-     ("gate", ["a.json", "b.json"]), ("recover", ["p.jsonl", "-o", "o.json"])],
+     ("gate", ["a.json", "b.json"]), ("recover", ["p.jsonl", "-o", "o.json"]),
+     ("model", ["--preset", "mlp"])],
 )  # fmt: skip
 def test_an_unknown_option_gets_the_usage_line_and_one_error(command, argv, capsys):
     # ab passes what it does not know to pytest (its --help says so).

@@ -181,10 +181,16 @@ def test_the_first_lines_say_what_it_will_measure_and_how_long(tmp_path, steps, 
             "--meprop-batches", "8", "--meprop-ks", "0.25"]  # fmt: skip
     assert run_main(job.main, argv) == 0
     err = capsys.readouterr().err.splitlines()
-    assert err[0].startswith("will measure (1/2): ") and " benchmark cases on cpu, about " in err[0]
-    assert err[1].startswith("will measure (2/2): 15 training runs of 5 epochs (quick set)")
-    assert err[2].startswith("in all about ") and " min " in err[2]
-    count = int(err[0].split(": ")[1].split()[0])
+    assert err[0].startswith("timing a calibration on this machine")
+    assert err[1].startswith("will measure (1/2): ") and " benchmark cases on cpu, about " in err[1]
+    assert err[2].startswith("will measure (2/2): 15 training runs of 5 epochs (quick set)")
+    assert err[3].startswith("in all about ")
+
+    def shown(line: str) -> float:
+        return float(line.split("about ")[1].split(" min")[0])
+
+    assert shown(err[3]) == shown(err[1]) + shown(err[2])  # the total is the parts' sum
+    count = int(err[1].split(": ")[1].split()[0])
     assert count > 0
     sweep = next(c for c in steps if c[0] == "sweep")
     assert sweep[2][:2] == ["--meprop-preset", "quick"]

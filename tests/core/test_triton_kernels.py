@@ -246,6 +246,7 @@ def test_refuses_float64_and_a_backward_to_differentiate_again(where):
 # --- in the parent process ---------------------------------------------------------------
 
 
+@pytest.mark.slow  # about two minutes on 2 cores: the interpreter runs the kernels in Python
 @needs_triton
 @pytest.mark.skipif(INTERPRETED, reason="this is the child process")
 def test_under_the_interpreter():

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import importlib
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -77,13 +75,14 @@ def test_the_helper_step_parses_with_the_helpers_parser():
     assert build_parser().parse_args(argv[3:]).action == "run-default"
 
 
+# The inner run's --benchmark-json with nothing run: pytest-benchmark's warning.
+@pytest.mark.filterwarnings("ignore:Not saving anything")
 @pytest.mark.parametrize("name", ["tests", "sweep"])
-def test_each_pytest_step_collects_what_it_means_to_run(name, tmp_path):
+def test_each_pytest_step_collects_what_it_means_to_run(name, tmp_path, run_inline):
     (step,) = [s for s in steps(tmp_path) if s.name == name]
     argv = shlex.split(step.command)
     assert argv[:3] == ["python", "-m", "pytest"]
-    done = subprocess.run([sys.executable, *argv[1:], "--co"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = run_inline(*argv[3:], "--co")  # in this process, at the repository root
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     ids = [line for line in done.stdout.splitlines() if "::" in line]
     assert len(ids) > 50

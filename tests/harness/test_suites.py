@@ -1,6 +1,9 @@
 """The suites as a user runs them: JSON fields, crash recovery, usage errors, skips.
 
-Each test runs pytest in a subprocess on the real suites/ with a tiny grid.
+Each test runs pytest on the real suites/ with a tiny grid: in a subprocess where it
+measures, is killed or writes files, in this process (``pytest.main``, the same exit
+status and messages, without an interpreter and torch to start) where only the options
+are checked or the cases collected.
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ def test_backward_json_has_case_fields_raw_samples_and_machine(tmp_path):
     assert not Path(f"{out}.partial.jsonl").exists(), "partial file kept after a clean run"
 
 
+@pytest.mark.slow  # every suite and method: .ci/run's own tiny sweep does this again
 def test_every_suite_runs_once_with_benchmarks_disabled():
     proc = run_suites("suites", "--benchmark-disable", *TINY)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -159,14 +163,14 @@ def test_recover_rejects_a_file_that_is_not_partial_results(tmp_path, capsys):
     "option,value",
     [("--meprop-ks", "0.01,abc"), ("--meprop-preset", "huge"), ("--meprop-malloc", "fast")],
 )
-def test_malformed_option_is_a_usage_error(option, value):
-    proc = run_suites("suites", "--benchmark-disable", option, value)
+def test_malformed_option_is_a_usage_error(option, value, run_inline):
+    proc = run_inline("-q", "suites", "--benchmark-disable", option, value)
     assert proc.returncode == 4  # pytest's usage-error status
     assert option in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_a_count_larger_than_the_width_is_a_usage_error_naming_both():
-    proc = run_suites("suites/test_selection.py", "--benchmark-only", "--collect-only",
+def test_a_count_larger_than_the_width_is_a_usage_error_naming_both(run_inline):
+    proc = run_inline("-q", "suites/test_selection.py", "--benchmark-only", "--collect-only",
                       "--meprop-widths", "64", "--meprop-ks", "100")  # fmt: skip
     assert proc.returncode == 4 and "INTERNALERROR" not in proc.stdout + proc.stderr
     assert "k=100 is larger than every width swept (64)" in proc.stderr
@@ -181,16 +185,16 @@ def test_a_grid_with_no_case_for_a_suite_skips_it_with_the_reason():
     assert "got empty parameter set" in out
 
 
-def test_a_partial_path_that_is_a_directory_is_a_usage_error(tmp_path):
-    proc = run_suites("suites/test_backward.py", "--benchmark-only", *TINY,
+def test_a_partial_path_that_is_a_directory_is_a_usage_error(tmp_path, run_inline):
+    proc = run_inline("-q", "suites/test_backward.py", "--benchmark-only", *TINY,
                       "--meprop-partial", str(tmp_path))  # fmt: skip
     assert proc.returncode == 4 and "Traceback" not in proc.stderr
     assert f"--meprop-partial: {tmp_path} is a directory; give the path of a file" in proc.stderr
     assert list(tmp_path.parent.glob(f"{tmp_path.name}-*")) == []
 
 
-def test_the_cuda_graph_timer_off_cuda_is_a_usage_error():
-    proc = run_suites("suites", "--benchmark-disable", "--meprop-cuda-graph", *TINY)
+def test_the_cuda_graph_timer_off_cuda_is_a_usage_error(run_inline):
+    proc = run_inline("-q", "suites", "--benchmark-disable", "--meprop-cuda-graph", *TINY)
     assert proc.returncode == 4 and "Traceback" not in proc.stderr
     assert "--meprop-cuda-graph times CUDA devices only" in proc.stderr and "cpu" in proc.stderr
 
@@ -199,8 +203,8 @@ def test_the_cuda_graph_timer_off_cuda_is_a_usage_error():
     "env",
     [{"MEPROP_BENCH_SLOWDOWN": "lots"}, {"MEPROP_BENCH_SLOWDOWN_METHODS": "unified,fast"}],
 )
-def test_bad_slowdown_is_a_usage_error(env):
-    proc = run_suites("suites", "--benchmark-disable", env=env)
+def test_bad_slowdown_is_a_usage_error(env, run_inline):
+    proc = run_inline("-q", "suites", "--benchmark-disable", env=env)
     assert proc.returncode == 4 and next(iter(env)) in proc.stderr
 
 
@@ -233,9 +237,9 @@ def test_cuda_cases_skip_with_a_reason_without_a_gpu():
     assert "2 skipped" in proc.stdout and "no CUDA GPU is present" in proc.stdout
 
 
-def test_root_benchmark_only_collects_the_suites_and_plain_pytest_does_not():
-    with_bench = run_suites("--collect-only", "--benchmark-only", *TINY)
-    plain = run_suites("--collect-only", *TINY)
+def test_root_benchmark_only_collects_the_suites_and_plain_pytest_does_not(run_inline):
+    with_bench = run_inline("-q", "--collect-only", "--benchmark-only", *TINY)
+    plain = run_inline("-q", "--collect-only", *TINY)
     assert "suites/test_backward.py" in with_bench.stdout
     assert "suites/" not in plain.stdout and "tests/core/test_kernels.py" in plain.stdout
 

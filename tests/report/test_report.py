@@ -1,6 +1,7 @@
 """The report (meprop_bench.report): frames, pairing, intervals, plots, HTML, CLI errors.
 
-The inputs are small pytest-benchmark and trainer JSON documents (tests/documents.py)."""
+The inputs are small pytest-benchmark and trainer JSON documents (tests/documents.py);
+``built``, the report most tests read, is tests/report/conftest.py's."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from documents import (
     entry,
     full_sweep,
     kernel_case,
+    model_doc,
     samples,
     train_step_case,
     training_doc,
@@ -39,24 +41,6 @@ from meprop_bench.report import (
 from meprop_bench.report.paper import TABLE7, TABLE8, published_speedups
 from meprop_bench.report.plots import PLOTS
 from meprop_bench.report.speedup import across_runs
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """One report from a CPU sweep, a second machine's CUDA sweep and a training file."""
-    root = tmp_path_factory.mktemp("report")
-    gpu = {**MACHINE, "node": "gpubox", "gpus": [{"name": "Test GPU", "cuda_runtime": "12",
-                                                  "driver": "1"}]}  # fmt: skip
-    write(root / "in" / "cpu.json", bench_doc(full_sweep()))
-    write(root / "in" / "gpu" / "cuda.json", bench_doc(full_sweep("cuda"), gpu))
-    write(root / "in" / "training.json", training_doc(sizes=(3000, 55000)))
-    profile = root / "out" / "r1" / "profiles" / "unified-compact_case"
-    profile.mkdir(parents=True)
-    (profile / "flame.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
-    code = run_main(report_main, [str(root / "in"), "--out-root", str(root / "out"),
-                                  "--name", "r1"])  # fmt: skip
-    assert code == 0
-    return root / "out" / "r1"
 
 
 def test_benchmark_frame_is_tidy(tmp_path):
@@ -281,7 +265,8 @@ def test_summary_opens_with_the_answer(built):
         "### cuda (Test GPU) on gpubox (Test CPU, Test GPU)",
         "### Training: the paper's accuracy claims",
     ]
-    assert headings[6:9] == ["## Plots", "## Details", "### The paper's claims: verdicts"]
+    assert headings[6:10] == ["## Your model", "## Plots", "## Details",
+                              "### The paper's claims: verdicts"]  # fmt: skip
     assert summary.index("- **unified top-k pays.** Backward kernel:") < summary.index("![")
     assert "| B | n | k | k/n | ideal | unified top-k: best strategy | unified top-k: speedup" in (
         summary
@@ -290,26 +275,35 @@ def test_summary_opens_with_the_answer(built):
     assert set(best["suite"]) == {"backward", "layer", "paper", "train_step"}
 
 
-def test_a_missing_plot_input_is_skipped_and_said(tmp_path, capsys):
-    path = write(tmp_path / "t.json", training_doc(epochs=1, seeds=(0,)))
-    assert run_main(report_main, [str(path), "--out-root", str(tmp_path), "--name", "r"]) == 0
-    summary = (tmp_path / "r" / "summary.md").read_text()
+@pytest.fixture(scope="module")
+def one_epoch(tmp_path_factory) -> Path:
+    """A report of one training file (one seed, one epoch) in ``<root>/r``; returns root.
+    test_no_overwrite_without_force rebuilds it with --force, from the same input."""
+    root = tmp_path_factory.mktemp("one-epoch")
+    path = write(root / "t.json", training_doc(epochs=1, seeds=(0,)))
+    assert run_main(report_main, [str(path), "--out-root", str(root), "--name", "r"]) == 0
+    return root
+
+
+def test_a_missing_plot_input_is_skipped_and_said(one_epoch):
+    summary = (one_epoch / "r" / "summary.md").read_text()
     assert "Speedup against batch size: skipped, no paired backward cases" in summary
     assert "Train and dev accuracy per epoch: skipped, one epoch per run" in summary
-    assert not (tmp_path / "r" / "plots" / "speedup_vs_batch.png").exists()
-    assert (tmp_path / "r" / "plots" / "accuracy_vs_k.png").exists()
+    assert not (one_epoch / "r" / "plots" / "speedup_vs_batch.png").exists()
+    assert (one_epoch / "r" / "plots" / "accuracy_vs_k.png").exists()
 
 
-def test_no_overwrite_without_force(tmp_path, capsys):
-    path = write(tmp_path / "t.json", training_doc(epochs=1, seeds=(0,)))
-    argv = [str(path), "--out-root", str(tmp_path), "--name", "r"]
-    assert run_main(report_main, argv) == 0
-    before = (tmp_path / "r" / "summary.md").read_text()
+def test_no_overwrite_without_force(one_epoch, capsys):
+    argv = [str(one_epoch / "t.json"), "--out-root", str(one_epoch), "--name", "r"]
+    before = (one_epoch / "r" / "summary.md").read_text()
     capsys.readouterr()
     assert run_main(report_main, argv) == 2
     assert "already holds a report" in capsys.readouterr().err
-    assert (tmp_path / "r" / "summary.md").read_text() == before
+    assert (one_epoch / "r" / "summary.md").read_text() == before
     assert run_main(report_main, [*argv, "--force"]) == 0
+    made = re.compile(r"Made \S+ by")  # the time it was made: all that may differ
+    again = (one_epoch / "r" / "summary.md").read_text()
+    assert made.sub("", again) == made.sub("", before)
 
 
 def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
@@ -422,7 +416,7 @@ def _texts(fig) -> str:
 
 
 TRAINING_PLOTS = ("overfit_curves", "accuracy_vs_k", "claims_vs_size", "activations",
-                  "unit_keeps")  # fmt: skip
+                  "unit_keeps", "model_layers")  # not drawn from benchmark sweeps  # fmt: skip
 
 
 @pytest.mark.parametrize("name", [n for n in PLOTS if n not in TRAINING_PLOTS])
@@ -575,17 +569,14 @@ def test_a_report_of_one_run_shows_it_and_names_what_each_claim_needs(tmp_path, 
     assert "| topk k=20 h=500 | 1 |" in summary  # the run itself, in the accuracy table
 
 
-def test_sizes_are_settings_of_their_own_with_the_plots_against_size(tmp_path):
-    path = write(tmp_path / "t.json", training_doc(sizes=(3000, 55000), data="fashion",
-                                                    recipes=("torch", "authors")))  # fmt: skip
-    assert run_main(report_main, [str(path), "--out-root", str(tmp_path), "--name", "r"]) == 0
-    summary = (tmp_path / "r" / "summary.md").read_text()
+def test_sizes_are_settings_of_their_own_with_the_plots_against_size(built, tmp_path):
+    summary = (built / "summary.md").read_text()  # two sizes, two recipes
     answer = summary[: summary.index("## Plots")]
     for size in ("3,000", "55,000"):
         for recipe in ("torch", "authors"):
             assert f"fashion, {size} train images, {recipe} recipe" in answer
     assert "(largest measured: 55,000 images)" in answer
-    plots = tmp_path / "r" / "plots"
+    plots = built / "plots"
     for name in ("claims_vs_size", "activations", "unit_keeps"):
         assert (plots / f"{name}.png").stat().st_size > 10_000, name
     one_size = write(tmp_path / "u.json", training_doc(data="fashion"))
@@ -595,3 +586,25 @@ def test_sizes_are_settings_of_their_own_with_the_plots_against_size(tmp_path):
         "claims (a) and (c) were not measured at two or more"
         in (tmp_path / "s" / "summary.md").read_text()
     )
+
+
+def test_the_model_section_opens_with_the_whole_step_then_its_layers(built):
+    summary = (built / "summary.md").read_text()
+    section = summary[summary.index("## Your model") : summary.index("## Plots")]
+    assert section.index("tiny, topk k=0.01: the whole training step is 1.50x (1.35-1.65x, 95%), "
+                         "faster than dense") < section.index("| fc1 |")  # fmt: skip
+    assert "Forward 1.00x, backward 2.20x, optimizer 1.00x" in section
+    assert "A step's peak memory above its start: dense 40 MiB, meProp 20 MiB." in section
+    assert "| tiny, topk k=0.01 | fc1 | 512 x 768 -> 3072 | 31 | topk/native | 2.00x | " in section
+    assert "| 4.00x | 3.60-4.40x | 99.10x | 0.300 | - |" in section  # alone, n/k, no dX
+    assert "![Your model: layers in the step and alone](plots/model_layers.png)" in summary
+    assert (built / "model_layers.csv").exists()
+
+
+def test_a_report_of_model_files_alone(tmp_path, capsys):
+    paths = [write(tmp_path / f"m{i}.json", model_doc(f"m{i}")) for i in range(2)]
+    out = tmp_path / "out"
+    assert run_main(report_main, [*map(str, paths), "--out-root", str(out), "--name", "r"]) == 0
+    summary = (out / "r" / "summary.md").read_text()
+    assert "## Answer" not in summary and summary.count("the whole training step is") == 2
+    assert (out / "r" / "plots" / "model_layers.png").exists()

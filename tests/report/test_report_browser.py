@@ -16,10 +16,6 @@ import shutil
 import subprocess
 
 import pytest
-from documents import bench_doc, full_sweep, training_doc, write
-
-from meprop_bench.commands.common import run_main
-from meprop_bench.commands.report import main as report_main
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM = next((path for path in map(shutil.which, BROWSERS) if path), None)
@@ -89,15 +85,12 @@ PROBE_TABLE = (
 
 
 @pytest.fixture(scope="module")
-def opened(tmp_path_factory):
-    """The report of a CPU sweep and a training file, opened in headless Chromium:
-    (the page as written, the DOM after its scripts ran, the probe's findings, the
-    console lines Chromium logged)."""
+def opened(built, tmp_path_factory):
+    """The report of a CPU and a CUDA sweep and a training file (``built``, copied),
+    opened in headless Chromium: (the page as written, the DOM after its scripts ran, the
+    probe's findings, the console lines Chromium logged)."""
     root = tmp_path_factory.mktemp("browser")
-    write(root / "in" / "cpu.json", bench_doc(full_sweep()))
-    write(root / "in" / "training.json", training_doc())
-    argv = [str(root / "in"), "--out-root", str(root / "out"), "--name", "r"]
-    assert run_main(report_main, argv) == 0
+    shutil.copytree(built, root / "out" / "r")
     page = (root / "out" / "r" / "index.html").read_text()
     probed = page.replace("<head>", "<head>" + PROBE, 1).replace(
         "\n<script>", "\n" + PROBE_TABLE + "\n<script>", 1

@@ -102,12 +102,8 @@ def test_every_suite_writes_extra_info_its_schema_describes(tmp_path):
     assert {"backward", "layer", "selection", "train_step"} <= suites
 
 
-def test_the_old_preset_option_still_works_and_says_it_is_deprecated():
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "suites", "--co", "-q", "-p", "no:cacheprovider",
-         "--meprop-profile", "paper", "--meprop-widths", "32"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+def test_the_old_preset_option_still_works_and_says_it_is_deprecated(run_inline):
+    done = run_inline("-q", "suites", "--co", "--meprop-profile", "paper", "--meprop-widths", "32")
     assert done.returncode == 0, done.stdout[-2000:]
     assert "--meprop-profile is deprecated; use --meprop-preset" in done.stdout
     assert "test_paper_shape[" in done.stdout  # the paper preset was applied

@@ -114,6 +114,7 @@ def test_workers_give_the_runs_this_process_gives(tiny, tmp_path):
         assert a["kept"] == b["kept"]
 
 
+@pytest.mark.slow  # a training set in two worker processes, until runs are saved
 def test_sigterm_stops_the_workers_and_keeps_the_finished_runs(tmp_path):
     """SIGTERM (what SLURM and CI send on cancel) is taken as Ctrl-C is: the workers
     stop with the main process (they hold its stderr: communicate returns once they
