@@ -17,9 +17,11 @@ tree on this machine, runs interleaved, then gate the difference.
   (``--meprop-shard``) that is empty on a side has nothing to compare: exit 0, and the
   gate over all shards decides.
 - ``--rounds auto``: adaptive rounds. After each round from the second, the gate looks
-  at every comparison on its own round-to-round spread, at the alpha that round spends
-  (alpha-spending, so the false-alarm rate stays at alpha over every look), and stops
-  as soon as the verdict is a regression or every comparison is decided; at
+  at every comparison on its own round-to-round spread, at the alpha that round spends,
+  split over the comparisons by Holm's step-down for a regression (so the chance that
+  the whole A/B of identical code fails stays at alpha over every look and every
+  comparison), and stops as soon as the verdict is a regression or every comparison is
+  decided; at
   ``--max-rounds`` it stops undecided, with the evidence. Cases already decided are
   left out of later rounds (``--meprop-cases``, ``cases-NN.txt`` in ``--out``) in each
   tree whose plugin takes that option. Judge its runs again with ``meprop-bench gate

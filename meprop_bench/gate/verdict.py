@@ -26,11 +26,13 @@ one run a side cannot tell it from a burst of interference. ``ab --rounds N`` re
 both.
 
 With **adaptive rounds** (``--sequential``, what ``ab --rounds auto`` gates after each
-round), each comparison is looked at after every round from the second on, at the alpha
-that round spends (:func:`meprop_bench.stats.sequential`), on its own round-to-round
-spread; it decides at the first look that shows a regression (or improvement), or that
-it is within the minimum effect, and is **undecided** when no look up to
-``--max-rounds`` does. Each row records the rounds it used and the one it decided at.
+round), the comparisons are looked at together after every round from the second on
+(:func:`meprop_bench.stats.sequential_family`): alpha, the whole A/B's false-alarm
+budget, is spent over the looks, and each look's share is split over the comparisons by
+Holm's step-down for a regression (or improvement); a comparison is ok when its own
+interval at the look's alpha lies within the minimum effect, and **undecided** when no
+look up to ``--max-rounds`` decides it. Each row records the rounds it used and the one
+it decided at.
 
 Markdown goes to stdout (and is appended to ``$GITHUB_STEP_SUMMARY`` when set);
 ``--json`` writes the verdict. Exit status: 0 pass, 1 regression, 2 unusable input or
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from fnmatch import fnmatchcase
 from typing import Any
@@ -64,7 +67,7 @@ from meprop_bench.stats import (
     compare_speedups,
     compare_times,
     judge_single_run,
-    sequential,
+    sequential_family,
     single_run_statuses,
     speedup_log_ratio,
     time_log_ratio,
@@ -169,6 +172,11 @@ class Verdict:
         return [r for r in self.rows if r.decided is None and r.result.status != REFUSED]
 
     @property
+    def family(self) -> int:
+        """Adaptive rounds: the comparisons judged together (refused ones aside)."""
+        return sum(row.result.status != REFUSED for row in self.rows)
+
+    @property
     def rounds(self) -> int:
         """Adaptive rounds: the most rounds any comparison was looked at on."""
         return max((row.rounds or 0 for row in self.rows), default=0)
@@ -203,7 +211,7 @@ def compare(base: Side, cand: Side, config: GateConfig) -> Verdict:
     ]
     notes = _notes(base, cand, config)
     if config.sequential:
-        rows = refused + [_sequential_row(c, config, config.sequential) for c in cases]
+        rows = refused + _sequential_rows(cases, config, config.sequential)
         rows.sort(key=lambda r: (_ORDER.index(r.result.status), r.kind != TIME, r.key))
         only = (sorted(set(base.benches) - set(cand.benches)),
                 sorted(set(cand.benches) - set(base.benches)))  # fmt: skip
@@ -300,18 +308,24 @@ def _row(case: _Case, config: GateConfig, shift: Shift | None) -> Row:
     return Row(case.kind, b.key, b.name, b.group, rule.min_effect, *case.values, result)
 
 
-def _sequential_row(case: _Case, config: GateConfig, plan: Sequential) -> Row:
-    """A comparison looked at after each round (:func:`meprop_bench.stats.sequential`)."""
-    b = case.bench
-    rule = config.rule_for(b.group)
+def _sequential_rows(cases: list[_Case], config: GateConfig, plan: Sequential) -> list[Row]:
+    """The comparisons looked at together after each round, one family
+    (:func:`meprop_bench.stats.sequential_family`: Holm across them at each look)."""
 
-    def first(rounds: int, look: Rule) -> Comparison:
-        return _COMPARE[case.kind](*(_first_rounds(side, rounds) for side in case.runs), look)
+    def look(case: _Case) -> Callable[[int, Rule], Comparison]:
+        def first(rounds: int, rule: Rule) -> Comparison:
+            return _COMPARE[case.kind](*(_first_rounds(side, rounds) for side in case.runs), rule)
 
-    result, decided = sequential(first, case.fewest_runs, rule, plan)
-    rounds = min(case.fewest_runs, plan.max_rounds)
-    return Row(case.kind, b.key, b.name, b.group, rule.min_effect, *case.values, result,
-               rounds, decided)  # fmt: skip
+        return first
+
+    rules = [config.rule_for(c.bench.group) for c in cases]
+    rounds = [c.fewest_runs for c in cases]
+    results = sequential_family([look(c) for c in cases], rounds, rules, plan)
+    return [
+        Row(c.kind, c.bench.key, c.bench.name, c.bench.group, rule.min_effect, *c.values,
+            result, min(n, plan.max_rounds), decided)
+        for c, rule, n, (result, decided) in zip(cases, rules, rounds, results, strict=True)
+    ]  # fmt: skip
 
 
 def _first_rounds(runs: Any, rounds: int) -> Any:
@@ -460,9 +474,11 @@ def _rounds_line(verdict: Verdict, plan: Sequential, rule: Rule) -> str:
     by_round = ", ".join(f"round {r}: {decided[r]}" for r in sorted(decided)) or "none"
     return (
         f"Adaptive rounds: {verdict.rounds} run (looks after rounds {plan.min_rounds} to "
-        f"{plan.max_rounds}; alpha {rule.alpha:g} spent over them, Pocock-type, on each "
-        f"comparison's own round-to-round spread). Decided by round: {by_round}; "
-        f"not decided: {len(verdict.open)}."
+        f"{plan.max_rounds}; alpha {rule.alpha:g} for the whole A/B, spent over the looks "
+        f"Pocock-type and at each look split over the {verdict.family} comparisons by "
+        f"Holm's step-down for a regression; a comparison passes on its own interval at "
+        f"the look's alpha; each on its own round-to-round spread). Decided by round: "
+        f"{by_round}; not decided: {len(verdict.open)}."
     )
 
 
@@ -513,9 +529,10 @@ def _fraction(log_value: float) -> str:
 
 
 def _table(rows: list[Row], alpha: float, sequential: bool = False) -> list[str]:
-    """The rows' table; with adaptive rounds, each interval is at its deciding (or
-    last) look's alpha, and a column says at which round it decided."""
-    interval = "interval at the look's alpha" if sequential else f"{1 - 2 * alpha:.0%} interval"
+    """The rows' table; with adaptive rounds, each interval is at the alpha its row was
+    decided at (a regression's: its Holm level; else its deciding or last look's), and a
+    column says at which round it decided."""
+    interval = "interval at its decision's alpha" if sequential else f"{1 - 2 * alpha:.0%} interval"
     out = [
         f"| verdict | kind | benchmark | baseline | candidate | change | {interval} | p | n "
         f"|{' round |' if sequential else ''} why |",
@@ -609,6 +626,8 @@ def _sequential_json(verdict: Verdict, config: GateConfig) -> dict[str, Any] | N
         "min_rounds": plan.min_rounds,
         "max_rounds": plan.max_rounds,
         "spending": "pocock",
+        "correction": "holm",
+        "family": verdict.family,
         "look_alpha": [
             plan.look_alpha(config.rule.alpha, r)
             for r in range(plan.min_rounds, plan.max_rounds + 1)

@@ -237,7 +237,9 @@ GATE = Schema(
         Field("sequential", OBJECT + NONE, "adaptive rounds (`gate --sequential`, `ab --rounds "
               "auto`), else null: `min_rounds` and `max_rounds` (the first and last look), "
               "`spending` (pocock: Lan-DeMets, Pocock-type), `look_alpha` (the alpha each "
-              "look is tested at, from the first), `rounds` (the most any comparison used), "
+              "look spends, from the first), `correction` (holm: Holm's step-down over the "
+              "comparisons at each look, for a regression or improvement), `family` (the "
+              "comparisons judged together), `rounds` (the most any comparison used), "
               "`decided_by_round` (round -> comparisons decided there) and `open` "
               "(comparisons no look decided)", since=4),
         Field("rows", LIST, "one record per benchmark compared", items=(
