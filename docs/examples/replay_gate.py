@@ -3,6 +3,7 @@ fails them (false alarms) and how often it catches a slowdown multiplied into th
 See docs/gate-calibration.md.
 
     python docs/examples/replay_gate.py AB_DIR [AB_DIR...] [--streams 20] [--seed 0]
+        [--only 'A/A'] [--details]
 
 Each AB_DIR is the --out of an A/A ``meprop-bench ab --rounds auto`` (base/ and head/
 of identical code). Its runs are pooled (a run: one file), and each stream deals
@@ -11,7 +12,8 @@ them with ``--sequential`` three ways: as dealt (A/A), with the head's unified c
 20% slower, and with every head benchmark 10% slower (each sample multiplied). Streams
 share runs, so they are not independent; this measures the rule on this machine's
 noise without the hours a live calibration takes, not in place of one. Only benchmarks
-present in every pooled run are used.
+present in every pooled run are used. ``--only`` keeps one of the three (repeatable);
+``--details`` prints each failed comparison (its stream, round, change and p).
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-rounds", type=int, default=MAX_ROUNDS)
+    parser.add_argument("--only", action="append", choices=list(SLOWDOWNS), default=[])
+    parser.add_argument("--details", action="store_true")
     args = parser.parse_args()
     pool = pooled_runs(args.dirs)
     config = GateConfig(sequential=Sequential(args.max_rounds))
@@ -82,14 +86,21 @@ def main() -> None:
     benches = len(pool[0])
     print(f"{len(pool)} runs pooled, {benches} benchmarks in all; {rounds} rounds a stream")
     for label, (slow, method) in SLOWDOWNS.items():
+        if args.only and label not in args.only:
+            continue
         verdicts, used = Counter(), []
-        for _ in range(args.streams):
+        for stream in range(args.streams):
             dealt = [pool[i] for i in rng.permutation(len(pool))[: 2 * rounds]]
             base = side_of(dealt[:rounds], 0.0, None)
             head = side_of(dealt[rounds:], slow, method)
             verdict = compare(base, head, config)
             verdicts[verdict.status] += 1
             used.append(stopped_at(verdict, rounds))
+            failed = [row for row in verdict.rows if row.result.status == "regression"]
+            for row in failed if args.details else []:
+                r = row.result
+                print(f"  {label} stream {stream}: round {row.decided}, {row.kind} {row.key} "
+                      f"{r.change:+.0%}, p {r.p_value:.2g}")  # fmt: skip
         tally = ", ".join(f"{status} {count}" for status, count in sorted(verdicts.items()))
         print(
             f"{label:<12} {tally}; rounds: median {statistics.median(used):g}, largest {max(used)}"
