@@ -1,7 +1,9 @@
-"""Adaptive rounds: the sequential rule on synthetic runs (a clear slowdown stops at the
-first look, identical runs pass, a borderline change stays open to the last round, the
-false-alarm rate over every look stays at alpha), the gate's verdict and report of
-them, and the A/B loop that leaves decided cases out of later rounds."""
+"""Adaptive rounds: the sequential rule on synthetic runs, whole A/Bs of 150 comparisons
+(an A/B of identical code fails at most alpha of the time over every look and
+comparison, slowdowns of one method or of every case are caught, a clear one at the
+first look, identical runs pass, a borderline change keeps the A/B open to the last
+round), the gate's verdict and report of them, and the A/B loop that leaves decided
+cases out of later rounds."""
 
 import functools
 import json
