@@ -214,9 +214,10 @@ CHECK = Schema(
 )  # fmt: skip
 
 GATE = Schema(
-    "meprop-bench/gate", 3, "Gate verdict",
+    "meprop-bench/gate", 4, "Gate verdict",
     "What `meprop-bench gate --json` (and `ab`) writes. (v2: undecided, exit 3, apart from "
-    "unusable, exit 2; the common shifts. v3: the groups judged together.)",
+    "unusable, exit 2; the common shifts. v3: the groups judged together. v4: adaptive "
+    "rounds, `ab --rounds auto`: the looks and when each comparison decided.)",
     (
         Field("verdict", TEXT, "pass, regression, unusable or undecided"),
         Field("exit_code", INT, "0, 1, 2 or 3, as the command exits"),
@@ -238,6 +239,14 @@ GATE = Schema(
             Field("versus_rest", NUMBER, "Hodges-Lehmann shift against the other benchmarks"),
             Field("p_value", NUMBER, "two-sided Mann-Whitney, adjusted over the groups (BH)"),
         )),
+        Field("sequential", OBJECT + NONE, "adaptive rounds (`gate --sequential`, `ab --rounds "
+              "auto`), else null: `min_rounds` and `max_rounds` (the first and last look), "
+              "`spending` (pocock: Lan-DeMets, Pocock-type), `look_alpha` (the alpha each "
+              "look spends, from the first), `correction` (holm: Holm's step-down over the "
+              "comparisons at each look, for a regression or improvement), `family` (the "
+              "comparisons judged together), `rounds` (the most any comparison used), "
+              "`decided_by_round` (round -> comparisons decided there) and `open` "
+              "(comparisons no look decided)", since=4),
         Field("rows", LIST, "one record per benchmark compared", items=(
             Field("kind", TEXT, "time or speedup"),
             Field("key", TEXT, "what matches the two sides"),
@@ -256,6 +265,10 @@ GATE = Schema(
             Field("high", NUMBER + NONE, "its interval's high end"),
             Field("p_value", NUMBER + NONE, "one-sided, in the direction of the change"),
             Field("shift", NUMBER + NONE, "the common shift judged against"),
+            Field("rounds", INT + NONE, "adaptive rounds: the rounds a side it was looked at "
+                  "on; else null", since=4),
+            Field("decided_round", INT + NONE, "adaptive rounds: the round whose look "
+                  "decided it; null when none did (or not adaptive)", since=4),
         )),
         Field("only_in_baseline", LIST, "benchmarks the candidate lacks"),
         Field("only_in_candidate", LIST, "benchmarks the baseline lacks"),

@@ -181,3 +181,18 @@ def test_the_default_out_is_under_the_repositorys_reports(repo, isolated, monkey
     out = started[0].parent.parent
     assert out.parent == (repo / "reports").resolve() and out.name.startswith("ab-")
     assert not (repo / "docs" / "reports").exists()
+
+
+@pytest.mark.parametrize(
+    ("pytest_args", "message"),
+    [(["-k", "no_such_case"], "matches no benchmark case"),
+     (["--no-such-option"], "pytest refused the suite arguments")],
+)  # fmt: skip
+def test_a_selection_that_matches_nothing_is_exit_2_before_any_run(
+    repo, isolated, tmp_path, capsys, pytest_args, message
+):
+    out = tmp_path / "out"
+    assert run_main(main, ["HEAD", "--rounds", "auto", "--out", str(out), *pytest_args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not out.exists()
