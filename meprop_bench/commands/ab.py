@@ -44,7 +44,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from meprop_bench.commands.gate import gate_config, run_gate
-from meprop_bench.errors import MePropInputError
+from meprop_bench.errors import MePropInputError, sigterm_interrupts
 from meprop_bench.gate.ab import (
     SIDES,
     export_revision,
@@ -140,7 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise FileExistsError(f"{out} is a file; --out names a new directory for the results")
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty; choose another --out")
-    with tempfile.TemporaryDirectory(prefix="meprop-ab-") as tmp:
+    # a cancel (SIGTERM) removes the temporary trees as Ctrl-C does
+    with sigterm_interrupts(), tempfile.TemporaryDirectory(prefix="meprop-ab-") as tmp:
         trees = {
             "base": export_revision(repo, sha, Path(tmp, "base")),
             "head": snapshot_worktree(repo, Path(tmp, "head")),

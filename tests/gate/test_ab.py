@@ -196,3 +196,34 @@ def test_a_selection_that_matches_nothing_is_exit_2_before_any_run(
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_a_cancelled_ab_removes_its_temporary_trees(repo, tmp_path):
+    """SIGTERM (a CI cancel) while a side's run is under way: exit 143, as a SIGTERM'd
+    process, and no meprop-ab-* tree left behind, as after Ctrl-C."""
+    import os
+    import signal
+    import sys
+    import time
+
+    (repo / "suites" / "test_wait.py").write_text("import time\n\ndef test_wait():\n"
+                                                   "    time.sleep(120)\n")  # fmt: skip
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TMPDIR": str(temp)}
+    # -P: the real meprop_bench, not the fake one in the repository's working directory
+    argv = [sys.executable, "-P", "-m", "meprop_bench", "ab", "HEAD", "--rounds", "1",
+            "--out", str(tmp_path / "out")]  # fmt: skip
+    proc = subprocess.Popen(argv, cwd=repo, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "out" / "base").exists() and proc.poll() is None:
+        assert time.monotonic() < deadline, "the A/B never started its runs"
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()[0]
+    assert list(temp.glob("meprop-ab-*")), "the temporary trees should exist while it runs"
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143, out
+    assert "terminated" in out
+    assert not list(temp.glob("meprop-ab-*"))
