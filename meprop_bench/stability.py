@@ -165,10 +165,10 @@ def faults_note(dense: float | None, sparse: float | None, tunables: str = "") -
     if max(dense, sparse) < 2 * max(min(dense, sparse), 1):
         return None
     line = (f"note: page faults a step differ, dense {dense:,.0f} against meProp {sparse:,.0f}: "
-            "fresh gradients on 4 KiB pages on one side, memory already mapped (meProp's "
-            "kernels reuse the last step's) or huge pages on the other")  # fmt: skip
+            "one side maps fresh memory for its gradients every step, the other reuses "
+            "memory (meProp's kernels reuse the last step's)")  # fmt: skip
     if "hugetlb" not in tunables:
-        line += "; GLIBC_TUNABLES=glibc.malloc.hugetlb=1 gives both sides huge pages"
+        line += "; GLIBC_TUNABLES=glibc.malloc.hugetlb=1 puts both sides' on huge pages"
     return line + " (docs/model.md)"
 
 
