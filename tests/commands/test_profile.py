@@ -28,7 +28,7 @@ from meprop_bench.profiling.categories import (
 )
 from meprop_bench.profiling.runner import FILES, explain_py_spy_failure, find_profiles
 
-TINY = ["--batch", "8", "--width", "64", "--k", "4", "--duration", "0.5"]
+TINY = ["--batch", "8", "--width", "64", "--k", "4", "--duration", "0.2"]
 CASE_ID = Case.make("unified", None, 8, 64, 64, 4).case_id
 HAS_PY_SPY = shutil.which("py-spy") is not None
 

@@ -61,23 +61,26 @@ def test_no_fault_counts_where_the_system_keeps_none(monkeypatch):
 
 @pytest.mark.skipif(allocator._glibc() is None, reason="the steady setting tunes glibc malloc")
 def test_steady_mode_is_applied_and_recorded(tmp_path):
-    """In a child process: the setting is process-wide and cannot be undone."""
+    """In a child process: the setting is process-wide and cannot be undone. The child
+    runs the check command, then asks for the default mode: a no-op, silent."""
     out = tmp_path / "check.json"
     argv = ["-B", "4", "--d-in", "8", "--n", "16", "--k", "4", "--kernels", "unified/compact",
             "--rounds", "3", "--malloc", "steady", "--json", str(out)]  # fmt: skip
-    proc = subprocess.run(
-        [sys.executable, "-m", "meprop_bench.check", *argv], capture_output=True, text=True
+    code = (
+        "import sys\n"
+        "from meprop_bench.commands import main\n"
+        f"status = main(['check', *{argv!r}])\n"
+        "from meprop_bench.core import allocator\n"
+        "print('--- the check is done ---', flush=True)\n"
+        "allocator.set_mode('default')\n"
+        "assert allocator.info()['mode'] == 'steady'\n"
+        "sys.exit(status)\n"
     )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert "malloc steady" in proc.stdout
+    checked, undone = proc.stdout.split("--- the check is done ---\n")
+    assert "malloc steady" in checked
     doc = json.loads(out.read_text())
     assert doc["machine"]["allocator"]["mode"] == "steady"
     assert all(isinstance(r["minor_faults_median"], (int, float)) for r in doc["results"])
-    code = (
-        "from meprop_bench.core import allocator\n"
-        "allocator.set_mode('steady')\n"
-        "allocator.set_mode('default')\n"
-        "assert allocator.info()['mode'] == 'steady'\n"
-    )
-    undo = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert undo.returncode == 0 and undo.stdout == ""  # default after steady: no-op
+    assert undone == ""  # default after steady: a no-op, and says nothing

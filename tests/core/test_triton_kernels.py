@@ -307,6 +307,7 @@ def test_grids_take_triton_on_cuda_only():
     assert get_kernel("unified", "triton").runs_on("cuda:1", torch.float16)
 
 
+@pytest.mark.slow  # Triton's whole compiler, nine times: 7-9 s of one core here
 @needs_triton
 @pytest.mark.skipif(INTERPRETED, reason="the interpreter does not compile")
 def test_kernels_compile_for_a_gpu(tmp_path, monkeypatch):

@@ -150,7 +150,7 @@ def test_an_empty_shard_says_so_and_writes_an_empty_valid_result(tiny_shards):
 
 
 def test_the_gate_and_report_merge_shards_and_only_all_empty_is_exit_2(
-    tiny_shards, tmp_path, capsys
+    tiny_shards, tmp_path, capsys, plot_stand_ins
 ):
     paths = [str(p) for p, _ in tiny_shards]
     every = str(Path(paths[0]).parent / "shard-*.json")

@@ -3,7 +3,7 @@
 Each test runs pytest on the real suites/ with a tiny grid: in a subprocess where it
 measures, is killed or writes files, in this process (``pytest.main``, the same exit
 status and messages, without an interpreter and torch to start) where only the options
-are checked or the cases collected.
+are checked, the cases collected, or every case skips or fails before it is timed.
 """
 
 from __future__ import annotations
@@ -176,9 +176,9 @@ def test_a_count_larger_than_the_width_is_a_usage_error_naming_both(run_inline):
     assert "k=100 is larger than every width swept (64)" in proc.stderr
 
 
-def test_a_grid_with_no_case_for_a_suite_skips_it_with_the_reason():
+def test_a_grid_with_no_case_for_a_suite_skips_it_with_the_reason(run_inline):
     # No kernel runs in float16 on the CPU and dense is not asked for: no case at all.
-    proc = run_suites("suites", "--benchmark-only", "--meprop-methods", "topk/native",
+    proc = run_inline("-q", "suites", "--benchmark-only", "--meprop-methods", "topk/native",
                       "--meprop-dtypes", "float16", "-rs")  # fmt: skip
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0 and "INTERNALERROR" not in out, out[-3000:]
@@ -222,8 +222,9 @@ def test_the_slowdown_can_be_confined_to_some_methods(tmp_path):
 @pytest.mark.skipif(
     __import__("torch").cuda.is_available(), reason="checks the skip on machines with no GPU"
 )
-def test_cuda_cases_skip_with_a_reason_without_a_gpu():
-    proc = run_suites(
+def test_cuda_cases_skip_with_a_reason_without_a_gpu(run_inline):
+    proc = run_inline(
+        "-q",
         "suites/test_backward.py",
         "--benchmark-only",
         "-rs",
@@ -291,13 +292,10 @@ def test_timed(meprop, err):
 """
 
 
-def test_an_exception_in_a_timed_case_is_a_skip_or_itself(tmp_path):
+def test_an_exception_in_a_timed_case_is_a_skip_or_itself(tmp_path, run_inline):
     (tmp_path / "test_timed.py").write_text(TIMED_ERRORS)
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rsf", "test_timed.py",
-         "--benchmark-only", "--meprop-rounds", "1", "--meprop-warmup", "0"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    proc = run_inline("-rsf", "test_timed.py", "--benchmark-only", "--meprop-rounds", "1",
+                      "--meprop-warmup", "0", cwd=tmp_path)  # fmt: skip
     assert "2 failed, 2 skipped" in proc.stdout, proc.stdout
     assert "min() arg" not in proc.stdout
     assert "not implemented for 'Half'" in proc.stdout
@@ -327,13 +325,16 @@ def test_the_json_path_keeps_its_directory_however_it_is_handed_over(given):
     assert benchmark_json_path(None) is None
 
 
+# Each compares the repository's .benchmarks before and after its run, where the other's
+# run writes while it lasts: not to run at once (pytest-xdist's --dist loadfile, as the
+# README runs it, keeps a file's tests in one worker).
 @pytest.mark.parametrize("save", [[], ["--benchmark-autosave"]], ids=["no-save", "autosave"])
 def test_a_clean_run_leaves_no_partial_file(tmp_path, save):
     storage = tmp_path / "storage"
     before = set((ROOT / ".benchmarks").glob("partial-*"))
     proc = run_suites(
-        "suites/test_backward.py", "--benchmark-only", *TINY, "--meprop-methods", "unified",
-        f"--benchmark-storage=file://{storage}", *save,
+        "suites/test_backward.py", "--benchmark-only", *TINY, "--meprop-methods",
+        "unified/compact", f"--benchmark-storage=file://{storage}", *save,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert set((ROOT / ".benchmarks").glob("partial-*")) == before

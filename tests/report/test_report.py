@@ -24,6 +24,7 @@ from documents import (
     training_doc,
     write,
 )
+from plot_files import stand_in_plot_files
 
 from meprop_bench.commands.common import run_main
 from meprop_bench.commands.report import main as report_main
@@ -281,7 +282,8 @@ def one_epoch(tmp_path_factory) -> Path:
     test_no_overwrite_without_force rebuilds it with --force, from the same input."""
     root = tmp_path_factory.mktemp("one-epoch")
     path = write(root / "t.json", training_doc(epochs=1, seeds=(0,)))
-    assert run_main(report_main, [str(path), "--out-root", str(root), "--name", "r"]) == 0
+    with stand_in_plot_files():
+        assert run_main(report_main, [str(path), "--out-root", str(root), "--name", "r"]) == 0
     return root
 
 
@@ -293,7 +295,7 @@ def test_a_missing_plot_input_is_skipped_and_said(one_epoch):
     assert (one_epoch / "r" / "plots" / "accuracy_vs_k.png").exists()
 
 
-def test_no_overwrite_without_force(one_epoch, capsys):
+def test_no_overwrite_without_force(one_epoch, capsys, plot_stand_ins):
     argv = [str(one_epoch / "t.json"), "--out-root", str(one_epoch), "--name", "r"]
     before = (one_epoch / "r" / "summary.md").read_text()
     capsys.readouterr()
@@ -481,7 +483,7 @@ def test_an_old_schema_file_loads_as_recipe_torch(tmp_path):
     assert len(runs) == 4 and set(runs["recipe"]) == {"torch"}
 
 
-def test_the_verdicts_open_the_report_per_recipe_with_the_diagnostics(tmp_path):
+def test_the_verdicts_open_the_report_per_recipe_with_the_diagnostics(tmp_path, plot_stand_ins):
     both = write(tmp_path / "in" / "v2.json", training_doc(recipes=("torch", "authors")))
     old = write(tmp_path / "in" / "v1.json", training_doc(seeds=(5, 6), version=1))
     assert run_main(report_main, [str(both), str(old), "--out-root", str(tmp_path),
@@ -520,7 +522,7 @@ def _verdict_rows(summary: str) -> list[str]:
     return [line for line in details.splitlines() if re.search(r" \| \([a-d]\) ", line)]
 
 
-def test_a_dense_h20_file_is_judged_as_dense_h20_not_as_the_full_width(tmp_path):
+def test_a_dense_h20_file_is_judged_as_dense_h20_not_as_the_full_width(tmp_path, plot_stand_ins):
     doc = training_doc()
     topk = write(tmp_path / "tk.json", _only(doc, "topk k=20 h=500"))
     d20 = write(tmp_path / "d20.json", _only(doc, "dense h=20"))
@@ -542,7 +544,7 @@ def test_a_dense_h20_file_is_judged_as_dense_h20_not_as_the_full_width(tmp_path)
     assert "(a) Table 3" in summary
 
 
-def test_the_same_run_in_two_files_counts_once_and_is_named(tmp_path):
+def test_the_same_run_in_two_files_counts_once_and_is_named(tmp_path, plot_stand_ins):
     first = write(tmp_path / "one.json", training_doc())
     again = training_doc()
     again["created"] = "2026-02-02"  # another file, the same runs
@@ -557,7 +559,9 @@ def test_the_same_run_in_two_files_counts_once_and_is_named(tmp_path):
     assert len(runs) == 12
 
 
-def test_a_report_of_one_run_shows_it_and_names_what_each_claim_needs(tmp_path, capsys):
+def test_a_report_of_one_run_shows_it_and_names_what_each_claim_needs(
+    tmp_path, capsys, plot_stand_ins
+):
     one = training_doc(seeds=(0,))
     one = {**one, "runs": one["runs"][1:2]}  # topk k=20, one seed
     path = write(tmp_path / "t.json", one)
@@ -569,7 +573,9 @@ def test_a_report_of_one_run_shows_it_and_names_what_each_claim_needs(tmp_path, 
     assert "| topk k=20 h=500 | 1 |" in summary  # the run itself, in the accuracy table
 
 
-def test_sizes_are_settings_of_their_own_with_the_plots_against_size(built, tmp_path):
+def test_sizes_are_settings_of_their_own_with_the_plots_against_size(
+    built, tmp_path, plot_stand_ins
+):
     summary = (built / "summary.md").read_text()  # two sizes, two recipes
     answer = summary[: summary.index("## Plots")]
     for size in ("3,000", "55,000"):
@@ -601,7 +607,7 @@ def test_the_model_section_opens_with_the_whole_step_then_its_layers(built):
     assert (built / "model_layers.csv").exists()
 
 
-def test_a_report_of_model_files_alone(tmp_path, capsys):
+def test_a_report_of_model_files_alone(tmp_path, capsys, plot_stand_ins):
     paths = [write(tmp_path / f"m{i}.json", model_doc(f"m{i}")) for i in range(2)]
     out = tmp_path / "out"
     assert run_main(report_main, [*map(str, paths), "--out-root", str(out), "--name", "r"]) == 0

@@ -104,6 +104,7 @@ def test_a_torn_last_line_and_a_repeated_run_are_dropped(tiny, tmp_path, monkeyp
     assert runs[0] == json.loads(lines[1])["run"]
 
 
+@pytest.mark.slow  # two worker processes, each an interpreter with torch: 7-9 s of CPU here
 def test_workers_give_the_runs_this_process_gives(tiny, tmp_path):
     cfgs = configs(seeds=(0,))[1:3]  # topk torch, dense authors
     alone, _ = run(cfgs, tiny, tmp_path / "a.json")
