@@ -12,14 +12,24 @@ from documents import bench_doc, full_sweep, training_doc, write
 import meprop_bench.commands.run as job
 import meprop_bench.harness.sweep as sweep_engine
 from meprop_bench.commands.common import run_main
+from meprop_bench.harness import estimate
 from meprop_bench.harness.plugin import partial_notice
 from meprop_bench.results.partial import recover_command
+
+# A made-up machine for the estimate: the calibration that times this one takes seconds
+# and is checked by tests/harness/test_estimate.py.
+CALIBRATION = estimate.Calibration(
+    flop_rate=20e9, call_s=2e-5, serial_call_s=1e-5, select_s=3e-9, step_s=8e-3,
+    compiled=True, seconds=1.0,
+)  # fmt: skip
 
 
 @pytest.fixture
 def steps(monkeypatch, plot_stand_ins):
     """Replace the sweep and the training; record what they were asked to do. The
-    report's plots are drawn but saved as stand-ins (tests/plot_files.py)."""
+    estimate's calibration is :data:`CALIBRATION`; the report's plots are drawn but
+    saved as stand-ins (tests/plot_files.py)."""
+    monkeypatch.setattr(estimate, "calibrate", lambda thread_count=None: CALIBRATION)
     calls = []
 
     def sweep(path, options):
