@@ -4,8 +4,11 @@ backend's "not implemented for this dtype or device" from a bug."""
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 class MePropInputError(ValueError):
@@ -15,6 +18,26 @@ class MePropInputError(ValueError):
 class Terminated(KeyboardInterrupt):
     """SIGTERM (what SLURM and CI send on cancel), raised where it is taken like Ctrl-C,
     so the same clean-up runs; the command then exits 143, as a SIGTERM'd process does."""
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Inside, SIGTERM raises :class:`Terminated`, a KeyboardInterrupt, so the clean-up
+    Ctrl-C runs (workers stopped, temporary trees removed, finished work kept) runs on
+    a cancel too, where the default action would kill this process alone. Only the main
+    thread can take signals: elsewhere it changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def backend_unsupported(err: BaseException) -> str | None:

@@ -153,3 +153,27 @@ def busy_warning(state: dict[str, Any] | None) -> str | None:
         "biased even where their intervals are tight; rerun on a quiet machine before "
         "quoting them"
     )
+
+
+def faults_note(dense: float | None, sparse: float | None, tunables: str = "") -> str | None:
+    """A line when one side of a training step takes far more page faults a step than
+    the other (``dense`` and ``sparse``; None: not counted): part of its time is then
+    the memory it maps afresh, not the arithmetic meProp removes. ``tunables``: the
+    GLIBC_TUNABLES the run had."""
+    if dense is None or sparse is None or abs(dense - sparse) < 1000:
+        return None
+    if max(dense, sparse) < 2 * max(min(dense, sparse), 1):
+        return None
+    line = (f"note: page faults a step differ, dense {dense:,.0f} against meProp {sparse:,.0f}: "
+            "one side maps fresh memory for its gradients every step, the other reuses "
+            "memory (meProp's kernels reuse the last step's)")  # fmt: skip
+    if "hugetlb" not in tunables:
+        line += "; GLIBC_TUNABLES=glibc.malloc.hugetlb=1 puts both sides' on huge pages"
+    return line + " (docs/model.md)"
+
+
+def model_faults_note(doc: dict[str, Any]) -> str | None:
+    """:func:`faults_note` for a ``meprop-bench/model`` document's whole step."""
+    step = next(p for p in doc["parts"] if p["part"] == "step")
+    tunables = doc["machine"].get("allocator", {}).get("glibc_tunables", "")
+    return faults_note(step.get("dense_faults"), step.get("meprop_faults"), tunables)

@@ -42,6 +42,20 @@ benchmarks) takes its group's verdict when the group changed the same way
 whose cases moved together while the rest of its method did not: one kernel's state in
 one process (identical sweeps move every unified/compact case 1.5x together).
 
+**Adaptive rounds** (``ab --rounds auto``): :func:`sequential_family` looks at all the
+comparisons of one A/B after every round from :data:`MIN_ROUNDS` on, each look being
+the ordinary comparison of the rounds so far (the run-level t-test, on each case's own
+round-to-round spread). Alpha is the false-alarm budget of the whole A/B: a
+**group-sequential design with an alpha-spending function** (Lan and DeMets 1983),
+Pocock-type, gives each look its share alpha_r (the looks' shares add up to alpha), and
+at each look **Holm's step-down** (Holm 1979) splits alpha_r over the A/B's comparisons
+for a regression (or improvement), so the chance that an A/B of identical code fails,
+at any look in any comparison, stays at or below alpha whatever the correlation between
+looks and between comparisons. A comparison is **ok** when the upper end of its own
+interval at alpha_r lies within the minimum effect: the A/B passes only when every one
+did, so no correction is needed there (an intersection-union test). Neither, at
+:attr:`Sequential.max_rounds`: undecided.
+
 Across stored runs, :func:`level_changes` marks where a series (a case's speedup, run
 after run) changed level: PELT change-point detection from ruptures.
 
@@ -57,7 +71,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -86,6 +100,8 @@ LEVEL_MODEL = "l1"  # ruptures cost: absolute deviations from each level's media
 LEVEL_MIN_RUNS = 3  # a level holds at least this many runs, so one odd run cannot be one
 LEVEL_PENALTY = 3.0  # PELT penalty per change point: this x noise x ln(runs)
 LEVEL_NOISE_FLOOR = 0.01  # smallest run-to-run noise assumed (log units, about 1%)
+MIN_ROUNDS = 2  # adaptive rounds: the first look, when every case has a spread of its own
+MAX_ROUNDS = 10  # adaptive rounds: the last look, by default (docs/gate-calibration.md)
 
 
 @dataclass(frozen=True)
@@ -185,10 +201,10 @@ def compare_speedups(
         if len(dense) != len(sparse):
             raise ValueError("dense and sparse need the same runs")
     n_base, n_cand = (min(len(np.concatenate(r)) for r in side) for side in sides)
-    undecided = _too_few(rule, n_base, n_cand, 1 / (RESAMPLES + 1))
+    by_run = all(len(dense) > 1 for dense, _ in sides)
+    undecided = _too_few(rule, n_base, n_cand, 0.0 if by_run else 1 / (RESAMPLES + 1))
     if undecided:
         return undecided
-    by_run = all(len(dense) > 1 for dense, _ in sides)
     level = _level(shift, by_run)
     change = math.expm1(speedup_log_ratio(base, cand) - level)
     if by_run:
@@ -204,6 +220,173 @@ def compare_speedups(
         p_better = (1 + np.count_nonzero(reps >= 0)) / (RESAMPLES + 1)
         interval = _interval(np.expm1(reps), rule.alpha)
     return _decide(change, p_worse, p_better, interval, rule, n_base, n_cand, shift)
+
+
+@dataclass(frozen=True)
+class Sequential:
+    """Adaptive rounds: the rounds at which :func:`sequential_family` looks, and how it
+    spends alpha over them."""
+
+    max_rounds: int = MAX_ROUNDS
+    min_rounds: int = MIN_ROUNDS
+
+    def __post_init__(self) -> None:
+        if self.min_rounds < MIN_ROUNDS:
+            raise ValueError(f"the first look needs {MIN_ROUNDS} rounds, got {self.min_rounds}")
+        if self.max_rounds < self.min_rounds:
+            raise ValueError(
+                f"--max-rounds must be at least {self.min_rounds} (the first look), "
+                f"got {self.max_rounds}"
+            )
+
+    def spent(self, alpha: float, rounds: int) -> float:
+        """Alpha spent by the look after ``rounds`` rounds, all looks before included:
+        the Pocock-type spending function of Lan and DeMets (1983),
+        alpha ln(1 + (e - 1) t) at the information fraction t = rounds / max_rounds."""
+        fraction = min(rounds, self.max_rounds) / self.max_rounds
+        return alpha * math.log1p(math.expm1(1.0) * fraction)
+
+    def look_alpha(self, alpha: float, rounds: int) -> float:
+        """The alpha the look after ``rounds`` rounds is tested at: what it spends.
+        The first look spends everything up to it; the looks' alphas add up to alpha."""
+        before = self.spent(alpha, rounds - 1) if rounds > self.min_rounds else 0.0
+        return self.spent(alpha, rounds) - before
+
+
+Look = Callable[[int, Rule], Comparison]
+
+
+def sequential_family(
+    looks: Sequence[Look], rounds: Sequence[int], rules: Sequence[Rule], plan: Sequential
+) -> list[tuple[Comparison, int | None]]:
+    """The comparisons of one A/B, looked at together after every round; each stops at
+    the first look that decides it, and the chance that *any* of them is a false
+    regression, over every look, stays at or below alpha.
+
+    Parameters
+    ----------
+    looks
+        One per comparison: ``look(r, look_rule)`` is the comparison of the first ``r``
+        rounds of each side (:func:`compare_times` or :func:`compare_speedups` on runs)
+        under ``look_rule`` (its rule with another alpha).
+    rounds
+        Rounds measured for each comparison (runs a side); its looks go from
+        ``plan.min_rounds`` to this, at most ``plan.max_rounds``.
+    rules
+        Each comparison's rule: they share one alpha, the whole A/B's false-alarm
+        budget; the minimum effect may differ.
+    plan
+        The looks, and how alpha is spent over them.
+
+    Returns
+    -------
+    list of (Comparison, round or None)
+        For each comparison, the deciding look's comparison and its round, or the last
+        look's as **undecided** and None. At the look after round r, alpha_r =
+        ``plan.look_alpha(alpha, r)``, the m comparisons being all of ``looks``:
+
+        - **regression** (improvement): Holm's step-down over the m comparisons at
+          alpha_r on the one-sided p-values of that direction (the k-th smallest
+          significant below alpha_r / (m - k + 1)), the comparisons already decided
+          counting as not significant; and the change, at that level, beyond the
+          minimum effect (:func:`_decide`);
+        - **ok**: else, when the upper end of the comparison's own interval at alpha_r
+          (confidence 1 - 2 alpha_r) lies within its minimum effect;
+        - else open until the next look.
+
+        Holm controls the family-wise rate of each look at alpha_r whatever the
+        dependence between comparisons (cases of one process move together), and the
+        looks' alphas add up to alpha (Bonferroni over the looks), so an A/B of
+        identical code fails with probability at most alpha. The ok side needs no
+        correction: the A/B passes only when every comparison passed, and a comparison
+        worse by its minimum effect passes with probability at most alpha
+        (intersection-union). A family of one is the single comparison's rule.
+    """
+    if not (len(looks) == len(rounds) == len(rules)):
+        raise ValueError("need a look, a round count and a rule per comparison")
+    if len({rule.alpha for rule in rules}) > 1:
+        raise ValueError("the comparisons of one family share one alpha")
+    family = len(looks)
+    if not family:
+        return []
+    alpha = rules[0].alpha
+    out: list[tuple[Comparison, int | None]] = [
+        (Comparison(UNDECIDED, f"needs {plan.min_rounds} rounds a side; has {n}", 0, 0), None)
+        for n in rounds
+    ]
+    decided = [False] * family
+    last_look = min(max(rounds), plan.max_rounds)
+    for r in range(plan.min_rounds, last_look + 1):
+        spent = plan.look_alpha(alpha, r)
+        now = {
+            i: looks[i](r, replace(rules[i], alpha=spent))
+            for i in range(family)
+            if not decided[i] and rounds[i] >= r
+        }
+        worse = holm({i: _p_towards(c, worse=True) for i, c in now.items()}, spent, family)
+        better = holm({i: _p_towards(c, worse=False) for i, c in now.items()}, spent, family)
+        at = f"round {r}, alpha {spent:.2g}"
+        for i, result in now.items():
+            level = worse.get(i, better.get(i))
+            if level is not None:
+                strict = looks[i](r, replace(rules[i], alpha=level))
+                if strict.status in _BEYOND:
+                    holm_at = f"round {r}, Holm over {family}: alpha {level:.2g}"
+                    out[i] = (replace(strict, reason=f"{strict.reason} ({holm_at})"), r)
+                    decided[i] = True
+                    continue
+            effect = rules[i].min_effect
+            if result.high is not None and result.high < effect:
+                reason = (
+                    f"at most {result.high:+.1%}: within the {effect:.0%} minimum effect ({at})"
+                )
+                out[i] = (replace(result, status=OK, reason=reason), r)
+                decided[i] = True
+                continue
+            out[i] = (result, None)
+    for i, (last, _) in enumerate(out):
+        if decided[i] or last.change is None:
+            continue
+        n = min(rounds[i], plan.max_rounds)
+        reason = (
+            f"open after {n} of at most {plan.max_rounds} rounds: {last.reason}, and its "
+            f"interval reaches past the {rules[i].min_effect:.0%} minimum effect"
+        )
+        out[i] = (replace(last, status=UNDECIDED, reason=reason), None)
+    return out
+
+
+def sequential(
+    first: Look, rounds: int, rule: Rule, plan: Sequential
+) -> tuple[Comparison, int | None]:
+    """One comparison looked at after every round (a family of one,
+    :func:`sequential_family`): over every look, a candidate no slower than its baseline
+    is a regression with probability at most ``rule.alpha``."""
+    return sequential_family([first], [rounds], [rule], plan)[0]
+
+
+def holm(p_values: Mapping[int, float], alpha: float, family: int) -> dict[int, float]:
+    """Holm's step-down procedure (Holm 1979) over a family of ``family`` hypotheses of
+    which ``p_values`` are tested (the others count as not rejected): the rejected ones,
+    each with the level it was rejected at, alpha / (family - k + 1) for the k-th
+    smallest p, stopping at the first that is not below its level."""
+    if len(p_values) > family:
+        raise ValueError(f"{len(p_values)} p-values in a family of {family}")
+    rejected: dict[int, float] = {}
+    for k, (i, p) in enumerate(sorted(p_values.items(), key=lambda item: item[1])):
+        level = alpha / (family - k)
+        if not p < level:
+            break
+        rejected[i] = level
+    return rejected
+
+
+def _p_towards(result: Comparison, worse: bool) -> float:
+    """A comparison's one-sided p toward worse (or better): its p when its change goes
+    that way, else 1 (a run-level p against the change is at least 0.5)."""
+    if result.change is None or result.p_value is None:
+        return 1.0
+    return result.p_value if (result.change >= 0) == worse else 1.0
 
 
 def time_log_ratio(base: Runs, cand: Runs) -> float:

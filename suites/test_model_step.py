@@ -105,5 +105,6 @@ def test_model_step(meprop, model_case):
             "device": device,
             "pair_key": f"model {name},{dtype_name},{device}",
         },
+        steps=True,
         group=f"model_step {name} {dtype_name} {device}",
     )

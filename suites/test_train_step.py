@@ -105,5 +105,6 @@ def test_train_step(meprop, train_case):
             "pair_key": f"train h={shape.hidden},B={shape.batch},k={k_count},{dtype_name},{device}",
             "max_step_speedup": 3 * shape.hidden / (shape.hidden + 2 * k_count),
         },
+        steps=True,
         group=f"train_step h={shape.hidden} B={shape.batch} k={k_count} {dtype_name} {device}",
     )

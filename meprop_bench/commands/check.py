@@ -18,12 +18,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from meprop_bench.core import allocator
 from meprop_bench.core.kernels import KERNELS
 from meprop_bench.harness.cache_state import CACHE_STATES
 from meprop_bench.harness.check import run_check
 from meprop_bench.harness.options import (
     add_case_options,
+    add_malloc_option,
     add_threads_option,
     case_widths,
     count,
@@ -64,13 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=positive_int, default=15, help="timed rounds")
     parser.add_argument("--warmup", type=count, default=3, help="untimed rounds first")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic inputs")
-    parser.add_argument(
-        "--malloc",
-        choices=allocator.MODES,
-        default="default",
-        help="C allocator setting; steady keeps freed blocks under 32 MiB for reuse, which "
-        "mostly stops repeated allocations page-faulting (see meprop_bench.core.allocator)",
-    )
+    add_malloc_option(parser)
     parser.add_argument(
         "--cache",
         choices=CACHE_STATES,

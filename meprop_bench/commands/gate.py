@@ -7,7 +7,11 @@ How the two are compared is described in meprop_bench.gate.verdict and meprop_be
 Markdown goes to stdout (and is appended to $GITHUB_STEP_SUMMARY when set); --json
 writes the verdict. Exit status: 0 pass, 1 regression, 2 unusable input or nothing that
 could be decided, 3 undecided (one run a side could not tell a change from machine state
-or interference).
+or interference, or adaptive rounds left comparisons open).
+
+--sequential judges the runs of adaptive rounds (ab --rounds auto, one directory of
+run-NN.json a side, or shards of them): each comparison looked at round by round, at
+the alpha each round spends, up to --max-rounds, as ab did.
 """
 
 from __future__ import annotations
@@ -28,16 +32,19 @@ from meprop_bench.gate.verdict import (
     why_undecided,
     why_unusable,
 )
-from meprop_bench.harness.options import add_gate_options
+from meprop_bench.harness.options import add_gate_options, sequential_plan
 from meprop_bench.results.files import check_new_path, write_new_json
 from meprop_bench.stats import Rule
 
 
-def gate_config(args: argparse.Namespace) -> GateConfig:
+def gate_config(args: argparse.Namespace, adaptive: bool, how: str) -> GateConfig:
+    """The gate's configuration from its options; ``adaptive``: judge adaptive rounds
+    (asked for by the option ``how`` names)."""
     return GateConfig(
         Rule(args.alpha, args.min_effect, args.min_samples),
         tuple(args.group_threshold),
         args.allow_machine_change,
+        sequential_plan(args.max_rounds, adaptive, how),
     )
 
 
@@ -79,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("baseline", help="pytest-benchmark JSON: file, directory or 'glob'")
     parser.add_argument("candidate", help="the same, for the change under test")
     add_gate_options(parser)
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="the runs are adaptive rounds (ab --rounds auto): look round by round",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the verdict here")
     parser.add_argument("--force", action="store_true", help="let --json overwrite a file")
     return parser
@@ -86,5 +98,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    verdict, _ = run_gate(args.baseline, args.candidate, gate_config(args), args.json, args.force)
+    config = gate_config(args, args.sequential, "--sequential")
+    verdict, _ = run_gate(args.baseline, args.candidate, config, args.json, args.force)
     return verdict.exit_code

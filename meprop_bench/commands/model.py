@@ -25,13 +25,14 @@ from meprop_bench.harness.options import (
     DTYPES,
     add_device_option,
     add_k_option,
+    add_malloc_option,
     add_threads_option,
     positive_int,
 )
 from meprop_bench.results.files import check_new_path, write_new_json
 from meprop_bench.results.machine import describe
 from meprop_bench.results.machine_state import describe_state
-from meprop_bench.stability import busy_warning, warning
+from meprop_bench.stability import busy_warning, model_faults_note, warning
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the model's dtype (default: %(default)s)")  # fmt: skip
     add_device_option(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the model and batch")
+    add_malloc_option(parser)
     parser.add_argument("--no-isolated", action="store_true",
                         help="skip timing each swapped layer's backward alone")  # fmt: skip
     parser.add_argument("--out", metavar="FILE", help="also write the result here (JSON)")
@@ -88,6 +90,11 @@ def _ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1e3:.2f}"
 
 
+def _faults(part: dict[str, Any]) -> str:
+    dense, sparse = part.get("dense_faults"), part.get("meprop_faults")
+    return "-" if dense is None or sparse is None else f"{dense:,.0f} / {sparse:,.0f}"
+
+
 def format_result(doc: dict[str, Any]) -> str:
     """The printed answer: the whole step first, then its parts, the layers, memory."""
     p = doc["params"]
@@ -101,11 +108,13 @@ def format_result(doc: dict[str, Any]) -> str:
         f"whole step: {doc['step_speedup']:.2f}x {_ratio(low, high)} (95% interval, width "
         f"{high - low:.2f}); "
         f"bound if each swapped layer's backward took k/n: {doc['step_bound']:.2f}x",
-        f"{'part':<12}{'dense ms':>10}{'meProp ms':>11}{'speedup':>9}  95% interval",
+        f"{'part':<12}{'dense ms':>10}{'meProp ms':>11}{'speedup':>9}  {'95% interval':<14}"
+        f"page faults a step, dense / meProp",
     ]
     for part in doc["parts"]:
         lines.append(f"{part['part']:<12}{_ms(part['dense_s']):>10}{_ms(part['meprop_s']):>11}"
-                     f"{part['speedup']:>8.2f}x  {_ratio(part['low'], part['high'])}")  # fmt: skip
+                     f"{part['speedup']:>8.2f}x  {_ratio(part['low'], part['high']):<14}"
+                     f"{_faults(part)}")  # fmt: skip
     lines.append(f"{'layer':<14}{'shape':<22}{'k':>6}{'kernel':>16}{'in step':>9}  "
                  f"{'[95%]':<13}{'isolated':>9}  {'[95%]':<13}{'n/k':>7}{'cos dW':>8}"
                  f"{'cos dX':>8}")  # fmt: skip
@@ -120,6 +129,8 @@ def format_result(doc: dict[str, Any]) -> str:
             + f"{lay['ideal_speedup']:>7.1f}{lay['dw_cosine']:>8.3f}"
             + (f"{lay['dx_cosine']:>8.3f}" if lay["dx_cosine"] is not None else f"{'-':>8}")
         )  # fmt: skip
+    if note := model_faults_note(doc):
+        lines.append(note)
     mem = doc["memory"]
     if mem["dense_peak_bytes"] is not None:
         mib = 2**20
@@ -148,7 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             strategy=None if args.strategy == "auto" else args.strategy, keep_dense=keep,
             optimizer=args.optimizer, threads=args.threads, rounds=args.rounds,
             block=args.block, device=args.device, dtype=args.dtype, seed=args.seed,
-            isolated=not args.no_isolated, progress=lambda m: print(m, file=sys.stderr),
+            malloc=args.malloc, isolated=not args.no_isolated,
+            progress=lambda m: print(m, file=sys.stderr),
         )  # fmt: skip
     except (MemoryError, RuntimeError) as err:
         if (short := out_of_memory(err)) is None:

@@ -146,8 +146,11 @@ def fresh_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     return out
 
 
-#: Idle buffers :func:`recycled_tensor` keeps per size.
-RECYCLE_KEEP = 2
+#: Idle buffers :func:`recycled_tensor` keeps per size: a training step's ``zero_grad``
+#: frees every swapped layer's dW and the next backward takes them back, one per layer
+#: (a 12-block transformer's two layers have dWs of one size: 24). Idle memory is never
+#: more than what was in use before it went idle.
+RECYCLE_KEEP = 32
 _idle: dict[int, list[torch.Tensor]] = {}
 _idle_lock = threading.Lock()
 
@@ -201,4 +204,6 @@ def info() -> dict[str, Any]:
         "libc": f"{name} {version}".strip() or "unknown",
         "mode": _mode,
         "ld_preload": os.environ.get("LD_PRELOAD", ""),
+        # glibc.malloc.hugetlb=1 puts every large block on huge pages (docs/model.md)
+        "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
     }

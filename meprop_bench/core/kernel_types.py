@@ -11,7 +11,7 @@ from typing import NamedTuple, Protocol
 
 import torch
 
-from meprop_bench.core.allocator import fresh_tensor
+from meprop_bench.core.allocator import recycled_tensor
 from meprop_bench.errors import MePropInputError
 
 
@@ -28,8 +28,8 @@ class RowGrad(NamedTuple):
     def to_dense(self) -> torch.Tensor:
         """The full num_rows x d_in gradient, zeros outside the kept rows."""
         shape = (self.num_rows, self.values.shape[1])
-        if self.values.is_cpu:  # a large one on huge pages: far fewer page faults
-            full = fresh_tensor(shape, self.values.dtype).zero_()
+        if self.values.is_cpu:  # a large one in memory already mapped: no page faults
+            full = recycled_tensor(shape, self.values.dtype).zero_()
         else:
             full = self.values.new_zeros(shape)
         return full.index_copy_(0, self.indices, self.values)

@@ -15,9 +15,14 @@ either multiply a masked dense dY (``masked``: dense cost) or go through CSR
    many entries, W's kept rows added column by column); up to eight source rows a
    pass, in one vector loop (an intrinsic as well). Each thread takes a share of the
    kept columns or of the examples and writes whole rows (by columns into its own copy
-   of dx, summed at the end), so threads never write the same memory. dW's rows come
-   from :func:`~meprop_bench.core.allocator.recycled_tensor`: a fresh 62 MB buffer at
-   n = d_in = 4096, k/n = 1% costs 4.4 ms of page zeroing before the first write.
+   of dx, summed at the end), so threads never write the same memory. dX and dW
+   (its kept rows, or the full dW) come from
+   :func:`~meprop_bench.core.allocator.recycled_tensor`: a fresh 62 MB buffer at
+   n = d_in = 4096, k/n = 1% costs 4.4 ms of page zeroing before the first write, and
+   in a training step, whose ``zero_grad`` frees
+   ``.grad`` before the next backward, a fresh full 180 MB dW (LLaMA's 11008 x 4096)
+   took 36 ms on huge pages and up to 840 ms when the kernel had to compact memory to
+   find them, against 17-23 ms to write memory already mapped.
 
 The kept set is the one :mod:`meprop_bench.core.selection` picks (ties go to the lowest
 column), random-k draws its scores from the caller's generator exactly as the torch
@@ -37,7 +42,7 @@ import numpy as np
 import torch
 
 from meprop_bench.core import workspace
-from meprop_bench.core.allocator import HUGE_FROM, fresh_tensor, recycled_tensor
+from meprop_bench.core.allocator import HUGE_FROM, recycled_tensor
 from meprop_bench.core.kernel_types import Gradients, KernelFn, RowGrad, not_differentiable
 from meprop_bench.core.selection import batch_sum, random_scores, unified_score
 from meprop_bench.errors import MePropInputError
@@ -230,7 +235,7 @@ def _per_example_products(
     )
     union = np.empty(room, np.int64)  # returned: never scratch
     dx = _output(batch if need_dx else 0, d_in, dtype)
-    dw = _output((n if full_dw else room) if need_dw else 0, d_in, dtype, recycle=not full_dw)
+    dw = _output((n if full_dw else room) if need_dw else 0, d_in, dtype)
     db = np.empty(n if need_db else 0, dx.dtype)
     dy_c = dy.contiguous()
     key = dy_c if score is dy else score.contiguous()
@@ -258,14 +263,13 @@ _scratch = functools.partial(workspace.empty_array, always=True)
 refuses), so no :func:`workspace.enabled_for` block is needed."""
 
 
-def _output(rows: int, cols: int, dtype: torch.dtype, recycle: bool = False) -> np.ndarray:
+def _output(rows: int, cols: int, dtype: torch.dtype) -> np.ndarray:
     """An uninitialised rows x cols array for a returned gradient: NumPy's memory when
-    small, else :func:`~meprop_bench.core.allocator.recycled_tensor`'s (``recycle``) or
-    :func:`~meprop_bench.core.allocator.fresh_tensor`'s, which save large outputs their
-    page faults."""
+    small, else :func:`~meprop_bench.core.allocator.recycled_tensor`'s, which saves
+    large outputs their page faults once an earlier one of the size was released."""
     if rows * cols * dtype.itemsize < HUGE_FROM:
         return np.empty((rows, cols), _NUMPY_DTYPES[dtype])
-    return (recycled_tensor if recycle else fresh_tensor)((rows, cols), dtype).numpy()
+    return recycled_tensor((rows, cols), dtype).numpy()
 
 
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}

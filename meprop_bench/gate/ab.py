@@ -1,7 +1,8 @@
 """The A/B runner's engine: export a baseline revision (``git archive``) and snapshot the
-working tree into temporary directories without touching either, run the suites in
-each tree with that tree first on PYTHONPATH, and the order of the runs (pairs A B,
-B A, ... so drift hits both sides alike). ``meprop-bench ab`` (see
+working tree into temporary directories without touching either, check that the suite
+selection holds cases, run the suites in each tree with that tree first on PYTHONPATH,
+the order of the runs (pairs A B, B A, ... so drift hits both sides alike), and for
+adaptive rounds the cases a later round still needs. ``meprop-bench ab`` (see
 :mod:`meprop_bench.commands.ab`) is its command and documents the whole procedure."""
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ import tarfile
 from pathlib import Path
 
 from meprop_bench.errors import MePropInputError
-from meprop_bench.harness.plan import is_empty_shard
+from meprop_bench.gate.inputs import Side
+from meprop_bench.gate.verdict import SPEEDUP, Verdict, dense_partners
+from meprop_bench.harness.plan import CASES_OPTION, is_empty_shard
+from meprop_bench.harness.sharding import OPTION as SHARD_OPTION
 
 SIDES = ("base", "head")
 
@@ -77,6 +81,48 @@ def tree_plugin(tree: Path) -> list[str]:
     return options
 
 
+def takes_case_list(tree: Path) -> bool:
+    """Whether ``tree``'s plugin selects cases from a list (``--meprop-cases``): a
+    revision from before it reruns every case in every round."""
+    plan = tree / "meprop_bench" / "harness" / "plan.py"
+    return plan.is_file() and CASES_OPTION in plan.read_text(errors="replace")
+
+
+def _tree_env(tree: Path, env: dict[str, str]) -> dict[str, str]:
+    """The environment of a pytest process in ``tree``: the tree first on PYTHONPATH."""
+    path = os.pathsep.join([str(tree), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return {**os.environ, "PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1", **env}
+
+
+def selected_cases(tree: Path, suites: str, pytest_args: list[str]) -> list[str]:
+    """The node ids the suite selection collects in ``tree``, the shard option left out
+    (an empty shard is a part of a sweep, not a mistake); MePropInputError when pytest
+    refuses the arguments or nothing is selected, before any benchmark runs."""
+    args, skip = [], False
+    for arg in pytest_args:
+        if skip or arg == SHARD_OPTION or arg.startswith(f"{SHARD_OPTION}="):
+            skip = arg == SHARD_OPTION
+            continue
+        args.append(arg)
+    command = [
+        sys.executable, "-m", "pytest", suites, "--collect-only", "-q", *tree_plugin(tree),
+        "-p", "no:cacheprovider", *args,
+    ]  # fmt: skip
+    env = _tree_env(tree, {})
+    done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
+    if done.returncode not in (0, 5):  # 5: nothing collected, said below
+        lines = [line.strip() for line in (done.stderr + done.stdout).splitlines()]
+        errors = [line for line in lines if "error" in line.lower()] or [*filter(None, lines)]
+        raise MePropInputError(f"pytest refused the suite arguments: {errors[0] if errors else ''}")
+    cases = [line for line in done.stdout.splitlines() if "::" in line]
+    if not cases:
+        raise MePropInputError(
+            f"the suite selection ({' '.join(pytest_args) or 'no arguments'}) matches no "
+            f"benchmark case in {suites}"
+        )
+    return cases
+
+
 def run_suite(
     tree: Path, json_path: Path, suites: str, pytest_args: list[str], env: dict[str, str]
 ) -> None:
@@ -85,8 +131,7 @@ def run_suite(
         sys.executable, "-m", "pytest", suites, "--benchmark-only", *tree_plugin(tree),
         f"--benchmark-json={json_path}", "-p", "no:cacheprovider", "-q", *pytest_args,
     ]  # fmt: skip
-    path = os.pathsep.join([str(tree), *filter(None, [os.environ.get("PYTHONPATH")])])
-    full_env = {**os.environ, "PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1", **env}
+    full_env = _tree_env(tree, env)
     log = json_path.with_suffix(".log")
     with open(log, "w") as out:
         code = subprocess.run(command, cwd=tree, env=full_env, stdout=out, stderr=out).returncode
@@ -102,10 +147,23 @@ def is_empty_shard_file(path: Path) -> bool:
     return is_empty_shard(json.loads(path.read_text()))
 
 
+def round_order(i: int) -> tuple[str, ...]:
+    """The sides of round ``i`` (from 1) in run order: A B in odd rounds, B A in even."""
+    return SIDES if i % 2 else SIDES[::-1]
+
+
 def schedule(rounds: int) -> list[tuple[str, int]]:
     """(side, run number) in order: pairs A B, B A, A B, ... (flipped every other pair)."""
-    order: list[tuple[str, int]] = []
-    for i in range(1, rounds + 1):
-        pair = SIDES if i % 2 else SIDES[::-1]
-        order.extend((side, i) for side in pair)
-    return order
+    return [(side, i) for i in range(1, rounds + 1) for side in round_order(i)]
+
+
+def still_needed(verdict: Verdict, sides: tuple[Side, Side]) -> list[str]:
+    """The benchmarks (node ids) a later round must run: those of the comparisons still
+    open, and the dense partner of each open speedup, which is measured with it."""
+    needed = set()
+    partners = [dense_partners(side) for side in sides]
+    for row in verdict.unresolved:
+        needed.add(row.key)
+        if row.kind == SPEEDUP:
+            needed.update(p[row.key] for p in partners if row.key in p)
+    return sorted(needed)

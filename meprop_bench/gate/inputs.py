@@ -58,6 +58,10 @@ class Side:
         return min(len(b.runs) for b in self.benches.values())
 
     @property
+    def most_runs(self) -> int:
+        return max(len(b.runs) for b in self.benches.values())
+
+    @property
     def slowdowns(self) -> set[float]:
         """Injected slowdowns (MEPROP_BENCH_SLOWDOWN) its benchmarks ran with."""
         found = (b.info.get("injected_slowdown") for b in self.benches.values())

@@ -25,6 +25,15 @@ benchmarks with it; one benchmark beyond the noise on its own is **undecided**, 
 one run a side cannot tell it from a burst of interference. ``ab --rounds N`` resolves
 both.
 
+With **adaptive rounds** (``--sequential``, what ``ab --rounds auto`` gates after each
+round), the comparisons are looked at together after every round from the second on
+(:func:`meprop_bench.stats.sequential_family`): alpha, the whole A/B's false-alarm
+budget, is spent over the looks, and each look's share is split over the comparisons by
+Holm's step-down for a regression (or improvement); a comparison is ok when its own
+interval at the look's alpha lies within the minimum effect, and **undecided** when no
+look up to ``--max-rounds`` decides it. Each row records the rounds it used and the one
+it decided at.
+
 Markdown goes to stdout (and is appended to ``$GITHUB_STEP_SUMMARY`` when set);
 ``--json`` writes the verdict. Exit status: 0 pass, 1 regression, 2 unusable input or
 nothing that could be decided, 3 undecided (one run a side: see above).
@@ -34,6 +43,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from fnmatch import fnmatchcase
 from typing import Any
@@ -52,10 +62,12 @@ from meprop_bench.stats import (
     Family,
     GroupChange,
     Rule,
+    Sequential,
     Shift,
     compare_speedups,
     compare_times,
     judge_single_run,
+    sequential_family,
     single_run_statuses,
     speedup_log_ratio,
     time_log_ratio,
@@ -65,7 +77,7 @@ REFUSED = "refused"
 TIME, SPEEDUP = "time", "speedup"
 KINDS = (TIME, SPEEDUP)
 EXIT_CODES = {"pass": 0, "regression": 1, "unusable": 2, "undecided": 3}
-RESOLVE = "python -m meprop_bench.ab BASE_REV --rounds 4"  # what resolves one run a side
+RESOLVE = "python -m meprop_bench.ab BASE_REV --rounds auto"  # what resolves one run a side
 _ORDER = (REGRESSION, UNDECIDED, REFUSED, IMPROVEMENT, OK)
 
 
@@ -74,12 +86,14 @@ _ORDER = (REGRESSION, UNDECIDED, REFUSED, IMPROVEMENT, OK)
 
 @dataclass(frozen=True)
 class GateConfig:
-    """The rule, its per-group minimum effects (fnmatch patterns, first match wins)
-    and whether absolute times may be compared across machines."""
+    """The rule, its per-group minimum effects (fnmatch patterns, first match wins),
+    whether absolute times may be compared across machines, and the looks of adaptive
+    rounds (None: the runs are judged once)."""
 
     rule: Rule = field(default_factory=Rule)
     group_thresholds: tuple[tuple[str, float], ...] = ()
     allow_machine_change: bool = False
+    sequential: Sequential | None = None
 
     def rule_for(self, group: str) -> Rule:
         for pattern, effect in self.group_thresholds:
@@ -103,6 +117,8 @@ class Row:
     baseline: float  # median seconds, or speedup (x)
     candidate: float
     result: Comparison
+    rounds: int | None = None  # adaptive rounds: the rounds it was looked at on
+    decided: int | None = None  # and the round whose look decided it (None: open)
 
 
 @dataclass
@@ -113,11 +129,13 @@ class Verdict:
     notes: list[str]
     shifts: dict[str, Shift] = field(default_factory=dict)  # by kind, one run a side
     groups: list[GroupChange] = field(default_factory=list)  # one run a side
+    sequential: Sequential | None = None  # adaptive rounds
 
     @property
     def status(self) -> str:
         """regression; else undecided when one run a side cannot tell a change from
-        machine state; else pass when anything was decided; else unusable."""
+        machine state, or a comparison of adaptive rounds is open; else pass when
+        anything was decided; else unusable."""
         found = {row.result.status for row in self.rows} | {g.status for g in self.groups}
         if REGRESSION in found:
             return "regression"
@@ -132,8 +150,9 @@ class Verdict:
 
     @property
     def unresolved(self) -> list[Row]:
-        """Rows that changed but, from one run a side, cannot be told from noise (too
-        few samples is undecided too, but measured no change: its ``change`` is None)."""
+        """Rows that changed but cannot be told from noise: from one run a side, or
+        after the rounds of adaptive rounds so far (too few samples is undecided too, but
+        measured no change: its ``change`` is None)."""
         return [
             r for r in self.rows if r.result.status == UNDECIDED and r.result.change is not None
         ]
@@ -146,6 +165,21 @@ class Verdict:
     @property
     def exit_code(self) -> int:
         return EXIT_CODES[self.status]
+
+    @property
+    def open(self) -> list[Row]:
+        """Adaptive rounds: the comparisons no look decided (refused ones aside)."""
+        return [r for r in self.rows if r.decided is None and r.result.status != REFUSED]
+
+    @property
+    def family(self) -> int:
+        """Adaptive rounds: the comparisons judged together (refused ones aside)."""
+        return sum(row.result.status != REFUSED for row in self.rows)
+
+    @property
+    def rounds(self) -> int:
+        """Adaptive rounds: the most rounds any comparison was looked at on."""
+        return max((row.rounds or 0 for row in self.rows), default=0)
 
 
 @dataclass(frozen=True)
@@ -166,7 +200,8 @@ _LOG_RATIO = {TIME: time_log_ratio, SPEEDUP: speedup_log_ratio}
 
 def compare(base: Side, cand: Side, config: GateConfig) -> Verdict:
     """Every time and speedup comparison between the two sides; with one run a side,
-    each against the common shift of its kind."""
+    each against the common shift of its kind; with adaptive rounds, each looked at
+    round by round."""
     common = [key for key in base.benches if key in cand.benches]
     pairs = [(base.benches[k], cand.benches[k]) for k in common]
     refused = [_refused_row(b, c, config) for b, c in pairs if _refuses(b, c, config)]
@@ -174,6 +209,13 @@ def compare(base: Side, cand: Side, config: GateConfig) -> Verdict:
         *(_time_case(b, c) for b, c in pairs if not _refuses(b, c, config)),
         *_speedup_cases(base, cand, common),
     ]
+    notes = _notes(base, cand, config)
+    if config.sequential:
+        rows = refused + _sequential_rows(cases, config, config.sequential)
+        rows.sort(key=lambda r: (_ORDER.index(r.result.status), r.kind != TIME, r.key))
+        only = (sorted(set(base.benches) - set(cand.benches)),
+                sorted(set(cand.benches) - set(base.benches)))  # fmt: skip
+        return Verdict(rows, *only, notes, sequential=config.sequential)
     rows = refused + [_row(c, config, None) for c in cases if c.fewest_runs > 1]
     singles = {kind: [c for c in cases if c.kind == kind and c.fewest_runs < 2] for kind in KINDS}
     singles = {kind: single for kind, single in singles.items() if single}
@@ -194,7 +236,7 @@ def compare(base: Side, cand: Side, config: GateConfig) -> Verdict:
         rows,
         sorted(set(base.benches) - set(cand.benches)),
         sorted(set(cand.benches) - set(base.benches)),
-        _notes(base, cand, config),
+        notes,
         shifts,
         groups,
     )
@@ -266,6 +308,34 @@ def _row(case: _Case, config: GateConfig, shift: Shift | None) -> Row:
     return Row(case.kind, b.key, b.name, b.group, rule.min_effect, *case.values, result)
 
 
+def _sequential_rows(cases: list[_Case], config: GateConfig, plan: Sequential) -> list[Row]:
+    """The comparisons looked at together after each round, one family
+    (:func:`meprop_bench.stats.sequential_family`: Holm across them at each look)."""
+
+    def look(case: _Case) -> Callable[[int, Rule], Comparison]:
+        def first(rounds: int, rule: Rule) -> Comparison:
+            return _COMPARE[case.kind](*(_first_rounds(side, rounds) for side in case.runs), rule)
+
+        return first
+
+    rules = [config.rule_for(c.bench.group) for c in cases]
+    rounds = [c.fewest_runs for c in cases]
+    results = sequential_family([look(c) for c in cases], rounds, rules, plan)
+    return [
+        Row(c.kind, c.bench.key, c.bench.name, c.bench.group, rule.min_effect, *c.values,
+            result, min(n, plan.max_rounds), decided)
+        for c, rule, n, (result, decided) in zip(cases, rules, rounds, results, strict=True)
+    ]  # fmt: skip
+
+
+def _first_rounds(runs: Any, rounds: int) -> Any:
+    """The first ``rounds`` runs of one side: a list of runs (times), or a (dense runs,
+    sparse runs) pair (speedups)."""
+    if isinstance(runs, tuple):
+        return tuple(r[:rounds] for r in runs)
+    return runs[:rounds]
+
+
 def _paired_runs(dense: Bench, sparse: Bench) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The two benchmarks' samples from each file that holds both, run by run."""
     files = [f for f in sparse.runs if f in dense.runs]
@@ -321,6 +391,12 @@ def _notes(base: Side, cand: Side, config: GateConfig) -> list[str]:
                 "comparisons, no false alarm; a 20% slowdown of one method caught 10 of 10: "
                 "docs/gate-calibration.md)."
             )
+    plan = config.sequential
+    if plan and max(base.most_runs, cand.most_runs) > plan.max_rounds:
+        notes.append(
+            f"Some benchmarks hold more runs than --max-rounds {plan.max_rounds}: only "
+            f"their first {plan.max_rounds} rounds are looked at."
+        )
     for label, side in (("baseline", base), ("candidate", cand)):
         if side.slowdowns:
             fractions = ", ".join(f"{s:.0%}" for s in sorted(side.slowdowns))
@@ -365,6 +441,8 @@ def to_markdown(verdict: Verdict, config: GateConfig) -> str:
         f"{rule.min_effect:.0%}{effects}, at least {rule.min_samples} samples a side.",
         "",
     ]
+    if verdict.sequential:
+        lines += [_rounds_line(verdict, verdict.sequential, rule), ""]
     if verdict.shifts:
         lines += [*(_shift_line(kind, shift) for kind, shift in verdict.shifts.items()), ""]
     if verdict.groups:
@@ -374,11 +452,12 @@ def to_markdown(verdict: Verdict, config: GateConfig) -> str:
     lines += [f"> {note}\n" for note in verdict.notes]
     flagged = [row for row in verdict.rows if row.result.status != OK]
     passed = [row for row in verdict.rows if row.result.status == OK]
+    sequential = verdict.sequential is not None
     if flagged:
-        lines += [*_table(flagged, rule.alpha), ""]
+        lines += [*_table(flagged, rule.alpha, sequential), ""]
     if passed:
         lines += [f"<details><summary>{len(passed)} within limits</summary>", ""]
-        lines += [*_table(passed, rule.alpha), "", "</details>", ""]
+        lines += [*_table(passed, rule.alpha, sequential), "", "</details>", ""]
     for label, keys in (
         ("Only in the baseline", verdict.only_in_baseline),
         ("Only in the candidate", verdict.only_in_candidate),
@@ -386,6 +465,21 @@ def to_markdown(verdict: Verdict, config: GateConfig) -> str:
         if keys:
             lines += [f"**{label} ({len(keys)}):** " + ", ".join(f"`{k}`" for k in keys), ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _rounds_line(verdict: Verdict, plan: Sequential, rule: Rule) -> str:
+    """Adaptive rounds: the looks, the rounds run, and how many comparisons each round
+    decided."""
+    decided = Counter(row.decided for row in verdict.rows if row.decided)
+    by_round = ", ".join(f"round {r}: {decided[r]}" for r in sorted(decided)) or "none"
+    return (
+        f"Adaptive rounds: {verdict.rounds} run (looks after rounds {plan.min_rounds} to "
+        f"{plan.max_rounds}; alpha {rule.alpha:g} for the whole A/B, spent over the looks "
+        f"Pocock-type and at each look split over the {verdict.family} comparisons by "
+        f"Holm's step-down for a regression; a comparison passes on its own interval at "
+        f"the look's alpha; each on its own round-to-round spread). Decided by round: "
+        f"{by_round}; not decided: {len(verdict.open)}."
+    )
 
 
 def _shift_line(kind: str, shift: Shift) -> str:
@@ -434,14 +528,19 @@ def _fraction(log_value: float) -> str:
     return f"{math.expm1(log_value):.1%}"
 
 
-def _table(rows: list[Row], alpha: float) -> list[str]:
+def _table(rows: list[Row], alpha: float, sequential: bool = False) -> list[str]:
+    """The rows' table; with adaptive rounds, each interval is at the alpha its row was
+    decided at (a regression's: its Holm level; else its deciding or last look's), and a
+    column says at which round it decided."""
+    interval = "interval at its decision's alpha" if sequential else f"{1 - 2 * alpha:.0%} interval"
     out = [
-        f"| verdict | kind | benchmark | baseline | candidate | change "
-        f"| {1 - 2 * alpha:.0%} interval | p | n | why |",
-        "|---|---|---|---:|---:|---:|---|---:|---:|---|",
+        f"| verdict | kind | benchmark | baseline | candidate | change | {interval} | p | n "
+        f"|{' round |' if sequential else ''} why |",
+        f"|---|---|---|---:|---:|---:|---|---:|---:|{'---:|' if sequential else ''}---|",
     ]
     for row in rows:
         r = row.result
+        decided = [_decided(row)] if sequential else []
         cells = [
             r.status,
             row.kind,
@@ -452,10 +551,18 @@ def _table(rows: list[Row], alpha: float) -> list[str]:
             "" if r.low is None else f"[{r.low:+.1%}, {r.high:+.1%}]",
             "" if r.p_value is None else f"{r.p_value:.2g}",
             f"{r.n_base}/{r.n_cand}",
+            *decided,
             r.reason,
         ]
         out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return out
+
+
+def _decided(row: Row) -> str:
+    """When an adaptive-rounds row decided: its round, or the rounds it stayed open."""
+    if row.decided:
+        return str(row.decided)
+    return f"open after {row.rounds}" if row.rounds else "none"
 
 
 def _value(kind: str, value: float) -> str:
@@ -480,6 +587,8 @@ def to_json(verdict: Verdict, config: GateConfig, base: Side, cand: Side) -> dic
             "candidate": row.candidate,
             "unit": "x" if row.kind == SPEEDUP else "s",
             **asdict(row.result),
+            "rounds": row.rounds,
+            "decided_round": row.decided,
         }
         for row in verdict.rows
     ]
@@ -494,6 +603,7 @@ def to_json(verdict: Verdict, config: GateConfig, base: Side, cand: Side) -> dic
         notes=verdict.notes,
         shifts={kind: _shift_json(shift) for kind, shift in verdict.shifts.items()},
         groups=[asdict(g) for g in verdict.groups],
+        sequential=_sequential_json(verdict, config),
         rows=rows,
         only_in_baseline=verdict.only_in_baseline,
         only_in_candidate=verdict.only_in_candidate,
@@ -506,8 +616,38 @@ def _shift_json(shift: Shift) -> dict[str, Any]:
     return {**asdict(shift), "noise": noise, "change": shift.change}
 
 
+def _sequential_json(verdict: Verdict, config: GateConfig) -> dict[str, Any] | None:
+    """Adaptive rounds for JSON: the looks, the rounds run, decisions by round."""
+    plan = verdict.sequential
+    if plan is None:
+        return None
+    decided = Counter(row.decided for row in verdict.rows if row.decided)
+    return {
+        "min_rounds": plan.min_rounds,
+        "max_rounds": plan.max_rounds,
+        "spending": "pocock",
+        "correction": "holm",
+        "family": verdict.family,
+        "look_alpha": [
+            plan.look_alpha(config.rule.alpha, r)
+            for r in range(plan.min_rounds, plan.max_rounds + 1)
+        ],
+        "rounds": verdict.rounds,
+        "decided_by_round": {str(r): decided[r] for r in sorted(decided)},
+        "open": len(verdict.open),
+    }
+
+
 def why_undecided(verdict: Verdict) -> str:
-    """Why one run a side could not decide, and what resolves it."""
+    """Why the gate could not decide, and what resolves it."""
+    if verdict.sequential:
+        plan = verdict.sequential
+        return (
+            f"{len(verdict.unresolved)} comparisons open after {verdict.rounds} rounds "
+            f"(at most {plan.max_rounds}): neither a change nor one within the minimum effect "
+            "is shown at the alpha spent; their spread is in the table (a higher "
+            "--max-rounds or a quieter runner decides more)"
+        )
     parts = [
         f"all {kind}s moved together by {verdict.shifts[kind].change:+.1%}"
         for kind in verdict.shared

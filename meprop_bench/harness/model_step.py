@@ -9,20 +9,22 @@ The protocol (reasons in docs/model.md):
 2. Gradient similarity, untimed, on the factory's batch: per swapped layer the cosine
    of meProp's dW and dX to dense's.
 3. Native kernels compile (``kernel.prepare()``), then warm-up: blocks of steps of each
-   side in turn until each side's block time moved by less than :data:`STEADY` from its
-   previous block (or :data:`WARMUP_LIMIT_S` passed).
-4. Timed rounds: each round is one block of consecutive steps of each side, the side
-   that goes first alternating round by round. A block lasts at least
-   :data:`BLOCK_SECONDS` (at most :data:`MAX_BLOCK` steps): single steps alternated put
-   each side in the caches and allocator state the other left, which moved the paper
-   MLP's step speedup by 40% between runs. Each round gives the ratio dense / meProp of
+   side in turn until each side's block time is steady
+   (:func:`~meprop_bench.harness.steady.warm_up`, or :data:`WARMUP_LIMIT_S` passed).
+4. Timed rounds: each round is one block of consecutive steps of each side
+   (:mod:`~meprop_bench.harness.steady`), the side that goes first alternating round by
+   round. Each round gives the ratio dense / meProp of
    the block's mean step time (and of its forward, backward and optimizer parts, and of
    each swapped layer's backward, timed by hooks on its autograd node); a speedup is the
    median of a round's ratios with its 95% bootstrap interval
    (:func:`~meprop_bench.stats.median_interval`).
-5. Peak memory of one more step of each side; then each swapped layer's backward alone,
-   at the same shape and k, by the check's engine
-   (:func:`~meprop_bench.harness.check.run_check`), beside its in-step figure.
+   Each part's minor page faults per step are counted beside its time: a step that
+   allocates fresh pages (a new gradient in 4 KiB pages, freed again by ``zero_grad``)
+   pays for them, and the two sides need not pay alike.
+5. Peak memory: one untimed step of each side after the first (before the warm-up).
+   After the rounds, each swapped layer's backward alone, at the same shape and k, by
+   the check's engine (:func:`~meprop_bench.harness.check.run_check`), beside its
+   in-step figure.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from meprop_bench.errors import MePropInputError
 from meprop_bench.harness.check import run_check
 from meprop_bench.harness.model_presets import Factory, call_factory, first_line
 from meprop_bench.harness.options import DTYPES, resolve_device
+from meprop_bench.harness.steady import BLOCK_SECONDS, block_size, clamp, warm_up
 from meprop_bench.results.files import envelope
 from meprop_bench.results.kinds import MODEL
 from meprop_bench.results.machine import machine_info
@@ -61,10 +64,7 @@ PARTS = ("step", "forward", "backward", "optimizer")
 #: Optimizer name -> (class, state tensors it keeps per parameter).
 OPTIMIZERS = {"adam": (torch.optim.Adam, 2), "adamw": (torch.optim.AdamW, 2),
               "sgd": (torch.optim.SGD, 0)}  # fmt: skip
-BLOCK_SECONDS = 0.2  # a block of steps lasts at least this long (--block auto)
-MAX_BLOCK = 20  # steps in a block at most (--block auto)
-STEADY = 0.1  # warm-up ends when each side's block time moves by less than this
-WARMUP_LIMIT_S = 20.0  # ... or after this long (at least two blocks a side)
+WARMUP_LIMIT_S = 20.0  # warm-up ends when steady or after this long (at least two blocks a side)
 ROUNDS_BUDGET_S = 50.0  # --rounds auto: as many rounds as fit in this, within ROUNDS_RANGE
 ROUNDS_RANGE = (5, 30)
 ISOLATED_BUDGET_S = 15.0  # the isolated kernels' rounds: as many as fit, within ISOLATED_RANGE
@@ -72,6 +72,11 @@ ISOLATED_RANGE = (3, 15)
 VIEW_NODES = frozenset({"ViewBackward0", "UnsafeViewBackward0", "ReshapeAliasBackward0",
                         "AsStridedBackward0"})  # fmt: skip
 Progress = Callable[[str], None]
+
+
+def _faults() -> int:
+    """Minor page faults so far (0 where the system does not count them)."""
+    return allocator.minor_faults() or 0
 
 
 def _clock(device: torch.device) -> Callable[[], float]:
@@ -135,26 +140,29 @@ class Side:
 
     def step(self) -> dict[str, float]:
         """One training step: forward (the loss), backward, optimizer step and
-        zero_grad; each part's seconds."""
-        t0 = self.clock()
+        zero_grad (which frees the gradients); each part's seconds, and its minor page
+        faults under ``faults:PART`` (0 where the system does not count them)."""
+        f0, t0 = _faults(), self.clock()
         loss = self.loss_fn(self.model, self.batch)
-        t1 = self.clock()
+        f1, t1 = _faults(), self.clock()
         loss.backward()
-        t2 = self.clock()
+        f2, t2 = _faults(), self.clock()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        t3 = self.clock()
-        return {"step": t3 - t0, "forward": t1 - t0, "backward": t2 - t1, "optimizer": t3 - t2}
+        f3, t3 = _faults(), self.clock()
+        times = {"step": t3 - t0, "forward": t1 - t0, "backward": t2 - t1, "optimizer": t3 - t2}
+        faults = {"step": f3 - f0, "forward": f1 - f0, "backward": f2 - f1, "optimizer": f3 - f2}
+        return {**times, **{f"faults:{part}": count for part, count in faults.items()}}
 
     def block(self, steps: int) -> dict[str, Any]:
-        """``steps`` consecutive steps: the mean of each part, and ``layers``, each
-        timed layer's mean backward."""
+        """``steps`` consecutive steps: the mean of each part (seconds, and page faults
+        under ``faults:PART``), and ``layers``, each timed layer's mean backward."""
         self.timer.reset()
-        sums = dict.fromkeys(PARTS, 0.0)
+        sums: dict[str, float] = {}
         for _ in range(steps):
-            for part, seconds in self.step().items():
-                sums[part] += seconds
-        means: dict[str, Any] = {part: total / steps for part, total in sums.items()}
+            for key, value in self.step().items():
+                sums[key] = sums.get(key, 0.0) + value
+        means: dict[str, Any] = {key: total / steps for key, total in sums.items()}
         means["layers"] = {name: total / steps for name, total in self.timer.totals.items()}
         return means
 
@@ -363,24 +371,24 @@ def _interval(dense: Sequence[float], sparse: Sequence[float]) -> dict[str, Any]
             "meprop_rounds_s": list(map(float, sparse))}  # fmt: skip
 
 
+def _faults_record(part: str, records: list[list[dict[str, Any]]]) -> dict[str, float | None]:
+    """Each side's median page faults per step in ``part`` over the rounds (null where
+    the system does not count them)."""
+    if allocator.minor_faults() is None:
+        return {"dense_faults": None, "meprop_faults": None}
+    dense, sparse = ([b[f"faults:{part}"] for b in side] for side in records)
+    return {"dense_faults": float(np.median(dense)), "meprop_faults": float(np.median(sparse))}
+
+
 def _warm_up(sides: tuple[Side, Side], block: int, progress: Progress) -> tuple[int, bool, float]:
     """Blocks of each side in turn until both are steady; (blocks a side, steady, the
     seconds of the last block of both sides)."""
-    history: list[list[float]] = [[], []]
-    start = time.perf_counter()
-    while True:
-        for i, side in enumerate(sides):
-            history[i].append(side.block(block)["step"])
-        done = len(history[0])
-        steady = done >= 2 and all(abs(h[-1] / h[-2] - 1) < STEADY for h in history)
-        if steady or (done >= 2 and time.perf_counter() - start > WARMUP_LIMIT_S):
-            verdict = "steady" if steady else f"NOT steady after {WARMUP_LIMIT_S:g} s"
-            progress(f"warm-up: {done} blocks of {block} steps a side, {verdict}")
-            return done, steady, (history[0][-1] + history[1][-1]) * block
-
-
-def _clamp(value: float, bounds: tuple[int, int]) -> int:
-    return int(min(max(value, bounds[0]), bounds[1]))
+    done, steady, last = warm_up(
+        [lambda side=side: side.block(block)["step"] * block for side in sides], WARMUP_LIMIT_S
+    )
+    verdict = "steady" if steady else f"NOT steady after {WARMUP_LIMIT_S:g} s"
+    progress(f"warm-up: {done} blocks of {block} steps a side, {verdict}")
+    return done, steady, sum(last)
 
 
 def run_model(
@@ -398,6 +406,7 @@ def run_model(
     device: str,
     dtype: str,
     seed: int,
+    malloc: str = "default",
     isolated: bool = True,
     progress: Progress = print,
 ) -> dict[str, Any]:
@@ -409,6 +418,7 @@ def run_model(
         raise MePropInputError("--method: meProp's methods are topk, unified and randk")
     get_kernel(method, strategy)  # an unknown strategy is refused before any work
     torch_device = resolve_device(device, "--device")
+    allocator.set_mode(malloc)
     torch_dtype = DTYPES[dtype]
     clock = _clock(torch_device)
     with threads_in_force(threads) as n_threads:
@@ -457,13 +467,14 @@ def run_model(
             for m in (model, meprop)
         )  # fmt: skip
         first = [side.step()["step"] for side in sides]  # optimizer state, workspaces
-        if block is None:
-            block = _clamp(math.ceil(BLOCK_SECONDS / max(first[0], 1e-9)), (1, MAX_BLOCK))
+        if block is None:  # a step of BLOCK_SECONDS or more is a block of its own
+            block = 1 if first[0] >= BLOCK_SECONDS else block_size(lambda: sides[0].step()["step"])
+        peaks = [_peak_memory(side, torch_device) for side in sides]  # untimed, like warm-up
         watch = Watch()
         warm_blocks, steady, pair = _warm_up(sides, block, progress)
         auto_rounds = rounds is None
         if auto_rounds:
-            rounds = _clamp(ROUNDS_BUDGET_S // max(pair, 1e-9), ROUNDS_RANGE)
+            rounds = clamp(ROUNDS_BUDGET_S // max(pair, 1e-9), ROUNDS_RANGE)
         progress(f"timing: {rounds} rounds of {block} steps a side (about {rounds * pair:.0f} s)")
         records: list[list[dict[str, Any]]] = [[], []]
         for r in range(rounds):
@@ -471,8 +482,8 @@ def run_model(
             for i in order:
                 records[i].append(sides[i].block(block))
         state = watch.state()
-        peaks = [_peak_memory(side, torch_device) for side in sides]
-        parts = {part: _interval([b[part] for b in records[0]], [b[part] for b in records[1]])
+        parts = {part: {**_interval([b[part] for b in records[0]], [b[part] for b in records[1]]),
+                        **_faults_record(part, records)}
                  for part in PARTS}  # fmt: skip
         for layer in layers:
             layer.fields = _interval([b["layers"][layer.name] for b in records[0]],
@@ -480,13 +491,14 @@ def run_model(
         isolated_rows = {}
         if isolated:
             per_round = sum(lay.fields["dense_s"] + lay.fields["meprop_s"] for lay in layers)
-            iso_rounds = _clamp(ISOLATED_BUDGET_S // max(per_round, 1e-9), ISOLATED_RANGE)
+            iso_rounds = clamp(ISOLATED_BUDGET_S // max(per_round, 1e-9), ISOLATED_RANGE)
             progress(f"isolated: each swapped layer's backward alone, {iso_rounds} rounds")
             for layer in layers:
                 isolated_rows[layer.name] = run_check(
                     batch=layer.rows, d_in=layer.d_in, n=layer.n, k=layer.k,
                     kernels=[layer.kernel.name], device=device, dtype=dtype, threads=threads,
                     rounds=iso_rounds, warmup=1, seed=seed, need_dx=layer.dx_in_step,
+                    malloc=malloc,
                 )["results"]  # fmt: skip
         machine = {**machine_info(), "state": state}
 
@@ -499,7 +511,7 @@ def run_model(
         "keep_dense": list(keep_dense), "optimizer": _optimizer_label(sides[0].optimizer),
         "threads": n_threads, "rounds": rounds, "auto_rounds": auto_rounds, "block": block,
         "warmup_blocks": warm_blocks, "steady": steady, "device": str(torch_device),
-        "dtype": dtype, "seed": seed,
+        "dtype": dtype, "seed": seed, "malloc": malloc,
         "parameters": sum(p.numel() for p in model.parameters()),
     }  # fmt: skip
     return envelope(

@@ -15,8 +15,9 @@ from typing import TypeVar
 
 import torch
 
+from meprop_bench.core import allocator
 from meprop_bench.errors import MePropInputError
-from meprop_bench.stats import Rule
+from meprop_bench.stats import MAX_ROUNDS, MIN_ROUNDS, Rule, Sequential
 
 T = TypeVar("T")
 _Group = argparse.ArgumentParser | argparse._ArgumentGroup
@@ -191,6 +192,15 @@ def add_threads_option(group: _Group, default: str = "torch's") -> None:
                        help=f"intra-op threads (default: {default})")  # fmt: skip
 
 
+def add_malloc_option(group: _Group) -> None:
+    """``--malloc``: the C allocator setting (:mod:`meprop_bench.core.allocator`)."""
+    group.add_argument(
+        "--malloc", choices=allocator.MODES, default="default",
+        help="C allocator setting; steady keeps freed blocks under 32 MiB for reuse, which "
+        "mostly stops repeated allocations page-faulting (see meprop_bench.core.allocator)",
+    )  # fmt: skip
+
+
 # The suites' grid axes (``--meprop-<axis>``, each a comma-separated list overriding the
 # preset's); parsed by :func:`meprop_bench.harness.grid.apply_overrides`.
 GRID_AXES = {
@@ -284,3 +294,21 @@ def add_gate_options(parser: argparse.ArgumentParser) -> None:
         "--allow-machine-change", action="store_true",
         help="compare absolute times even when the sides ran on different machines",
     )  # fmt: skip
+    group.add_argument(
+        "--max-rounds", type=positive_int, default=None,
+        help=f"adaptive rounds: the last round looked at ({MAX_ROUNDS}; at least "
+        f"{MIN_ROUNDS}, the first look)",
+    )  # fmt: skip
+
+
+def sequential_plan(max_rounds: int | None, adaptive: bool, how: str) -> Sequential | None:
+    """The looks of adaptive rounds (``how`` names the option that asks for them), or
+    None; MePropInputError for a --max-rounds without them or below the first look."""
+    if not adaptive:
+        if max_rounds is not None:
+            raise MePropInputError(f"--max-rounds goes with {how}")
+        return None
+    try:
+        return Sequential(MAX_ROUNDS if max_rounds is None else max_rounds)
+    except ValueError as err:
+        raise MePropInputError(str(err)) from None

@@ -1,6 +1,9 @@
 """Which of the collected suite cases this pytest process runs, and in which order:
-``--meprop-shard`` selects a part (:mod:`meprop_bench.harness.sharding`), then
-``--meprop-order`` orders it (:mod:`meprop_bench.harness.ordering`).
+``--meprop-shard`` selects a part (:mod:`meprop_bench.harness.sharding`),
+``--meprop-cases FILE`` keeps only the cases it lists (node ids, one a line: what
+``ab --rounds auto`` passes in later rounds, the cases not yet decided; applied after
+the shard, so a shard's cases stay the same whatever the list), then ``--meprop-order``
+orders them (:mod:`meprop_bench.harness.ordering`).
 
 Both act on the suites' cases only (tests that use the ``meprop`` fixture), after
 ``-k`` and ``-m`` have deselected theirs; other tests are neither split nor moved. The
@@ -27,6 +30,7 @@ from meprop_bench.harness.partners import unit_of
 from meprop_bench.harness.sharding import OPTION, WHOLE, Shard, assign, parse_shard
 
 SHARD_INFO, ORDER_INFO = "meprop_shard", "meprop_order"
+CASES_OPTION = "--meprop-cases"
 
 
 def add_options(group: pytest.OptionGroup) -> None:
@@ -38,6 +42,13 @@ def add_options(group: pytest.OptionGroup) -> None:
         help="run part I of N of the suites' cases (I counts from 0: 0/4 .. 3/4), split "
         "by estimated cost, each dense case with its sparse partners; see "
         "meprop_bench.harness.sharding",
+    )
+    group.addoption(
+        CASES_OPTION,
+        default=None,
+        metavar="FILE",
+        help="run only the cases whose pytest node ids FILE lists, one a line (after "
+        "--meprop-shard has chosen its part); ab --rounds auto writes it",
     )
     group.addoption(
         "--meprop-order",
@@ -64,8 +75,10 @@ def is_empty_shard(doc: Any) -> bool:
 class SweepPlan:
     """A pytest plugin applying the shard and order options to the collected cases."""
 
-    def __init__(self, shard: Shard, order: str, seed: int | None) -> None:
-        self.shard, self.order, self.seed = shard, order, seed
+    def __init__(
+        self, shard: Shard, order: str, seed: int | None, listed: frozenset[str] | None = None
+    ) -> None:
+        self.shard, self.order, self.seed, self.listed = shard, order, seed, listed
         self.collected = self.cases = 0
         self.share = 0.0
 
@@ -79,16 +92,19 @@ class SweepPlan:
             if order == "given" and seed_text is not None:
                 raise MePropInputError("--meprop-seed: only the seeded order takes a seed")
             seed = parse_seed(seed_text) if order == "seeded" else None
+            cases = config.getoption("meprop_cases")
+            listed = None if cases is None else read_case_list(Path(cases))
         except MePropInputError as err:
             raise pytest.UsageError(str(err)) from None
-        return cls(shard, order, seed)
+        return cls(shard, order, seed, listed)
 
     @property
     def empty(self) -> bool:
         return self.shard != WHOLE and self.cases == 0
 
     def select(self, items: list[pytest.Item]) -> tuple[list[pytest.Item], list[pytest.Item]]:
-        """(the items to run, in run order; the cases of other shards).
+        """(the items to run, in run order; the cases not run: other shards', and those
+        ``--meprop-cases`` leaves out).
 
         Cases fill the places the cases held; other tests keep theirs."""
         slots = [i for i, item in enumerate(items) if _is_case(item)]
@@ -96,8 +112,10 @@ class SweepPlan:
         shards = assign(units, self.shard.count)
         mine = [j for j, s in enumerate(shards) if s == self.shard.index]
         total = sum(unit.cost for unit in units)
-        self.collected, self.cases = len(units), len(mine)
         self.share = sum(units[j].cost for j in mine) / total if total else 0.0
+        if self.listed is not None:
+            mine = [j for j in mine if items[slots[j]].nodeid in self.listed]
+        self.collected, self.cases = len(units), len(mine)
         if self.seed is not None:
             mine = [mine[j] for j in seeded_order([units[j] for j in mine], self.seed)]
         chosen = iter([items[slots[j]] for j in mine])
@@ -107,7 +125,8 @@ class SweepPlan:
                 kept.append(item)
             elif (case := next(chosen, None)) is not None:
                 kept.append(case)
-        dropped = [items[slots[j]] for j, s in enumerate(shards) if s != self.shard.index]
+        running = set(mine)
+        dropped = [items[slots[j]] for j in range(len(slots)) if j not in running]
         return kept, dropped
 
     @pytest.hookimpl(trylast=True)  # after -k and -m have deselected
@@ -122,6 +141,8 @@ class SweepPlan:
         if not self.collected:
             return []
         order = "given order" if self.seed is None else f"seeded order (seed {self.seed})"
+        if self.listed is not None:
+            order += f", those {CASES_OPTION} lists"
         if self.shard == WHOLE:
             return [f"meprop: {self.cases} cases, {order}"]
         return [
@@ -158,6 +179,15 @@ class SweepPlan:
                 reporter.write_line(f"meprop: wrote an empty result to {path}")
         if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
             session.exitstatus = pytest.ExitCode.OK
+
+
+def read_case_list(path: Path) -> frozenset[str]:
+    """The node ids a ``--meprop-cases`` file lists (blank lines passed over)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as err:
+        raise MePropInputError(f"{CASES_OPTION}: cannot read {path}: {err.strerror}") from None
+    return frozenset(line.strip() for line in lines if line.strip())
 
 
 def _is_case(item: pytest.Item) -> bool:

@@ -37,6 +37,7 @@ import torch
 from meprop_bench.core import allocator
 from meprop_bench.core.kernels import METHODS, Kernel
 from meprop_bench.errors import MePropInputError, backend_unsupported
+from meprop_bench.harness import steady
 from meprop_bench.harness.case_stability import StabilityLog
 from meprop_bench.harness.cases import Case
 from meprop_bench.harness.grid import Grid, apply_overrides, select_preset
@@ -381,12 +382,19 @@ class CaseBench:
         extra_info: dict[str, Any],
         group: str,
         setup: Callable[[], object] | None = None,
+        steps: bool = False,
     ) -> None:
         """Time ``fn`` for the grid's rounds, feeding each sample to pytest-benchmark.
 
         ``setup`` runs before every call, untimed (resetting gradients, say), which a
         CUDA graph of back-to-back calls cannot do: such a case skips under
         ``--meprop-cuda-graph``, as does one whose call cannot be captured.
+
+        ``steps``: ``fn`` is a training step, timed as training runs it
+        (:mod:`~meprop_bench.harness.steady`): each round a block of consecutive steps,
+        after a warm-up of blocks until their time is steady; a sample is the block's
+        time per step (``--meprop-warmup 0``: no warm-up). ``extra_info`` records
+        ``steps_per_round`` and ``steady``.
         """
         self.require_device(device)
         if self.cuda_graph and setup is not None:
@@ -406,18 +414,22 @@ class CaseBench:
                 bench.extra_info["injected_slowdown"] = fraction
             clock = SampleClock(timer.name)
             bench._timer = clock  # pytest-benchmark has no public hook for its clock
-            faults: list[int] = []
+            faults: list[float] = []
+            calls, warmup = 1, self.grid.warmup
+            if steps and not self.cuda_graph:
+                fn, calls = _steady_block(fn, timer, bench.extra_info, warm=warmup > 0)
+                warmup = 0  # the blocks before were the warm-up
 
             def one_round() -> None:
                 if setup is not None:
                     setup()
                 with gc_disabled():
-                    clock.advance(timer(fn))
+                    clock.advance(timer(fn) / calls)
                 if timer.last_faults is not None:
-                    faults.append(timer.last_faults)
+                    faults.append(timer.last_faults / calls)
 
             try:
-                bench.pedantic(one_round, rounds=self.grid.rounds, warmup_rounds=self.grid.warmup)
+                bench.pedantic(one_round, rounds=self.grid.rounds, warmup_rounds=warmup)
             except RuntimeError as err:
                 reason = backend_unsupported(err)
                 if reason is None:
@@ -437,6 +449,27 @@ class CaseBench:
             BENCHMARK.check_record(bench.extra_info, "extra_info")
         except MePropInputError as err:
             raise RuntimeError(f"bug: a benchmark's extra_info breaks its schema: {err}") from None
+
+
+STEP_WARMUP_LIMIT_S = 10.0  # a step case's warm-up ends when steady or after this long
+
+
+def _steady_block(
+    step: Callable[[], object], timer: Any, extra_info: dict[str, Any], warm: bool
+) -> tuple[Callable[[], None], int]:
+    """A training step as a block of consecutive steps (:func:`steady.block_size`),
+    run until steady unless not ``warm`` (``--meprop-warmup 0``); (the block, its
+    steps)."""
+    calls = steady.block_size(lambda: timer(step))
+
+    def block() -> None:
+        for _ in range(calls):
+            step()
+
+    extra_info["steps_per_round"] = calls
+    if warm:
+        _, extra_info["steady"], _ = steady.warm_up([lambda: timer(block)], STEP_WARMUP_LIMIT_S)
+    return block, calls
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ BOOL = (bool,)
 TENSOR = (torch.Tensor,)
 
 BENCHMARK = Schema(
-    "meprop-bench/benchmark", 3, "Benchmark extra_info",
+    "meprop-bench/benchmark", 4, "Benchmark extra_info",
     "Each benchmark of a suite's pytest-benchmark JSON (`--benchmark-json`) carries these in "
     "its `extra_info`; the file's `machine_info` carries the envelope's `machine` fields "
     "with `meprop_schema`, `meprop_schema_version`, `meprop_preset` and `meprop_slowdown`.",
@@ -73,6 +73,11 @@ BENCHMARK = Schema(
         Field("minor_faults_per_call", NUMBER, "median page faults per timed call (CPU)",
               optional=True),
         Field("time_spread", NUMBER, "its rounds' IQR / median", optional=True, since=3),
+        Field("steps_per_round", INT, "training-step suites (train_step, model_step): "
+              "consecutive steps in each timed round, whose time per step is the sample",
+              optional=True, since=4),
+        Field("steady", BOOL, "training-step suites: the warm-up's blocks reached a steady "
+              "time (false: it stopped at its time limit)", optional=True, since=4),
         Field("unstable", LIST, "why the case is unstable: dense's rounds varying by more "
               "than half their median, or (a sparse case) its speedup's 95% interval "
               "against the dense partner run just before it wider than a factor of 2; "
@@ -209,9 +214,10 @@ CHECK = Schema(
 )  # fmt: skip
 
 GATE = Schema(
-    "meprop-bench/gate", 3, "Gate verdict",
+    "meprop-bench/gate", 4, "Gate verdict",
     "What `meprop-bench gate --json` (and `ab`) writes. (v2: undecided, exit 3, apart from "
-    "unusable, exit 2; the common shifts. v3: the groups judged together.)",
+    "unusable, exit 2; the common shifts. v3: the groups judged together. v4: adaptive "
+    "rounds, `ab --rounds auto`: the looks and when each comparison decided.)",
     (
         Field("verdict", TEXT, "pass, regression, unusable or undecided"),
         Field("exit_code", INT, "0, 1, 2 or 3, as the command exits"),
@@ -233,6 +239,14 @@ GATE = Schema(
             Field("versus_rest", NUMBER, "Hodges-Lehmann shift against the other benchmarks"),
             Field("p_value", NUMBER, "two-sided Mann-Whitney, adjusted over the groups (BH)"),
         )),
+        Field("sequential", OBJECT + NONE, "adaptive rounds (`gate --sequential`, `ab --rounds "
+              "auto`), else null: `min_rounds` and `max_rounds` (the first and last look), "
+              "`spending` (pocock: Lan-DeMets, Pocock-type), `look_alpha` (the alpha each "
+              "look spends, from the first), `correction` (holm: Holm's step-down over the "
+              "comparisons at each look, for a regression or improvement), `family` (the "
+              "comparisons judged together), `rounds` (the most any comparison used), "
+              "`decided_by_round` (round -> comparisons decided there) and `open` "
+              "(comparisons no look decided)", since=4),
         Field("rows", LIST, "one record per benchmark compared", items=(
             Field("kind", TEXT, "time or speedup"),
             Field("key", TEXT, "what matches the two sides"),
@@ -251,6 +265,10 @@ GATE = Schema(
             Field("high", NUMBER + NONE, "its interval's high end"),
             Field("p_value", NUMBER + NONE, "one-sided, in the direction of the change"),
             Field("shift", NUMBER + NONE, "the common shift judged against"),
+            Field("rounds", INT + NONE, "adaptive rounds: the rounds a side it was looked at "
+                  "on; else null", since=4),
+            Field("decided_round", INT + NONE, "adaptive rounds: the round whose look "
+                  "decided it; null when none did (or not adaptive)", since=4),
         )),
         Field("only_in_baseline", LIST, "benchmarks the candidate lacks"),
         Field("only_in_candidate", LIST, "benchmarks the baseline lacks"),
@@ -298,7 +316,7 @@ ROUNDS = (
     Field("meprop_rounds_s", LIST, "meProp's, round by round (paired with dense's)"),
 )
 MODEL = Schema(
-    "meprop-bench/model", 1, "Model step",
+    "meprop-bench/model", 2, "Model step",
     "What `meprop-bench model --out` writes: training steps of one model, dense against "
     "meProp in one process, alternated by rounds of consecutive steps (docs/model.md). "
     "Speedups are medians of per-round ratios dense / meProp with a 95% bootstrap interval; "
@@ -308,7 +326,7 @@ MODEL = Schema(
               "strategy, k (as given: a count or a fraction of each layer's n), keep_dense "
               "(fnmatch patterns), optimizer, threads, rounds, auto_rounds, block (steps a "
               "side per round), warmup_blocks, steady (warm-up reached steady state), device, "
-              "dtype, seed, parameters"),
+              "dtype, seed, parameters, malloc (the C allocator setting, v2)"),
         Field("step_speedup", NUMBER, "the whole step: median of per-round ratios"),
         Field("step_speedup_low", NUMBER, "its 95% interval's low end (NaN: too few rounds)"),
         Field("step_speedup_high", NUMBER, "and high end"),
@@ -324,6 +342,10 @@ MODEL = Schema(
             Field("speedup", NUMBER, "median of per-round ratios"),
             Field("low", NUMBER, "95% interval"),
             Field("high", NUMBER, "95% interval"),
+            Field("dense_faults", NUMBER + NONE, "dense's minor page faults per step in "
+                  "this part, median over rounds; null where the system does not count them",
+                  optional=True, since=2),
+            Field("meprop_faults", NUMBER + NONE, "meProp's", optional=True, since=2),
             *ROUNDS,
         )),
         Field("layers", LIST, "one record per swapped layer", items=(

@@ -14,16 +14,15 @@ from __future__ import annotations
 import multiprocessing
 import queue
 import signal
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, closing, contextmanager
+from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm import tqdm
 
-from meprop_bench.errors import Terminated
+from meprop_bench.errors import sigterm_interrupts
 from meprop_bench.results.machine import machine_info, threads
 from meprop_bench.results.machine_state import Watch
 from meprop_bench.training.data import MnistData
@@ -51,7 +50,7 @@ def run_set(
     Finished runs go to the journal beside ``out`` as they finish; with ``resume``,
     runs the journal already holds are taken from it instead of trained again.
     Each run uses ``threads_per_run`` intra-op threads (None: as the process has it).
-    SIGTERM is taken as Ctrl-C is (:func:`_sigterm_interrupts`).
+    SIGTERM is taken as Ctrl-C is (:func:`sigterm_interrupts`).
     """
     header = {"runs": [run_key(c) for c in configs], "data": data.describe(),
               "device": str(device)}  # fmt: skip
@@ -62,7 +61,7 @@ def run_set(
     epochs = sum(c.epochs for c in configs)
     bar = tqdm(total=epochs, initial=epochs - sum(c.epochs for c in todo), unit="epoch")
     try:
-        with _sigterm_interrupts(), bar, threads(threads_per_run):
+        with sigterm_interrupts(), bar, threads(threads_per_run):
             watch = Watch()
             runner = (
                 _in_parallel(todo, data, device, workers, threads_per_run, bar)
@@ -83,26 +82,6 @@ def run_set(
              " rerun the same command with --resume to finish the set")  # fmt: skip
         raise
     return [journal.done[run_key(c)] for c in configs], machine
-
-
-@contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """Inside, SIGTERM raises :class:`~meprop_bench.errors.Terminated`, a
-    KeyboardInterrupt: the workers are stopped and the finished runs kept, as on
-    Ctrl-C, where the default action would kill this process alone and leave the
-    workers training into a closed pipe. Only the main thread can take signals."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise Terminated
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _in_process(

@@ -276,3 +276,27 @@ def test_a_second_swap_is_refused_unless_asked_for():
     with pytest.raises(MePropInputError, match="already a MePropLinear"):
         swap_linear(mlp[0], k=1)
     assert swap_linear(mlp[0], k=1, replace=True).k == 1
+
+
+@pytest.mark.parametrize("method, strategy", [("topk", "native"), ("unified", "compact")])
+def test_a_training_steps_weight_gradient_reuses_the_last_steps_memory(method, strategy):
+    """A full dW of 8 MiB or more comes from memory the previous step's ``.grad`` left
+    when zero_grad freed it (no fresh pages to fault in each step), and is right."""
+    from meprop_bench.core.allocator import HUGE_FROM
+
+    if strategy == "native":
+        pytest.importorskip("numba")
+    layer = MePropLinear(2048, 1024, k=16, method=method, strategy=strategy)
+    assert layer.weight.numel() * 4 >= HUGE_FROM
+    g = torch.Generator().manual_seed(0)
+    xs = [torch.randn(32, 2048, generator=g) for _ in range(3)]
+    pointers = []
+    for x in xs:
+        dy = torch.randn(32, 1024, generator=g)
+        layer(x).backward(dy)
+        mask = per_example_mask(dy, 16) if method == "topk" else unified_mask(dy, 16)
+        _, dw, _ = masked_grads(dy, x, layer.weight.detach(), mask)
+        np.testing.assert_allclose(layer.weight.grad.double().numpy(), dw, rtol=1e-4, atol=1e-4)
+        pointers.append(layer.weight.grad.data_ptr())
+        layer.zero_grad(set_to_none=True)
+    assert pointers[1] == pointers[0] and pointers[2] == pointers[0]

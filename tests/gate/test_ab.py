@@ -181,3 +181,49 @@ def test_the_default_out_is_under_the_repositorys_reports(repo, isolated, monkey
     out = started[0].parent.parent
     assert out.parent == (repo / "reports").resolve() and out.name.startswith("ab-")
     assert not (repo / "docs" / "reports").exists()
+
+
+@pytest.mark.parametrize(
+    ("pytest_args", "message"),
+    [(["-k", "no_such_case"], "matches no benchmark case"),
+     (["--no-such-option"], "pytest refused the suite arguments")],
+)  # fmt: skip
+def test_a_selection_that_matches_nothing_is_exit_2_before_any_run(
+    repo, isolated, tmp_path, capsys, pytest_args, message
+):
+    out = tmp_path / "out"
+    assert run_main(main, ["HEAD", "--rounds", "auto", "--out", str(out), *pytest_args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_a_cancelled_ab_removes_its_temporary_trees(repo, tmp_path):
+    """SIGTERM (a CI cancel) while a side's run is under way: exit 143, as a SIGTERM'd
+    process, and no meprop-ab-* tree left behind, as after Ctrl-C."""
+    import os
+    import signal
+    import sys
+    import time
+
+    (repo / "suites" / "test_wait.py").write_text("import time\n\ndef test_wait():\n"
+                                                   "    time.sleep(120)\n")  # fmt: skip
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TMPDIR": str(temp)}
+    # -P: the real meprop_bench, not the fake one in the repository's working directory
+    argv = [sys.executable, "-P", "-m", "meprop_bench", "ab", "HEAD", "--rounds", "1",
+            "--out", str(tmp_path / "out")]  # fmt: skip
+    proc = subprocess.Popen(argv, cwd=repo, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "out" / "base").exists() and proc.poll() is None:
+        assert time.monotonic() < deadline, "the A/B never started its runs"
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()[0]
+    assert list(temp.glob("meprop-ab-*")), "the temporary trees should exist while it runs"
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143, out
+    assert "terminated" in out
+    assert not list(temp.glob("meprop-ab-*"))

@@ -633,7 +633,7 @@ def test_a_uniform_shift_with_one_run_a_side_is_undecided_exit_3(tmp_path, capsy
     assert code == 3
     assert "Benchmark gate: UNDECIDED" in out and "**Undecided (exit 3):**" in out
     assert "\nundecided: all times moved together by +3" in err
-    assert "python -m meprop_bench.ab BASE_REV --rounds 4` resolves it" in err
+    assert "python -m meprop_bench.ab BASE_REV --rounds auto` resolves it" in err
     verdict = json.loads((tmp_path / "v.json").read_text())
     assert (verdict["verdict"], verdict["exit_code"]) == ("undecided", 3)
     assert verdict["shifts"]["time"]["shared"] and not verdict["shifts"]["speedup"]["shared"]

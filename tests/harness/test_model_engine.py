@@ -196,3 +196,43 @@ def test_json_round_trips(tmp_path):
     path = tmp_path / "m.json"
     path.write_text(json.dumps(doc))
     assert read_result(path, MODEL)["layers"][0]["name"] == "hidden0"
+
+
+@pytest.mark.skipif(model_step.allocator.minor_faults() is None, reason="no page-fault counts")
+def test_page_faults_are_counted_in_the_part_that_takes_them():
+    """A loss that writes a fresh 64 MiB buffer (above glibc's largest mmap threshold,
+    so new pages every step) shows its 16,384 faults in the forward of both sides, not
+    in the optimizer."""
+
+    def factory():
+        model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Linear(16, 4))
+
+        def loss_fn(m, batch):
+            torch.ones(16 << 20).sum()  # 64 MiB of float32, written
+            return m(batch).square().mean()
+
+        return model, torch.randn(4, 8), loss_fn
+
+    doc = _run(factory, rounds=2, block=1)
+    parts = {p["part"]: p for p in doc["parts"]}
+    for side in ("dense", "meprop"):
+        assert parts["forward"][f"{side}_faults"] >= 16_000
+        assert parts["optimizer"][f"{side}_faults"] < 1_000
+        assert parts["step"][f"{side}_faults"] >= parts["forward"][f"{side}_faults"]
+    assert doc["params"]["malloc"] == "default"
+
+
+def _faults_doc(dense, sparse, tunables=""):
+    step = {"part": "step", "dense_faults": dense, "meprop_faults": sparse}
+    return {"parts": [step], "machine": {"allocator": {"glibc_tunables": tunables}}}
+
+
+def test_a_step_with_far_more_page_faults_on_one_side_is_noted():
+    from meprop_bench.stability import model_faults_note as faults_note
+
+    note = faults_note(_faults_doc(132_000, 300))
+    assert "dense 132,000 against meProp 300" in note and "glibc.malloc.hugetlb=1" in note
+    assert "GLIBC_TUNABLES" not in faults_note(_faults_doc(300, 132_000, "glibc.malloc.hugetlb=1"))
+    assert faults_note(_faults_doc(5_000, 4_000)) is None  # alike
+    assert faults_note(_faults_doc(900, 0)) is None  # too few to matter
+    assert faults_note(_faults_doc(None, None)) is None  # not counted here

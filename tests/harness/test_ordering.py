@@ -73,7 +73,8 @@ def test_seeded_order_shuffles_the_sparse_cases_within_a_block():
 
 def plan_from(**options: str | None) -> SweepPlan:
     """The plan pytest would make of these ``--meprop-*`` options (unset ones default)."""
-    values = {"meprop_shard": None, "meprop_order": "seeded", "meprop_seed": None}
+    values = {"meprop_shard": None, "meprop_order": "seeded", "meprop_seed": None,
+              "meprop_cases": None}  # fmt: skip
     values.update({f"meprop_{name}": value for name, value in options.items()})
     return SweepPlan.from_config(SimpleNamespace(getoption=values.__getitem__))
 

@@ -19,7 +19,7 @@ from meprop_bench.commands.gate import main as gate_main
 from meprop_bench.commands.report import main as report_main
 from meprop_bench.errors import MePropInputError
 from meprop_bench.harness.partners import Unit, unit_of
-from meprop_bench.harness.plan import SweepPlan
+from meprop_bench.harness.plan import SweepPlan, read_case_list
 from meprop_bench.harness.sharding import Shard, assign, parse_shard
 
 PRESETS = ("quick", "paper", "full")
@@ -176,9 +176,26 @@ def test_ab_on_an_empty_shard_has_nothing_to_compare_and_exits_0(
         subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
                        cwd=repo, check=True)  # fmt: skip
     monkeypatch.chdir(repo)
+    monkeypatch.setattr(ab, "selected_cases", lambda *_: ["suites/test_x.py::test_x"])
     monkeypatch.setattr(ab, "run_suite", lambda tree, path, *_: path.write_text(empty.read_text()))
     out = tmp_path / "out"
     assert run_main(ab.main, ["HEAD", "--rounds", "1", "--out", str(out)]) == 0
     assert "nothing to compare" in (out / "gate.md").read_text()
     assert not (out / "gate.json").exists()
     assert "nothing to compare" in capsys.readouterr().err
+
+
+def test_a_case_list_keeps_its_cases_of_the_shard_and_leaves_the_split_alone(tmp_path):
+    """What ab --rounds auto does in later rounds: a shard's part stays the same, and only
+    the listed cases of it run."""
+    items = collect("--meprop-preset", "quick")
+    whole, _ = SweepPlan(Shard(1, 3), "given", None).select(list(items))
+    listed = frozenset(item.nodeid for item in items[::2])  # some in other shards too
+    kept, dropped = SweepPlan(Shard(1, 3), "given", None, listed).select(list(items))
+    assert [i.nodeid for i in kept] == [i.nodeid for i in whole if i.nodeid in listed]
+    assert len(kept) + len(dropped) == len(items)
+    path = tmp_path / "cases.txt"
+    path.write_text("\n".join(sorted(listed)) + "\n\n")
+    assert read_case_list(path) == listed
+    with pytest.raises(MePropInputError, match="--meprop-cases: cannot read"):
+        read_case_list(tmp_path / "missing.txt")

@@ -616,3 +616,17 @@ def test_a_report_of_model_files_alone(tmp_path, capsys, plot_stand_ins):
     summary = (out / "r" / "summary.md").read_text()
     assert "## Answer" not in summary and summary.count("the whole training step is") == 2
     assert (out / "r" / "plots" / "model_layers.png").exists()
+
+
+def test_a_model_step_whose_sides_fault_unalike_says_so(tmp_path):
+    from meprop_bench.report.your_model import load_models, step_sentence
+
+    doc = model_doc("faulting")
+    step = next(p for p in doc["parts"] if p["part"] == "step")
+    step.update(dense_faults=132_000.0, meprop_faults=40.0)
+    steps, _ = load_models(
+        [write(tmp_path / "f.json", doc), write(tmp_path / "q.json", model_doc())]
+    )
+    said = [step_sentence(row) for _, row in steps.iterrows()]
+    assert "Page faults a step differ, dense 132,000 against meProp 40" in said[0]
+    assert "Page faults" not in said[1]  # no counts: nothing said

@@ -101,6 +101,10 @@ def test_every_suite_writes_extra_info_its_schema_describes(tmp_path):
         unknown = set(bench["extra_info"]) - {f.name for f in kinds.BENCHMARK.fields}
         assert not unknown, f"extra_info fields missing from the schema: {unknown}"
     assert {"backward", "layer", "selection", "train_step"} <= suites
+    for bench in doc["benchmarks"]:  # a step suite's round is a block of steps
+        is_step = bench["extra_info"].get("suite") in ("train_step", "model_step")
+        assert (bench["extra_info"].get("steps_per_round", 0) >= 1) == is_step
+        assert "steady" not in bench["extra_info"]  # --meprop-warmup 0: no warm-up
 
 
 def test_the_old_preset_option_still_works_and_says_it_is_deprecated(run_inline):
