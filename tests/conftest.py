@@ -3,6 +3,7 @@ run in this process, and the ``--run-slow`` option: tests marked ``slow`` skip w
 reason without it."""
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +43,18 @@ def pytest_configure(config: pytest.Config) -> None:
     and a child pytest would inherit that: pytest-benchmark then takes itself for an
     xdist worker and disables timing, so a child ``--benchmark-only`` run refuses to
     start. The worker knows its id from ``config.workerinput``; the children are not
-    workers, so the variables go."""
+    workers, so the variables go.
+
+    Where ``PYTHONDONTWRITEBYTECODE`` is set (container images often set it), every
+    process would compile and assert-rewrite the same modules again: about 4 s a pytest
+    process, and the tests start dozens. Their compiled modules go to
+    ``.pytest_cache/pycache`` instead (``PYTHONPYCACHEPREFIX``), so the tree still gets no
+    ``__pycache__`` folders and each module is compiled once."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) and not sys.pycache_prefix:
+        prefix = str(config.rootpath / ".pytest_cache" / "pycache")
+        os.environ["PYTHONPYCACHEPREFIX"] = sys.pycache_prefix = prefix
+        sys.dont_write_bytecode = False
     if hasattr(config, "workerinput"):
         for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
             os.environ.pop(name, None)
