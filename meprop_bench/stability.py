@@ -177,3 +177,24 @@ def model_faults_note(doc: dict[str, Any]) -> str | None:
     step = next(p for p in doc["parts"] if p["part"] == "step")
     tunables = doc["machine"].get("allocator", {}).get("glibc_tunables", "")
     return faults_note(step.get("dense_faults"), step.get("meprop_faults"), tunables)
+
+
+def model_bound_note(doc: dict[str, Any]) -> str | None:
+    """A line when a ``meprop-bench/model`` step's whole interval lies above its bound
+    (:func:`above_bound`; the bound counts only the swapped layers' backward): dense
+    lost time elsewhere too. It names the parts outside the backward where meProp's
+    step was faster beyond their interval (on LLaMA's MLP: dense's ``zero_grad``
+    unmapping three fresh 180 MB gradients a step, which meProp's reused buffers do not
+    pay), or else says the rounds disagree."""
+    if not above_bound(doc["step_speedup_low"], doc["step_bound"]):
+        return None
+    outside = [p for p in doc["parts"] if p["part"] in ("forward", "optimizer") and p["low"] > 1]
+    faster = [f"{p['part']} {p['speedup']:.2f}x [{p['low']:.2f}-{p['high']:.2f}]" for p in outside]
+    low, bound = doc["step_speedup_low"], doc["step_bound"]
+    head = f"note: the whole step's interval lies above its bound ({low:.2f}x > {bound:.2f}x): "
+    if faster:
+        return head + (f"dense also lost time outside the swapped layers' backward ("
+                       f"{', '.join(faster)}), which meProp's arithmetic does not explain; "
+                       "read the page faults a step beside it")  # fmt: skip
+    return head + ("no part outside the backward explains it: the rounds disagree; rerun "
+                   "with more --rounds on a quiet machine")  # fmt: skip

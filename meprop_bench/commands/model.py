@@ -32,7 +32,7 @@ from meprop_bench.harness.options import (
 from meprop_bench.results.files import check_new_path, write_new_json
 from meprop_bench.results.machine import describe
 from meprop_bench.results.machine_state import describe_state
-from meprop_bench.stability import busy_warning, model_faults_note, warning
+from meprop_bench.stability import busy_warning, model_bound_note, model_faults_note, warning
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,8 +129,7 @@ def format_result(doc: dict[str, Any]) -> str:
             + f"{lay['ideal_speedup']:>7.1f}{lay['dw_cosine']:>8.3f}"
             + (f"{lay['dx_cosine']:>8.3f}" if lay["dx_cosine"] is not None else f"{'-':>8}")
         )  # fmt: skip
-    if note := model_faults_note(doc):
-        lines.append(note)
+    lines += [note for note in (model_bound_note(doc), model_faults_note(doc)) if note]
     mem = doc["memory"]
     if mem["dense_peak_bytes"] is not None:
         mib = 2**20

@@ -16,7 +16,7 @@ from meprop_bench.report.tables import _interval, _x
 from meprop_bench.results.files import read_result
 from meprop_bench.results.kinds import MODEL
 from meprop_bench.results.machine_state import describe_state
-from meprop_bench.stability import model_faults_note
+from meprop_bench.stability import model_bound_note, model_faults_note
 
 MIB = 2**20
 
@@ -49,6 +49,7 @@ def load_models(paths: Sequence[str | os.PathLike[str]]) -> tuple[pd.DataFrame, 
             "meprop_step_bytes": memory["meprop_step_bytes"],
             "state": describe_state(doc["machine"].get("state")),
             "faults_note": model_faults_note(doc) or "",
+            "bound_note": model_bound_note(doc) or "",
         })  # fmt: skip
         for lay in doc["layers"]:
             layers.append({"source": str(path), "label": label, **lay})
@@ -62,7 +63,7 @@ def _memory(row: pd.Series) -> str:
             f"MiB, meProp {row['meprop_step_bytes'] / MIB:,.0f} MiB.")  # fmt: skip
 
 
-def _faults(note: str) -> str:
+def _note(note: str) -> str:
     text = note.removeprefix("note: ")
     return f" {text[:1].upper()}{text[1:]}." if text else ""
 
@@ -82,7 +83,7 @@ def step_sentence(row: pd.Series) -> str:
         f"{_x(row['forward_speedup'])}, backward {_x(row['backward_speedup'])}, optimizer "
         f"{_x(row['optimizer_speedup'])}; {row['optimizer']}, {row['threads']} thread(s), "
         f"{row['rounds']} rounds of {row['block']} steps a side; {row['state']}."
-        f"{_memory(row)}{unstable}" + _faults(row["faults_note"])
+        f"{_memory(row)}{unstable}" + _note(row["bound_note"]) + _note(row["faults_note"])
     )
 
 

@@ -236,3 +236,22 @@ def test_a_step_with_far_more_page_faults_on_one_side_is_noted():
     assert faults_note(_faults_doc(5_000, 4_000)) is None  # alike
     assert faults_note(_faults_doc(900, 0)) is None  # too few to matter
     assert faults_note(_faults_doc(None, None)) is None  # not counted here
+
+
+def _bound_doc(low, optimizer_low, bound=2.4):
+    parts = [{"part": "step", "speedup": low + 0.2, "low": low, "high": low + 0.4},
+             {"part": "forward", "speedup": 1.0, "low": 0.95, "high": 1.05},
+             {"part": "optimizer", "speedup": optimizer_low + 0.1, "low": optimizer_low,
+              "high": optimizer_low + 0.2}]  # fmt: skip
+    return {"parts": parts, "step_speedup_low": low, "step_bound": bound}
+
+
+def test_a_step_above_its_bound_says_which_part_outside_the_backward_explains_it():
+    from meprop_bench.stability import model_bound_note as bound_note
+
+    note = bound_note(_bound_doc(2.7, optimizer_low=1.3))
+    assert "above its bound (2.70x > 2.40x)" in note
+    assert "optimizer 1.40x [1.30-1.50]" in note and "forward" not in note
+    unexplained = bound_note(_bound_doc(2.7, optimizer_low=0.9))
+    assert "no part outside the backward explains it" in unexplained
+    assert bound_note(_bound_doc(2.3, optimizer_low=1.3)) is None  # within its bound
