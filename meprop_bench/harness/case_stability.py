@@ -5,7 +5,8 @@ the session, and one ``warning:`` line at the end naming the unstable cases
 
 Partners run as one block, dense first (:mod:`meprop_bench.harness.ordering`), so a
 sparse case finds its dense case's samples here; a case whose dense partner did not run
-before it (another order, another shard) is judged on its own spread only.
+before it (another order, another shard) is judged on its own spread only. A training
+step timed beside its dense partner (the step suites) is judged on that pairing.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pytest
 
 from meprop_bench.harness.partners import unit_of
 from meprop_bench.results.machine_state import Watch
 from meprop_bench.stability import busy_warning, instability, time_spread, warning
-from meprop_bench.stats import bootstrap_ratio
+from meprop_bench.stats import bootstrap_ratio, median_interval
 
 
 class StabilityLog:
@@ -31,11 +33,18 @@ class StabilityLog:
         self.judged = 0
         self.unstable: list[str] = []
 
-    def judge(self, item: pytest.Item, samples: list[float]) -> dict[str, Any]:
-        """The extra_info fields of one finished case: ``time_spread`` and ``unstable``."""
+    def judge(
+        self, item: pytest.Item, samples: list[float], paired: list[float] | None = None
+    ) -> dict[str, Any]:
+        """The extra_info fields of one finished case: ``time_spread`` and ``unstable``.
+        ``paired``: the dense partner's rounds timed beside this case's, one per round
+        (a training step's), which its speedup is then judged on."""
         unit = unit_of(item)
         spread = time_spread(samples)
-        if unit.dense:
+        if paired:
+            low, high = median_interval(np.asarray(paired) / np.asarray(samples))
+            reasons = instability(low, high, time_spread(paired))
+        elif unit.dense:
             self.dense[unit.group] = samples
             reasons = instability(math.nan, math.nan, spread)
         elif (dense := self.dense.get(unit.group)) is not None:

@@ -13,8 +13,10 @@ so that the load the cases will meet is in it, and costs every collected case fr
   products, gathers and writes cost against dense, on average over the quick preset's
   strategies and ks: fitted on a quick sweep of this project's 2-core Zen 3 VM) plus the
   measured selection cost per entry of dY;
-- a training-step case and a training epoch: the measured step, scaled by the step's
-  weights and batch;
+- a training epoch: the measured step, scaled by the step's weights and batch;
+- a step-suite case: that step (a model preset's, by its FLOPs) times the steps in a
+  block (:mod:`~meprop_bench.harness.steady`: about 0.2 s), twice for a sparse step,
+  which is timed beside its dense partner's block;
 
 each case for its rounds, warm-up and one untimed first call. When the native kernels'
 compiled code is not on disk yet (a fresh checkout, or their source changed), their
@@ -36,8 +38,10 @@ import torch
 from torch.nn import functional as F
 
 import meprop_bench.core
+from meprop_bench.harness import steady
 from meprop_bench.harness.cases import Case
 from meprop_bench.harness.grid import TrainStepShape
+from meprop_bench.harness.model_presets import PRESETS
 from meprop_bench.harness.partners import case_params
 from meprop_bench.results.machine import threads as threads_in_force
 from meprop_bench.training.data import EMBEDDED_SIZES
@@ -207,8 +211,14 @@ def item_call(item: pytest.Item, cal: Calibration) -> float:
     """One timed call of a collected suite case, from ``cal``."""
     params = case_params(item)
     if "train_case" in params:
-        shape, _, device, _, _ = params["train_case"]
-        return GPU_CALL_S if str(device).startswith("cuda") else cal.step_call(shape)
+        shape, (method, _, _), device, _, _ = params["train_case"]
+        step = GPU_CALL_S if str(device).startswith("cuda") else cal.step_call(shape)
+        return step_round(step, paired=method != "dense")
+    if "model_case" in params:
+        preset, method, _, _, device, _, _ = params["model_case"]
+        flops = PRESETS[preset].step_flops / (6 * _step_work(CAL_STEP))  # in MNIST steps
+        step = GPU_CALL_S if str(device).startswith("cuda") else cal.step_s * flops
+        return step_round(step, paired=method != "dense")
     if "backward_case" in params:
         case = params["backward_case"][0]
     elif "paper_case" in params:
@@ -220,6 +230,13 @@ def item_call(item: pytest.Item, cal: Calibration) -> float:
     if case.device.startswith("cuda"):
         return GPU_CALL_S
     return cal.selection_call(case) if "selection_case" in params else cal.case_call(case)
+
+
+def step_round(step_s: float, paired: bool) -> float:
+    """A step suite's round (:mod:`~meprop_bench.harness.steady`): a block of steps of
+    at least its block time, and for a sparse step the dense partner's block beside it."""
+    block = step_s * steady.clamp(math.ceil(steady.BLOCK_SECONDS / step_s), (1, steady.MAX_BLOCK))
+    return block * (2 if paired else 1)
 
 
 def item_threads(item: pytest.Item) -> int | None:

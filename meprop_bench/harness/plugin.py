@@ -28,9 +28,11 @@ import os
 import re
 import statistics
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -48,6 +50,7 @@ from meprop_bench.harness.timing import GRAPH_CALLS, SampleClock, Slowdown, gc_d
 from meprop_bench.results.kinds import BENCHMARK
 from meprop_bench.results.machine import machine_info, threads
 from meprop_bench.results.partial import recover_command
+from meprop_bench.stats import median_interval
 
 GRID_KEY = pytest.StashKey[Grid]()
 PRESET_KEY = pytest.StashKey[str]()
@@ -383,6 +386,7 @@ class CaseBench:
         group: str,
         setup: Callable[[], object] | None = None,
         steps: bool = False,
+        partner: Callable[[], object] | None = None,
     ) -> None:
         """Time ``fn`` for the grid's rounds, feeding each sample to pytest-benchmark.
 
@@ -395,6 +399,13 @@ class CaseBench:
         after a warm-up of blocks until their time is steady; a sample is the block's
         time per step (``--meprop-warmup 0``: no warm-up). ``extra_info`` records
         ``steps_per_round`` and ``steady``.
+
+        ``partner`` (with ``steps``): the dense step a sparse step is compared with.
+        Each round runs a block of the partner's steps, then a block of ``fn``'s, so both
+        see the same stretch of the machine's life; ``extra_info`` records the partner's
+        rounds and the median of the per-round ratios with its interval
+        (:func:`_paired_record`). Timed in separate tests, the paper MLP's step ratio
+        moved between 1.00x and 1.82x from run to run (docs/model.md).
         """
         self.require_device(device)
         if self.cuda_graph and setup is not None:
@@ -414,16 +425,24 @@ class CaseBench:
                 bench.extra_info["injected_slowdown"] = fraction
             clock = SampleClock(timer.name)
             bench._timer = clock  # pytest-benchmark has no public hook for its clock
+            if partner is not None and fraction and (methods is None or "dense" in methods):
+                partner = Slowdown(fraction, device).wrap(partner, timer)
             faults: list[float] = []
+            partner_times: list[float] = []
             calls, warmup = 1, self.grid.warmup
+            partner_round: Callable[[], None] | None = None
             if steps and not self.cuda_graph:
-                fn, calls = _steady_block(fn, timer, bench.extra_info, warm=warmup > 0)
+                blocks = _steady_blocks(fn, partner, timer, bench.extra_info, warm=warmup > 0)
+                fn, calls, partner_round = blocks.own, blocks.steps, blocks.partner_round
+                partner_times = blocks.partner_times
                 warmup = 0  # the blocks before were the warm-up
 
             def one_round() -> None:
                 if setup is not None:
                     setup()
                 with gc_disabled():
+                    if partner_round is not None:
+                        partner_round()
                     clock.advance(timer(fn) / calls)
                 if timer.last_faults is not None:
                     faults.append(timer.last_faults / calls)
@@ -444,7 +463,10 @@ class CaseBench:
                 bench.extra_info["minor_faults_per_call"] = statistics.median(timed)
         if bench.enabled and bench.stats is not None:
             samples = list(bench.stats.stats.data)
-            bench.extra_info.update(self.stability.judge(self.item, samples))
+            dense = partner_times[-len(samples) :] if partner_times else None
+            if dense:
+                bench.extra_info.update(_paired_record(dense, samples))
+            bench.extra_info.update(self.stability.judge(self.item, samples, dense))
         try:
             BENCHMARK.check_record(bench.extra_info, "extra_info")
         except MePropInputError as err:
@@ -454,22 +476,68 @@ class CaseBench:
 STEP_WARMUP_LIMIT_S = 10.0  # a step case's warm-up ends when steady or after this long
 
 
-def _steady_block(
-    step: Callable[[], object], timer: Any, extra_info: dict[str, Any], warm: bool
-) -> tuple[Callable[[], None], int]:
-    """A training step as a block of consecutive steps (:func:`steady.block_size`),
-    run until steady unless not ``warm`` (``--meprop-warmup 0``); (the block, its
-    steps)."""
+@dataclass
+class StepBlocks:
+    """A training step as blocks of consecutive steps (:mod:`~meprop_bench.harness.steady`):
+    ``own`` runs one block of ``steps`` steps; ``partner_round``, when there is a
+    partner, times one block of the partner's steps and appends its time per step to
+    ``partner_times``."""
+
+    own: Callable[[], None]
+    steps: int
+    partner_round: Callable[[], None] | None = None
+    partner_times: list[float] = field(default_factory=list)
+
+
+def _block(step: Callable[[], object], timer: Any) -> tuple[Callable[[], None], int]:
+    """One block of ``step`` (:func:`steady.block_size` steps) and its step count."""
     calls = steady.block_size(lambda: timer(step))
 
     def block() -> None:
         for _ in range(calls):
             step()
 
-    extra_info["steps_per_round"] = calls
-    if warm:
-        _, extra_info["steady"], _ = steady.warm_up([lambda: timer(block)], STEP_WARMUP_LIMIT_S)
     return block, calls
+
+
+def _steady_blocks(
+    step: Callable[[], object],
+    partner: Callable[[], object] | None,
+    timer: Any,
+    extra_info: dict[str, Any],
+    warm: bool,
+) -> StepBlocks:
+    """``step`` (and ``partner``, if any) as blocks, each sized for itself, warmed up in
+    turn until both are steady unless not ``warm`` (``--meprop-warmup 0``)."""
+    own, calls = _block(step, timer)
+    extra_info["steps_per_round"] = calls
+    blocks = StepBlocks(own, calls)
+    timed = [lambda: timer(own)]
+    if partner is not None:
+        theirs, partner_calls = _block(partner, timer)
+        extra_info["paired_steps_per_round"] = partner_calls
+
+        def partner_round() -> None:
+            blocks.partner_times.append(timer(theirs) / partner_calls)
+
+        blocks.partner_round = partner_round
+        timed.insert(0, lambda: timer(theirs))
+    if warm:
+        _, extra_info["steady"], _ = steady.warm_up(timed, STEP_WARMUP_LIMIT_S)
+    return blocks
+
+
+def _paired_record(dense: list[float], sparse: list[float]) -> dict[str, Any]:
+    """A sparse step's ratio to the dense step run beside it: the dense rounds (time per
+    step), and the median of the per-round ratios dense/sparse with its 95% interval."""
+    ratios = np.asarray(dense) / np.asarray(sparse)
+    low, high = median_interval(ratios)
+    return {
+        "paired_dense_s": [float(t) for t in dense],
+        "paired_speedup": float(np.median(ratios)),
+        "paired_low": low,
+        "paired_high": high,
+    }
 
 
 @pytest.fixture

@@ -164,7 +164,10 @@ def speedup_sections(data: ReportData, unpaired: pd.DataFrame) -> list[Section]:
         f"suite, pair_key (shape, dtype, device, dY source) and thread count. Interval: "
         f"{CONFIDENCE:.0%} percentile bootstrap of that ratio, both sets of raw samples "
         f"resampled independently, {RESAMPLES} resamples, seed {SEED}. Ideal = n/k (for a "
-        f"training step, its bound 3n/(n+2k)); efficiency = speedup / ideal."
+        f"training step, its bound 3n/(n+2k)); efficiency = speedup / ideal. A training "
+        f"step recorded with its dense partner timed beside it, block for block (benchmark "
+        f"schema 5), is the median of the per-round ratios dense / sparse instead, with "
+        f"that median's interval: its dense time is the one measured beside it."
     )
     sections = [Section("How speedups are computed", [method])]
     found = set(data.speedups["suite"]) if not data.speedups.empty else set()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -62,7 +63,9 @@ def _keyed(bench: pd.DataFrame) -> pd.DataFrame:
 def pair_speedups(bench: pd.DataFrame) -> Pairing:
     """Pair each sparse case of ``bench`` (from :func:`load_benchmarks`) with its dense
     case and compute ``speedup`` = dense median / sparse median, its ``ci_low``/``ci_high``
-    (:func:`bootstrap_ratio`), ``ideal`` (n/k; for a training step 3n/(n+2k), its bound)
+    (:func:`bootstrap_ratio`; for a training step timed beside its dense partner, the
+    median of their per-round ratios and its interval: ``paired`` says "beside"),
+    ``ideal`` (n/k; for a training step 3n/(n+2k), its bound)
     and ``efficiency`` = speedup / ideal; ``unstable``, why the pair is noise (empty when
     it is not) and ``above_bound``, a speedup above its ideal: a measurement error
     (:mod:`meprop_bench.stability`). Times in the result are in seconds.
@@ -90,18 +93,19 @@ def pair_speedups(bench: pd.DataFrame) -> Pairing:
     rows = []
     for _, row in sparse[has_pair].iterrows():
         ref = dense.loc[row["_key"]]
-        low, high = bootstrap_ratio(ref["samples"], row["samples"])
         if row["suite"] == "train_step":
             ideal = row.get("max_step_speedup", np.nan)
         else:
             ideal = row.get("ideal_speedup", np.nan)
-        speedup = ref["median"] / row["median"]
-        reasons = instability(low, high, time_spread(ref["samples"]))
+        ratio = _ratio(ref, row)
+        low, high, speedup = ratio.low, ratio.high, ratio.speedup
+        reasons = instability(low, high, time_spread(ratio.dense_samples))
         rows.append(
             {
                 **{c: row[c] for c in CASE_COLUMNS},
                 "kernel": kernel_label(row),
-                "dense_median": ref["median"],
+                "paired": ratio.paired,
+                "dense_median": float(np.median(ratio.dense_samples)),
                 "sparse_median": row["median"],
                 "dense_iqr": ref["iqr"],
                 "sparse_iqr": row["iqr"],
@@ -116,6 +120,30 @@ def pair_speedups(bench: pd.DataFrame) -> Pairing:
             }
         )
     return Pairing(pd.DataFrame(rows), unpaired)
+
+
+class Ratio(NamedTuple):
+    speedup: float
+    low: float
+    high: float
+    dense_samples: list[float]  # the dense rounds the ratio used
+    paired: str  # "beside": dense timed in the case's own rounds; "case": the dense case
+
+
+def _ratio(dense: pd.Series, sparse: pd.Series) -> Ratio:
+    """A sparse case's speedup over its dense case, with its interval.
+
+    A training step timed beside its own dense partner, block for block
+    (``paired_speedup``: the step suites since schema 5), is judged on that pairing: the
+    dense case ran in another stretch of the run, and the machine's drift between the
+    two moved the step's ratio by up to 80%. Otherwise the two cases' medians, with
+    :func:`bootstrap_ratio`'s interval."""
+    beside = sparse.get("paired_dense_s")
+    if isinstance(beside, list) and beside and pd.notna(sparse.get("paired_speedup")):
+        low, high = sparse.get("paired_low", np.nan), sparse.get("paired_high", np.nan)
+        return Ratio(float(sparse["paired_speedup"]), float(low), float(high), beside, "beside")
+    low, high = bootstrap_ratio(dense["samples"], sparse["samples"])
+    return Ratio(dense["median"] / sparse["median"], low, high, dense["samples"], "case")
 
 
 # What makes two speedups (from different files) the same measurement, repeated.

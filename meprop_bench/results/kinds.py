@@ -28,7 +28,7 @@ BOOL = (bool,)
 TENSOR = (torch.Tensor,)
 
 BENCHMARK = Schema(
-    "meprop-bench/benchmark", 4, "Benchmark extra_info",
+    "meprop-bench/benchmark", 5, "Benchmark extra_info",
     "Each benchmark of a suite's pytest-benchmark JSON (`--benchmark-json`) carries these in "
     "its `extra_info`; the file's `machine_info` carries the envelope's `machine` fields "
     "with `meprop_schema`, `meprop_schema_version`, `meprop_preset` and `meprop_slowdown`.",
@@ -78,6 +78,19 @@ BENCHMARK = Schema(
               optional=True, since=4),
         Field("steady", BOOL, "training-step suites: the warm-up's blocks reached a steady "
               "time (false: it stopped at its time limit)", optional=True, since=4),
+        Field("paired_steps_per_round", INT, "training-step suites, a sparse step: "
+              "consecutive steps of its dense partner in each round",
+              optional=True, since=5),
+        Field("paired_dense_s", LIST, "training-step suites, a sparse step: its dense "
+              "partner's time per step in each round, timed just before the case's own "
+              "block of the same round", optional=True, since=5),
+        Field("paired_speedup", NUMBER, "training-step suites, a sparse step: the median "
+              "of the per-round ratios dense / sparse (the report's speedup for the "
+              "step)", optional=True, since=5),
+        Field("paired_low", NUMBER, "its 95% bootstrap interval's low end",
+              optional=True, since=5),
+        Field("paired_high", NUMBER, "its 95% bootstrap interval's high end",
+              optional=True, since=5),
         Field("unstable", LIST, "why the case is unstable: dense's rounds varying by more "
               "than half their median, or (a sparse case) its speedup's 95% interval "
               "against the dense partner run just before it wider than a factor of 2; "

@@ -7,17 +7,19 @@ import os
 
 import pytest
 
-from meprop_bench.harness import estimate, sweep
+from meprop_bench.harness import estimate, steady, sweep
 from meprop_bench.harness.estimate import Calibration, minutes, native_compiled
 
 TINY = ["--meprop-widths", "64", "--meprop-batches", "8", "--meprop-ks", "0.25"]
 
 
-def calibration(slowdown: float = 1.0, compiled: bool = True) -> Calibration:
-    """A made-up machine, ``slowdown`` times slower than the base one in everything."""
+def calibration(slowdown: float = 1.0, compiled: bool = True, step_s: float = 0.25) -> Calibration:
+    """A made-up machine, ``slowdown`` times slower than the base one in everything. Its
+    training step is longer than a step suite's block, so that a block is one step and
+    the whole estimate scales with the machine."""
     return Calibration(
         flop_rate=20e9 / slowdown, call_s=2e-5 * slowdown, serial_call_s=1e-5 * slowdown,
-        select_s=3e-9 * slowdown, step_s=8e-3 * slowdown, compiled=compiled, seconds=1.0,
+        select_s=3e-9 * slowdown, step_s=step_s * slowdown, compiled=compiled, seconds=1.0,
     )  # fmt: skip
 
 
@@ -63,6 +65,30 @@ def test_every_case_is_costed_by_its_size():
     large = cal.dense_call(256, 4096, 4096)
     assert large - cal.call_s == pytest.approx(4 * 256 * 4096 * 4096 / cal.flop_rate)
     assert large > 1000 * small
+
+
+def test_a_step_suites_round_is_a_block_and_a_sparse_one_has_its_partners_beside_it():
+    # a 4 ms step: a block is 0.2 s / 4 ms = 50 steps, capped at MAX_BLOCK
+    assert estimate.step_round(4e-3, paired=False) == pytest.approx(4e-3 * steady.MAX_BLOCK)
+    assert estimate.step_round(0.05, paired=False) == pytest.approx(steady.BLOCK_SECONDS)
+    assert estimate.step_round(0.5, paired=False) == pytest.approx(0.5)  # a block of one
+    assert estimate.step_round(0.05, paired=True) == pytest.approx(2 * steady.BLOCK_SECONDS)
+
+
+def test_the_step_suites_are_costed_by_blocks(machine):
+    # the MNIST step (and the paper-MLP preset, the same FLOPs) at 10 ms: blocks of
+    # 20 steps, 0.2 s; a sparse step's round adds its dense partner's block
+    machine(calibration(step_s=0.01))
+    collected = sweep._Collected()
+    pytest.main(["suites/test_train_step.py", "suites/test_model_step.py", "--collect-only",
+                 "-q", "-p", "no:cacheprovider", *TINY], plugins=[collected])  # fmt: skip
+    cal = estimate.calibrate()
+    costs = {item.name: estimate.item_call(item, cal) for item in collected.items}
+    dense = {name: c for name, c in costs.items() if "dense-dense" in name}
+    sparse = {name: c for name, c in costs.items() if "dense-dense" not in name}
+    assert len(dense) == 2 and sparse  # one dense case a suite
+    assert dense == pytest.approx(dict.fromkeys(dense, 0.2))
+    assert sparse == pytest.approx(dict.fromkeys(sparse, 0.4))
 
 
 @pytest.mark.parametrize(("seconds", "shown"), [(1, 0.5), (44, 0.5), (46, 1.0), (400, 6.5)])

@@ -17,7 +17,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from documents import train_step_case
 
 from meprop_bench.commands.recover import main as recover_main
 from meprop_bench.harness.plugin import benchmark_json_path
@@ -302,6 +304,48 @@ def test_an_exception_in_a_timed_case_is_a_skip_or_itself(tmp_path, run_inline):
     assert "not implemented for 'ComplexFloat'" in proc.stdout
     assert "FAILED test_timed.py::test_timed[runtime-other] - RuntimeError: CUDA" in proc.stdout
     assert "FAILED test_timed.py::test_timed[bug] - ZeroDivisionError: a bug" in proc.stdout
+
+
+PAIRED_STEPS = """
+import json, time
+from pathlib import Path
+
+EVENTS = Path("events.json")
+EXTRA = json.loads(%r)
+
+
+def test_step(meprop):
+    events = []
+
+    def step(name, seconds):
+        events.append(name)
+        time.sleep(seconds)
+
+    meprop.run(lambda: step("sparse", 0.001), device="cpu", thread_count=None,
+               extra_info=EXTRA, group="g", steps=True,
+               partner=lambda: step("dense", 0.002))
+    EVENTS.write_text(json.dumps(events))
+"""
+
+
+def test_a_sparse_step_is_timed_beside_its_dense_partner_round_by_round(tmp_path, run_inline):
+    extra = train_step_case("topk", "native", 1e-3)["extra_info"]
+    (tmp_path / "test_paired.py").write_text(PAIRED_STEPS % json.dumps(extra))
+    proc = run_inline("test_paired.py", "--benchmark-only", "--benchmark-json", "out.json",
+                      "--meprop-rounds", "3", "--meprop-warmup", "0", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout
+    (bench,) = json.loads((tmp_path / "out.json").read_text())["benchmarks"]
+    info, own = bench["extra_info"], bench["stats"]["data"]
+    mine, theirs = info["steps_per_round"], info["paired_steps_per_round"]
+    # each round: a block of the dense partner's steps, then a block of the case's own
+    rounds = ["dense"] * theirs + ["sparse"] * mine
+    events = json.loads((tmp_path / "events.json").read_text())
+    assert events[-3 * len(rounds) :] == rounds * 3
+    assert len(info["paired_dense_s"]) == len(own) == 3
+    ratio = np.median(np.asarray(info["paired_dense_s"]) / np.asarray(own))
+    assert info["paired_speedup"] == pytest.approx(ratio)
+    assert info["paired_low"] <= info["paired_speedup"] <= info["paired_high"]
+    assert info["unstable"] is not None  # judged on the pairing, with no dense case run
 
 
 def test_a_killed_sweeps_partial_file_is_beside_its_json_and_says_how_to_recover(tmp_path):

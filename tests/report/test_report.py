@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from documents import (
@@ -77,6 +78,26 @@ def test_pairing_picks_the_dense_case_of_the_same_shape_and_threads(tmp_path):
     assert row["ci_low"] <= row["speedup"] <= row["ci_high"]
     assert row["ideal"] == pytest.approx(8.0)
     assert row["efficiency"] == pytest.approx(row["speedup"] / 8)
+
+
+def test_a_step_timed_beside_its_dense_partner_is_judged_on_that_pairing(tmp_path):
+    # The dense case ran in a slow stretch (8 ms: 4x across cases); the dense step timed
+    # beside the sparse one, round for round, says 1.3x, and that is the step's speedup.
+    beside = samples(2.6e-3, seed=3)
+    sparse = train_step_case("topk", "native", 2e-3)
+    ratios = np.asarray(beside) / np.asarray(sparse["stats"]["data"])
+    sparse["extra_info"].update(paired_dense_s=beside, paired_speedup=float(np.median(ratios)),
+                                paired_low=1.2, paired_high=1.4)  # fmt: skip
+    older = train_step_case("unified", "compact", 2e-3)  # schema 4: no partner beside it
+    cases = [train_step_case("dense", "dense", 8e-3), sparse, older]
+    speedups = pair_speedups(load_benchmarks([write(tmp_path / "b.json", bench_doc(cases))]))
+    rows = speedups.speedups.set_index("kernel")
+    paired, across = rows.loc["topk/native"], rows.loc["unified/compact"]
+    assert paired["paired"] == "beside"
+    assert paired["speedup"] == pytest.approx(np.median(ratios))
+    assert (paired["ci_low"], paired["ci_high"]) == (1.2, 1.4)
+    assert paired["dense_median"] == pytest.approx(np.median(beside))
+    assert across["paired"] == "case" and across["speedup"] == pytest.approx(4, rel=0.1)
 
 
 def test_speedup_table_says_the_threads_only_when_they_vary(tmp_path):
@@ -630,3 +651,21 @@ def test_a_model_step_whose_sides_fault_unalike_says_so(tmp_path):
     said = [step_sentence(row) for _, row in steps.iterrows()]
     assert "Page faults a step differ, dense 132,000 against meProp 40" in said[0]
     assert "Page faults" not in said[1]  # no counts: nothing said
+
+
+def test_a_model_step_above_its_bound_says_where_dense_lost_the_time(tmp_path):
+    from meprop_bench.report.your_model import load_models, step_sentence
+
+    doc = model_doc("above")
+    doc.update(step_speedup=3.4, step_speedup_low=2.65, step_speedup_high=3.65)
+    optimizer = next(p for p in doc["parts"] if p["part"] == "optimizer")
+    optimizer.update(speedup=1.5, low=1.3, high=1.7)
+    steps, _ = load_models(
+        [write(tmp_path / "a.json", doc), write(tmp_path / "b.json", model_doc())]
+    )
+    said = [step_sentence(row) for _, row in steps.iterrows()]
+    assert (
+        "The whole step's interval lies above its bound (2.65x > 2.40x): dense also lost "
+        "time outside the swapped layers' backward (optimizer 1.50x [1.30-1.70])" in said[0]
+    )
+    assert "above its bound" not in said[1]
