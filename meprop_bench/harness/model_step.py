@@ -6,11 +6,12 @@ The protocol (reasons in docs/model.md):
 1. The factory builds the model; a deep copy gets meProp in every ``nn.Linear`` but
    the kept-dense ones (:func:`~meprop_bench.core.layer.swap_linear`), so both start
    from the same weights. Each side has its own optimizer (fused where torch has one).
-2. Gradient similarity, untimed, on the factory's batch: per swapped layer the cosine
-   of meProp's dW and dX to dense's.
+2. Gradient similarity, on the factory's batch: per swapped layer the cosine of
+   meProp's dW and dX to dense's, from each side's first step (whose optimizer step
+   creates its state), taken on the weights both sides start from.
 3. Native kernels compile (``kernel.prepare()``), then warm-up: blocks of steps of each
    side in turn until each side's block time is steady
-   (:func:`~meprop_bench.harness.steady.warm_up`, or :data:`WARMUP_LIMIT_S` passed).
+   (:func:`~meprop_bench.harness.steady.warm_up`, or its ``WARMUP_LIMIT_S`` passed).
 4. Timed rounds: each round is one block of consecutive steps of each side
    (:mod:`~meprop_bench.harness.steady`), the side that goes first alternating round by
    round. Each round gives the ratio dense / meProp of
@@ -24,7 +25,8 @@ The protocol (reasons in docs/model.md):
 5. Peak memory: one untimed step of each side after the first (before the warm-up).
    After the rounds, each swapped layer's backward alone, at the same shape and k, by
    the check's engine (:func:`~meprop_bench.harness.check.run_check`), beside its
-   in-step figure.
+   in-step figure; layers of the same shape, k and kernel (LLaMA's gate and up) are
+   measured once.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from meprop_bench.errors import MePropInputError
 from meprop_bench.harness.check import run_check
 from meprop_bench.harness.model_presets import Factory, call_factory, first_line
 from meprop_bench.harness.options import DTYPES, resolve_device
-from meprop_bench.harness.steady import BLOCK_SECONDS, block_size, clamp, warm_up
+from meprop_bench.harness.steady import BLOCK_SECONDS, WARMUP_LIMIT_S, block_size, clamp, warm_up
 from meprop_bench.results.files import envelope
 from meprop_bench.results.kinds import MODEL
 from meprop_bench.results.machine import machine_info
@@ -64,7 +66,6 @@ PARTS = ("step", "forward", "backward", "optimizer")
 #: Optimizer name -> (class, state tensors it keeps per parameter).
 OPTIMIZERS = {"adam": (torch.optim.Adam, 2), "adamw": (torch.optim.AdamW, 2),
               "sgd": (torch.optim.SGD, 0)}  # fmt: skip
-WARMUP_LIMIT_S = 20.0  # warm-up ends when steady or after this long (at least two blocks a side)
 ROUNDS_BUDGET_S = 50.0  # --rounds auto: as many rounds as fit in this, within ROUNDS_RANGE
 ROUNDS_RANGE = (5, 30)
 ISOLATED_BUDGET_S = 15.0  # the isolated kernels' rounds: as many as fit, within ISOLATED_RANGE
@@ -280,7 +281,8 @@ def _gradients(
     where: str,
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor | None, int]]:
     """Per named layer, after one backward on ``batch``: dW, dX (None where the
-    layer's input needs no gradient) and the rows of its input."""
+    layer's input needs no gradient) and the rows of its input. The model's ``.grad``
+    stay for the optimizer's step."""
     dxs: dict[str, list[torch.Tensor]] = {name: [] for name in names}
     rows = dict.fromkeys(names, 0)
     handles = []
@@ -309,8 +311,22 @@ def _gradients(
         dw = grad.to_dense() if grad.is_sparse else grad.detach().clone()
         dx = torch.cat([g.flatten() for g in dxs[name]]) if dxs[name] else None
         out[name] = (dw, dx, rows[name])
-    model.zero_grad(set_to_none=True)
     return out
+
+
+def _first_step(
+    side: Side, names: list[str], seed: int, where: str
+) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor | None, int]], float]:
+    """A side's first training step, whose backward is the gradient-similarity pass
+    (:func:`_gradients`, on the weights both sides start from); (its gradients, the
+    step's seconds). It creates the optimizer's state and the kernels' workspaces, as
+    a separate untimed step did before: on LLaMA's MLP at one thread that step took
+    12 s of a run's two minutes."""
+    start = side.clock()
+    grads = _gradients(side.model, side.batch, side.loss_fn, names, seed, where)
+    side.optimizer.step()
+    side.optimizer.zero_grad(set_to_none=True)
+    return grads, side.clock() - start
 
 
 def _loss(model: nn.Module, batch: Any, loss_fn: Callable[..., Any], where: str) -> torch.Tensor:
@@ -443,8 +459,16 @@ def run_model(
         progress(f"model {name}: {sum(p.numel() for p in model.parameters()):,} parameters; "
                  f"meProp in {', '.join(names)}{dense_names}")  # fmt: skip
 
-        dense_grads = _gradients(model, batch, loss_fn, names, seed, where)
-        sparse_grads = _gradients(meprop, batch, loss_fn, names, seed, where)
+        sides = tuple(
+            Side(m, batch, loss_fn,
+                 _optimizer(optimizer, list(m.parameters())),
+                 LayerTimer({n: m.get_submodule(n) for n in names}, clock), clock)
+            for m in (model, meprop)
+        )  # fmt: skip
+        # each side's first step (optimizer state, workspaces) is the similarity pass
+        (dense_grads, first), (sparse_grads, _) = (
+            _first_step(side, names, seed, where) for side in sides
+        )
         layers = []
         for layer_name in names:
             layer = meprop.get_submodule(layer_name)
@@ -460,15 +484,8 @@ def run_model(
                 dx_cosine=None if dx is None or sdx is None else cosine(dx, sdx)))  # fmt: skip
         del dense_grads, sparse_grads
 
-        sides = tuple(
-            Side(m, batch, loss_fn,
-                 _optimizer(optimizer, list(m.parameters())),
-                 LayerTimer({n: m.get_submodule(n) for n in names}, clock), clock)
-            for m in (model, meprop)
-        )  # fmt: skip
-        first = [side.step()["step"] for side in sides]  # optimizer state, workspaces
         if block is None:  # a step of BLOCK_SECONDS or more is a block of its own
-            block = 1 if first[0] >= BLOCK_SECONDS else block_size(lambda: sides[0].step()["step"])
+            block = 1 if first >= BLOCK_SECONDS else block_size(lambda: sides[0].step()["step"])
         peaks = [_peak_memory(side, torch_device) for side in sides]  # untimed, like warm-up
         watch = Watch()
         warm_blocks, steady, pair = _warm_up(sides, block, progress)
@@ -493,13 +510,18 @@ def run_model(
             per_round = sum(lay.fields["dense_s"] + lay.fields["meprop_s"] for lay in layers)
             iso_rounds = clamp(ISOLATED_BUDGET_S // max(per_round, 1e-9), ISOLATED_RANGE)
             progress(f"isolated: each swapped layer's backward alone, {iso_rounds} rounds")
+            measured: dict[tuple, list[dict[str, Any]]] = {}  # the same shape, k and kernel once
             for layer in layers:
-                isolated_rows[layer.name] = run_check(
-                    batch=layer.rows, d_in=layer.d_in, n=layer.n, k=layer.k,
-                    kernels=[layer.kernel.name], device=device, dtype=dtype, threads=threads,
-                    rounds=iso_rounds, warmup=1, seed=seed, need_dx=layer.dx_in_step,
-                    malloc=malloc,
-                )["results"]  # fmt: skip
+                shape = (layer.rows, layer.d_in, layer.n, layer.k, layer.kernel.name,
+                         layer.dx_in_step)  # fmt: skip
+                if shape not in measured:
+                    measured[shape] = run_check(
+                        batch=layer.rows, d_in=layer.d_in, n=layer.n, k=layer.k,
+                        kernels=[layer.kernel.name], device=device, dtype=dtype,
+                        threads=threads, rounds=iso_rounds, warmup=1, seed=seed,
+                        need_dx=layer.dx_in_step, malloc=malloc,
+                    )["results"]  # fmt: skip
+                isolated_rows[layer.name] = measured[shape]
         machine = {**machine_info(), "state": state}
 
     dense_step = parts["step"]["dense_s"]

@@ -473,9 +473,6 @@ class CaseBench:
             raise RuntimeError(f"bug: a benchmark's extra_info breaks its schema: {err}") from None
 
 
-STEP_WARMUP_LIMIT_S = 10.0  # a step case's warm-up ends when steady or after this long
-
-
 @dataclass
 class StepBlocks:
     """A training step as blocks of consecutive steps (:mod:`~meprop_bench.harness.steady`):
@@ -523,7 +520,7 @@ def _steady_blocks(
         blocks.partner_round = partner_round
         timed.insert(0, lambda: timer(theirs))
     if warm:
-        _, extra_info["steady"], _ = steady.warm_up(timed, STEP_WARMUP_LIMIT_S)
+        _, extra_info["steady"], _ = steady.warm_up(timed, steady.WARMUP_LIMIT_S)
     return blocks
 
 

@@ -19,6 +19,10 @@ BLOCK_SECONDS = 0.2  # a block of steps lasts at least this long
 MAX_BLOCK = 20  # steps in a block at most
 STEADY = 0.1  # warm-up ends when each block's time moves by less than this
 MIN_WARMUP_BLOCKS = 2
+#: A warm-up ends when steady or after this long (at least MIN_WARMUP_BLOCKS blocks each).
+#: LLaMA's MLP at one thread, a block of one 7-9 s step a side, ran a third pair of
+#: blocks under a 20 s limit and was still not steady.
+WARMUP_LIMIT_S = 10.0
 
 
 def clamp(value: float, bounds: tuple[int, int]) -> int:

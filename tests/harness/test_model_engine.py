@@ -65,6 +65,23 @@ def test_a_first_layer_without_input_gradient_has_no_dx(capsys):
     assert second["dx_in_step"] and second["dx_cosine"] is not None
 
 
+def test_layers_of_one_shape_are_timed_alone_once(monkeypatch):
+    shapes = []
+    check = model_step.run_check
+
+    def counting(**kw):
+        shapes.append((kw["batch"], kw["d_in"], kw["n"], kw["k"]))
+        return check(**kw)
+
+    monkeypatch.setattr(model_step, "run_check", counting)
+    doc = _run(PRESETS["llama-mlp-512"].factory(shrink=64), rounds=2, block=1, isolated=True)
+    layers = {lay["name"]: lay for lay in doc["layers"]}
+    assert len(shapes) == len(set(shapes)) == 2  # gate and up: one shape; down: another
+    iso = ("isolated_dense_s", "isolated_meprop_s", "isolated_speedup")
+    assert [layers["gate"][f] for f in iso] == [layers["up"][f] for f in iso]
+    assert layers["down"]["isolated_speedup"] > 0
+
+
 def test_the_result_file_validates_and_the_isolated_kernel_is_timed(tmp_path, capsys):
     out = tmp_path / "model.json"
     argv = ["--preset", "mlp", "--k", "5", "--threads", "1", "--rounds", "3", "--block", "2",
