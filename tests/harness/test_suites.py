@@ -52,9 +52,11 @@ def run_suites(*args: str, timeout: int = 120, env: dict | None = None):
     )
 
 
-def sweep_backward(out: Path, methods: str, env: dict | None = None):
-    """A tiny backward sweep with --benchmark-json ``out``."""
-    return run_suites(
+def sweep_backward(out: Path, methods: str, env: dict | None = None, run=None):
+    """A tiny backward sweep with --benchmark-json ``out``, in a child process unless
+    ``run`` (the ``run_inline`` fixture) runs it in this one."""
+    return (run or run_suites)(
+        "-q",
         "suites/test_backward.py",
         "--benchmark-only",
         "--benchmark-json",
@@ -210,10 +212,10 @@ def test_bad_slowdown_is_a_usage_error(env, run_inline):
     assert proc.returncode == 4 and next(iter(env)) in proc.stderr
 
 
-def test_the_slowdown_can_be_confined_to_some_methods(tmp_path):
+def test_the_slowdown_can_be_confined_to_some_methods(tmp_path, run_inline):
     out = tmp_path / "out.json"
     env = {"MEPROP_BENCH_SLOWDOWN": "0.2", "MEPROP_BENCH_SLOWDOWN_METHODS": "unified"}
-    proc = sweep_backward(out, "dense,unified/compact,unified/scatter", env)
+    proc = sweep_backward(out, "dense,unified/compact,unified/scatter", env, run_inline)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     infos = [b["extra_info"] for b in json.loads(out.read_text())["benchmarks"]]
     assert [(i["method"], i.get("injected_slowdown")) for i in infos] == [
@@ -247,23 +249,23 @@ def test_root_benchmark_only_collects_the_suites_and_plain_pytest_does_not(run_i
     assert "suites/" not in plain.stdout and "tests/core/test_kernels.py" in plain.stdout
 
 
-def test_an_earlier_partial_file_is_never_overwritten(tmp_path):
+def test_an_earlier_partial_file_is_never_overwritten(tmp_path, run_inline):
     out = tmp_path / "out.json"
     earlier = tmp_path / "out.json.partial.jsonl"
     earlier.write_text('{"kind": "header", "left": "by a crashed sweep"}\n')
-    proc = sweep_backward(out, "unified/compact")
+    proc = sweep_backward(out, "unified/compact", run=run_inline)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert earlier.read_text() == '{"kind": "header", "left": "by a crashed sweep"}\n'
     assert len(json.loads(out.read_text())["benchmarks"]) == 2
 
 
-def test_a_kernel_that_cannot_run_in_the_dtype_is_left_out(tmp_path):
+def test_a_kernel_that_cannot_run_in_the_dtype_is_left_out(tmp_path, run_inline):
     # topk/sparse's CSR products have no half-precision kernel on the CPU: runs_on says
     # so and the grid has no such case (one the backend refuses all the same is skipped
     # with its reason: test_an_exception_in_a_timed_case_is_a_skip_or_itself).
     out = tmp_path / "out.json"
-    proc = run_suites(
-        "suites/test_backward.py", "suites/test_layer_backward.py", "--benchmark-only", "-rs",
+    proc = run_inline(
+        "-q", "suites/test_backward.py", "suites/test_layer_backward.py", "--benchmark-only", "-rs",
         "--benchmark-json", str(out), *TINY, "--meprop-dtypes", "bfloat16",
         "--meprop-methods", "dense,topk/sparse",
     )  # fmt: skip
@@ -373,11 +375,11 @@ def test_the_json_path_keeps_its_directory_however_it_is_handed_over(given):
 # run writes while it lasts: not to run at once (pytest-xdist's --dist loadfile, as the
 # README runs it, keeps a file's tests in one worker).
 @pytest.mark.parametrize("save", [[], ["--benchmark-autosave"]], ids=["no-save", "autosave"])
-def test_a_clean_run_leaves_no_partial_file(tmp_path, save):
+def test_a_clean_run_leaves_no_partial_file(tmp_path, save, run_inline):
     storage = tmp_path / "storage"
     before = set((ROOT / ".benchmarks").glob("partial-*"))
-    proc = run_suites(
-        "suites/test_backward.py", "--benchmark-only", *TINY, "--meprop-methods",
+    proc = run_inline(
+        "-q", "suites/test_backward.py", "--benchmark-only", *TINY, "--meprop-methods",
         "unified/compact", f"--benchmark-storage=file://{storage}", *save,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
