@@ -78,9 +78,11 @@ def load_line(machines: dict[str, dict]) -> str:
 
 ANSWER_NOTE = (
     "Does meProp pay off here, and by how much? For each method, the best of its "
-    "strategies at each shape: speedup = dense median / sparse median at the same shape, "
-    "its {confidence:.0%} bootstrap interval, and efficiency = speedup / ideal (ideal n/k; "
-    "for a training step its bound 3n/(n+2k)). Faster or slower: the whole interval lies "
+    "strategies at each shape: speedup = dense median / sparse median at the same shape "
+    "(a training step timed beside its dense partner: the median of their per-round "
+    "ratios), its {confidence:.0%} bootstrap interval, and efficiency = speedup / ideal "
+    "(ideal n/k; for a training step its bound 3n/(n+2k)). Faster or slower: the whole "
+    "interval lies "
     "above or below 1x. The details below have every strategy."
 )
 
