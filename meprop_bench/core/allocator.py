@@ -127,7 +127,7 @@ _HUGE = _thp_on_request() and _glibc() is not None
 _libc = _glibc() if _HUGE else None
 
 
-def fresh_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+def _fresh_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     """A new, uninitialised CPU tensor for a large kernel output, backed by transparent
     huge pages where Linux offers them on request.
 
@@ -166,7 +166,7 @@ def recycled_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     """A new, uninitialised CPU tensor for a large kernel output, in memory that an
     earlier output of the same size left behind once nothing referred to it any more
     (its tensor and every view of it gone), as a caching allocator does; else a
-    :func:`fresh_tensor`.
+    :func:`_fresh_tensor`.
 
     A fresh output costs the kernel zeroing every page before the first write, huge
     pages or not: at n = d_in = 4096, k/n = 1% the 62 MB of dW's kept rows took 4.4 ms
@@ -182,7 +182,7 @@ def recycled_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         idle = _idle.get(nbytes)
         buffer = idle.pop() if idle else None
     if buffer is None:
-        buffer = fresh_tensor((nbytes,), torch.uint8)
+        buffer = _fresh_tensor((nbytes,), torch.uint8)
     # A NumPy view carries the buffer: torch keeps the array that a tensor was made
     # from alive exactly as long as the tensor's storage, so the array's end is the
     # moment the output (with all its views) is gone.
