@@ -152,11 +152,6 @@ def round_order(i: int) -> tuple[str, ...]:
     return SIDES if i % 2 else SIDES[::-1]
 
 
-def schedule(rounds: int) -> list[tuple[str, int]]:
-    """(side, run number) in order: pairs A B, B A, A B, ... (flipped every other pair)."""
-    return [(side, i) for i in range(1, rounds + 1) for side in round_order(i)]
-
-
 def still_needed(verdict: Verdict, sides: tuple[Side, Side]) -> list[str]:
     """The benchmarks (node ids) a later round must run: those of the comparisons still
     open, and the dense partner of each open speedup, which is measured with it."""

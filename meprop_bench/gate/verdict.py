@@ -177,6 +177,11 @@ class Verdict:
         return sum(row.result.status != REFUSED for row in self.rows)
 
     @property
+    def decided_by_round(self) -> Counter[int]:
+        """Adaptive rounds: how many comparisons each round's look decided."""
+        return Counter(row.decided for row in self.rows if row.decided)
+
+    @property
     def rounds(self) -> int:
         """Adaptive rounds: the most rounds any comparison was looked at on."""
         return max((row.rounds or 0 for row in self.rows), default=0)
@@ -210,11 +215,11 @@ def compare(base: Side, cand: Side, config: GateConfig) -> Verdict:
         *_speedup_cases(base, cand, common),
     ]
     notes = _notes(base, cand, config)
+    only = (sorted(set(base.benches) - set(cand.benches)),
+            sorted(set(cand.benches) - set(base.benches)))  # fmt: skip
     if config.sequential:
         rows = refused + _sequential_rows(cases, config, config.sequential)
-        rows.sort(key=lambda r: (_ORDER.index(r.result.status), r.kind != TIME, r.key))
-        only = (sorted(set(base.benches) - set(cand.benches)),
-                sorted(set(cand.benches) - set(base.benches)))  # fmt: skip
+        rows.sort(key=_row_order)
         return Verdict(rows, *only, notes, sequential=config.sequential)
     rows = refused + [_row(c, config, None) for c in cases if c.fewest_runs > 1]
     singles = {kind: [c for c in cases if c.kind == kind and c.fewest_runs < 2] for kind in KINDS}
@@ -230,16 +235,15 @@ def compare(base: Side, cand: Side, config: GateConfig) -> Verdict:
         rules = [config.rule_for(c.bench.group) for c in single]
         results = single_run_statuses([row.result for row in judged], mine, rules)
         rows += [replace(row, result=r) for row, r in zip(judged, results, strict=True)]
-    rows.sort(key=lambda r: (_ORDER.index(r.result.status), r.kind != TIME, r.key))
+    rows.sort(key=_row_order)
     groups.sort(key=lambda g: (_ORDER.index(g.status), g.kind != TIME, g.p_value))
-    return Verdict(
-        rows,
-        sorted(set(base.benches) - set(cand.benches)),
-        sorted(set(cand.benches) - set(base.benches)),
-        notes,
-        shifts,
-        groups,
-    )
+    return Verdict(rows, *only, notes, shifts, groups)
+
+
+def _row_order(row: Row) -> tuple[int, bool, str]:
+    """Rows in the verdict's order: by status (regressions first), times before
+    speedups, then by benchmark."""
+    return _ORDER.index(row.result.status), row.kind != TIME, row.key
 
 
 def _labels(case: _Case) -> list[str]:
@@ -470,7 +474,7 @@ def to_markdown(verdict: Verdict, config: GateConfig) -> str:
 def _rounds_line(verdict: Verdict, plan: Sequential, rule: Rule) -> str:
     """Adaptive rounds: the looks, the rounds run, and how many comparisons each round
     decided."""
-    decided = Counter(row.decided for row in verdict.rows if row.decided)
+    decided = verdict.decided_by_round
     by_round = ", ".join(f"round {r}: {decided[r]}" for r in sorted(decided)) or "none"
     return (
         f"Adaptive rounds: {verdict.rounds} run (looks after rounds {plan.min_rounds} to "
@@ -621,7 +625,7 @@ def _sequential_json(verdict: Verdict, config: GateConfig) -> dict[str, Any] | N
     plan = verdict.sequential
     if plan is None:
         return None
-    decided = Counter(row.decided for row in verdict.rows if row.decided)
+    decided = verdict.decided_by_round
     return {
         "min_rounds": plan.min_rounds,
         "max_rounds": plan.max_rounds,

@@ -14,7 +14,7 @@ from meprop_bench.commands import ab
 from meprop_bench.commands.ab import main, parse_args
 from meprop_bench.commands.common import run_main
 from meprop_bench.errors import MePropInputError
-from meprop_bench.gate.ab import schedule
+from meprop_bench.gate.ab import round_order
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,8 +103,8 @@ def results(out, side):
     return [json.loads(p.read_text())["benchmarks"] for p in runs]
 
 
-def test_schedule_flips_every_other_pair():
-    assert schedule(3) == [
+def test_rounds_flip_every_other_pair():
+    assert [(side, i) for i in (1, 2, 3) for side in round_order(i)] == [
         ("base", 1), ("head", 1), ("head", 2), ("base", 2), ("base", 3), ("head", 3)
     ]  # fmt: skip
 
