@@ -14,13 +14,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import pytest
 
 from meprop_bench.harness.partners import unit_of
 from meprop_bench.results.machine_state import Watch
 from meprop_bench.stability import busy_warning, instability, time_spread, warning
-from meprop_bench.stats import bootstrap_ratio, median_interval
+from meprop_bench.stats import bootstrap_ratio
 
 
 class StabilityLog:
@@ -34,16 +33,17 @@ class StabilityLog:
         self.unstable: list[str] = []
 
     def judge(
-        self, item: pytest.Item, samples: list[float], paired: list[float] | None = None
+        self, item: pytest.Item, samples: list[float], paired: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """The extra_info fields of one finished case: ``time_spread`` and ``unstable``.
-        ``paired``: the dense partner's rounds timed beside this case's, one per round
-        (a training step's), which its speedup is then judged on."""
+        ``paired``: a training step's ratio to the dense partner timed beside it
+        (``paired_dense_s``, ``paired_low``, ``paired_high``), which its speedup is then
+        judged on."""
         unit = unit_of(item)
         spread = time_spread(samples)
         if paired:
-            low, high = median_interval(np.asarray(paired) / np.asarray(samples))
-            reasons = instability(low, high, time_spread(paired))
+            dense_spread = time_spread(paired["paired_dense_s"])
+            reasons = instability(paired["paired_low"], paired["paired_high"], dense_spread)
         elif unit.dense:
             self.dense[unit.group] = samples
             reasons = instability(math.nan, math.nan, spread)

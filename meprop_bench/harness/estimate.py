@@ -235,8 +235,7 @@ def item_call(item: pytest.Item, cal: Calibration) -> float:
 def step_round(step_s: float, paired: bool) -> float:
     """A step suite's round (:mod:`~meprop_bench.harness.steady`): a block of steps of
     at least its block time, and for a sparse step the dense partner's block beside it."""
-    block = step_s * steady.clamp(math.ceil(steady.BLOCK_SECONDS / step_s), (1, steady.MAX_BLOCK))
-    return block * (2 if paired else 1)
+    return step_s * steady.steps_in_block(step_s) * (2 if paired else 1)
 
 
 def item_threads(item: pytest.Item) -> int | None:

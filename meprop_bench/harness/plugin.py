@@ -463,10 +463,10 @@ class CaseBench:
                 bench.extra_info["minor_faults_per_call"] = statistics.median(timed)
         if bench.enabled and bench.stats is not None:
             samples = list(bench.stats.stats.data)
-            dense = partner_times[-len(samples) :] if partner_times else None
-            if dense:
-                bench.extra_info.update(_paired_record(dense, samples))
-            bench.extra_info.update(self.stability.judge(self.item, samples, dense))
+            dense = partner_times[-len(samples) :]
+            paired = _paired_record(dense, samples) if dense else None
+            bench.extra_info.update(paired or {})
+            bench.extra_info.update(self.stability.judge(self.item, samples, paired))
         try:
             BENCHMARK.check_record(bench.extra_info, "extra_info")
         except MePropInputError as err:

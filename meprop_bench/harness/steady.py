@@ -38,7 +38,13 @@ def block_size(step: Callable[[], float], tries: int = 3) -> int:
     times = [step()]
     while len(times) < tries and sum(times) < BLOCK_SECONDS:
         times.append(step())
-    return clamp(math.ceil(BLOCK_SECONDS / max(min(times), 1e-9)), (1, MAX_BLOCK))
+    return steps_in_block(min(times))
+
+
+def steps_in_block(step_s: float) -> int:
+    """Steps in a block of steps of ``step_s`` seconds each: enough for
+    :data:`BLOCK_SECONDS`, 1 to :data:`MAX_BLOCK`."""
+    return clamp(math.ceil(BLOCK_SECONDS / max(step_s, 1e-9)), (1, MAX_BLOCK))
 
 
 def warm_up(blocks: Sequence[Callable[[], float]], limit_s: float) -> tuple[int, bool, list[float]]:
