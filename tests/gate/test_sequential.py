@@ -8,11 +8,11 @@ cases out of later rounds."""
 import functools
 import json
 import math
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from repos import suite_repo
 from scipy.stats import t as student_t
 from test_gate import bench, timings, write
 
@@ -362,12 +362,7 @@ def test_rounds_past_a_cases_decision_are_not_needed(tmp_path):
 def fake_ab(tmp_path, monkeypatch):
     """ab in a throwaway repository whose runs are written by a fake suite: the head's
     sparse case ``slow`` slower and ``noisy`` spread; every run's arguments recorded."""
-    repo = tmp_path / "repo"
-    (repo / "suites").mkdir(parents=True)
-    (repo / "suites" / "test_x.py").write_text("")
-    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "x"]):
-        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
-                       cwd=repo, check=True)  # fmt: skip
+    repo = suite_repo(tmp_path / "repo")
     monkeypatch.chdir(repo)
     calls = []
     state = {"slow": 0.0, "noisy": 0.0, "rng": np.random.default_rng(5)}

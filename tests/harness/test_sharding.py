@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 from collected import ROOT, collect, dense_partners
+from repos import suite_repo
 
 from meprop_bench.commands import ab
 from meprop_bench.commands.common import run_main
@@ -169,12 +170,7 @@ def test_ab_on_an_empty_shard_has_nothing_to_compare_and_exits_0(
     tiny_shards, tmp_path, monkeypatch, capsys
 ):
     empty = next(p for p, _ in tiny_shards if not json.loads(p.read_text())["benchmarks"])
-    repo = tmp_path / "repo"
-    (repo / "suites").mkdir(parents=True)
-    (repo / "suites" / "test_x.py").write_text("")
-    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "x"]):
-        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
-                       cwd=repo, check=True)  # fmt: skip
+    repo = suite_repo(tmp_path / "repo")
     monkeypatch.chdir(repo)
     monkeypatch.setattr(ab, "selected_cases", lambda *_: ["suites/test_x.py::test_x"])
     monkeypatch.setattr(ab, "run_suite", lambda tree, path, *_: path.write_text(empty.read_text()))
