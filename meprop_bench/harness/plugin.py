@@ -418,15 +418,18 @@ class CaseBench:
         with threads(thread_count) as in_force:
             timer = make_timer(device, cuda_graph=self.cuda_graph)
             bench.extra_info.update(extra_info, threads=in_force, device=device, timer=timer.kind)
-            methods = slowdown_methods()
-            fraction = slowdown_fraction()
-            if fraction and (methods is None or extra_info.get("method") in methods):
+            methods, fraction = slowdown_methods(), slowdown_fraction()
+
+            def slowed(method: object) -> bool:
+                return bool(fraction) and (methods is None or method in methods)
+
+            if slowed(extra_info.get("method")):
                 fn = Slowdown(fraction, device).wrap(fn, timer)
                 bench.extra_info["injected_slowdown"] = fraction
+            if partner is not None and slowed("dense"):  # the partner is a dense step
+                partner = Slowdown(fraction, device).wrap(partner, timer)
             clock = SampleClock(timer.name)
             bench._timer = clock  # pytest-benchmark has no public hook for its clock
-            if partner is not None and fraction and (methods is None or "dense" in methods):
-                partner = Slowdown(fraction, device).wrap(partner, timer)
             faults: list[float] = []
             partner_times: list[float] = []
             calls, warmup = 1, self.grid.warmup
